@@ -1,0 +1,286 @@
+package caddymodule
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+
+	"github.com/caddy-livefyre/caddy-livefyre/delivery"
+	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
+)
+
+func init() {
+	caddy.RegisterModule(new(App))
+}
+
+// App is the livefyre app: it owns the durable ping queue and the worker
+// that delivers pings to Livefyre. Sites configure what to watch and how to
+// serve pulls with the livefyre handler; this app holds what is shared by
+// all of them. It works with no configuration at all.
+type App struct {
+	// Storage is the directory of the queue's Badger database. Default:
+	// Caddy's data directory + "/livefyre".
+	Storage string `json:"storage,omitempty"`
+
+	// Durability is "process" (the default: a queued ping survives the
+	// process being killed) or "power" (each enqueue is fsynced, so it also
+	// survives power loss, at some cost in throughput). Takes effect when the
+	// queue is opened, i.e. at start-up, not on a reload.
+	Durability string `json:"durability,omitempty"`
+
+	// Rate limits pings per Livefyre network, as "N/s", "N/m" or "N/h".
+	// Default: 20/s.
+	Rate string `json:"rate,omitempty"`
+
+	// Burst is how many pings may go out at once before Rate applies.
+	// Default: the per-second rate, at least 1.
+	Burst int `json:"burst,omitempty"`
+
+	// RetryFor is how long a ping keeps being retried after the update that
+	// caused it before it is dead-lettered. Default: 24h.
+	RetryFor caddy.Duration `json:"retry_for,omitempty"`
+
+	// Retry tunes the exponential backoff between attempts.
+	Retry *RetryConfig `json:"retry,omitempty"`
+
+	// DrainTimeout is how long a stopping Caddy waits for pings in flight.
+	// Pings not sent by then stay queued for the next start. Default: 5s.
+	DrainTimeout caddy.Duration `json:"drain_timeout,omitempty"`
+
+	// Workers is how many pings may be in flight at once. Default: 4.
+	Workers int `json:"workers,omitempty"`
+
+	// MinInterval is the least time between two pings for one user. The
+	// first update of a user is pinged at once; updates within MinInterval
+	// of that ping merge into one more ping when it is over. A ping only
+	// tells Livefyre to pull again, so this loses nothing. Default: 1s.
+	MinInterval caddy.Duration `json:"min_interval,omitempty"`
+
+	dir   string
+	rate  rate.Limit
+	burst int
+	log   *zap.Logger
+
+	mu       sync.Mutex
+	networks map[string]*pullclient.Client
+	store    *store
+	started  bool
+}
+
+// RetryConfig tunes the backoff between ping attempts: each wait is drawn
+// uniformly between zero and a ceiling that starts at Initial and doubles per
+// attempt up to MaxInterval (exponential backoff with full jitter).
+type RetryConfig struct {
+	// Initial is the first ceiling. Default: 1s.
+	Initial caddy.Duration `json:"initial,omitempty"`
+	// MaxInterval is the largest ceiling. Default: 1h.
+	MaxInterval caddy.Duration `json:"max_interval,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (*App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "livefyre",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision checks the settings. It does not open the queue: `caddy
+// validate` provisions too, and must not fight a running Caddy for the
+// storage directory's lock.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.log = ctx.Logger()
+	a.networks = make(map[string]*pullclient.Client)
+	a.dir = a.Storage
+	if a.dir == "" {
+		a.dir = filepath.Join(caddy.AppDataDir(), "livefyre")
+	}
+	abs, err := filepath.Abs(a.dir)
+	if err != nil {
+		return fmt.Errorf("storage %q: %v", a.Storage, err)
+	}
+	a.dir = filepath.Clean(abs)
+
+	perSecond := 20.0
+	if a.Rate != "" {
+		lim, ps, err := parseRate(a.Rate)
+		if err != nil {
+			return err
+		}
+		a.rate, perSecond = lim, ps
+	} else {
+		a.rate = rate.Limit(perSecond)
+	}
+	a.burst = a.Burst
+	if a.burst <= 0 {
+		a.burst = max(int(perSecond), 1)
+	}
+	return nil
+}
+
+// Validate checks the settings that Provision does not need.
+func (a *App) Validate() error {
+	switch a.Durability {
+	case "", "process", "power":
+	default:
+		return fmt.Errorf(`durability must be "process" or "power", not %q`, a.Durability)
+	}
+	if a.RetryFor < 0 || a.DrainTimeout < 0 || a.Workers < 0 || a.Burst < 0 || a.MinInterval < 0 {
+		return fmt.Errorf("retry_for, drain_timeout, workers, burst and min_interval cannot be negative")
+	}
+	if a.Retry != nil && (a.Retry.Initial < 0 || a.Retry.MaxInterval < 0) {
+		return fmt.Errorf("retry intervals cannot be negative")
+	}
+	return nil
+}
+
+// parseRate reads "N/s", "N/m" or "N/h" (a bare N means per second).
+func parseRate(s string) (rate.Limit, float64, error) {
+	num, unit, found := strings.Cut(s, "/")
+	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if err != nil || n <= 0 {
+		return 0, 0, fmt.Errorf("rate %q: want a positive number of pings per s, m or h, like 20/s", s)
+	}
+	per := time.Second
+	if found {
+		switch strings.TrimSpace(unit) {
+		case "s":
+		case "m":
+			per = time.Minute
+		case "h":
+			per = time.Hour
+		default:
+			return 0, 0, fmt.Errorf("rate %q: the unit must be s, m or h", s)
+		}
+	}
+	perSecond := n / per.Seconds()
+	return rate.Limit(perSecond), perSecond, nil
+}
+
+// Start opens the queue (or joins the one a previous config opened) and
+// points its dispatcher at this config.
+func (a *App) Start() error {
+	s, err := a.openedStore()
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.started = true
+	a.mu.Unlock()
+	s.activate(a)
+	return nil
+}
+
+// Stop hands the dispatcher back to the previous config if one is still
+// running, or drains it for a bounded time and stops it.
+func (a *App) Stop() error {
+	a.mu.Lock()
+	s, started := a.store, a.started
+	a.started = false
+	a.mu.Unlock()
+	if s == nil || !started {
+		return nil
+	}
+	drain := time.Duration(a.DrainTimeout)
+	if drain == 0 {
+		drain = 5 * time.Second
+	}
+	s.deactivate(a, drain)
+	return nil
+}
+
+// Cleanup releases this config's hold on the queue; the last one closes it.
+func (a *App) Cleanup() error {
+	a.mu.Lock()
+	s := a.store
+	a.store = nil
+	a.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	_, err := stores.Delete(s.dir)
+	return err
+}
+
+// openedStore returns the queue, opening it on first use. Requests can
+// reach a handler before this app's Start has run (Caddy starts apps in no
+// set order), so handlers may open it too.
+func (a *App) openedStore() (*store, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.store != nil {
+		return a.store, nil
+	}
+	if a.log == nil {
+		return nil, errStoreClosed
+	}
+	s, err := openStore(a.dir, a.Durability == "power", a.Workers, a.log)
+	if err != nil {
+		return nil, err
+	}
+	a.store = s
+	return s, nil
+}
+
+// enqueue durably records that userID on network needs a ping.
+func (a *App) enqueue(network, userID string) (coalesced bool, err error) {
+	s, err := a.openedStore()
+	if err != nil {
+		return false, err
+	}
+	return s.queue.Enqueue(network, userID)
+}
+
+// registerNetwork records the Livefyre client of a site's handler. Two sites
+// may share a network only with the same key and quill URL.
+func (a *App) registerNetwork(c *pullclient.Client) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if prev, ok := a.networks[c.Network]; ok {
+		if prev.Key != c.Key || prev.QuillURL != c.QuillURL {
+			return fmt.Errorf("network %s is configured twice with different keys or quill URLs", c.Network)
+		}
+		return nil
+	}
+	a.networks[c.Network] = c
+	return nil
+}
+
+// minInterval is MinInterval with its default.
+func (a *App) minInterval() time.Duration {
+	if a.MinInterval == 0 {
+		return time.Second
+	}
+	return time.Duration(a.MinInterval)
+}
+
+// deliveryConfig is this config's view of delivery for the dispatcher.
+func (a *App) deliveryConfig() delivery.Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	senders := make(map[string]delivery.Sender, len(a.networks))
+	for name, c := range a.networks {
+		senders[name] = c
+	}
+	policy := delivery.Policy{RetryFor: time.Duration(a.RetryFor)}
+	if a.Retry != nil {
+		policy.Initial = time.Duration(a.Retry.Initial)
+		policy.MaxInterval = time.Duration(a.Retry.MaxInterval)
+	}
+	return delivery.Config{Senders: senders, Policy: policy, Rate: a.rate, Burst: a.burst}
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,147 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler keeps Livefyre's copy of user profiles in sync with the app behind
+// it. It watches the app's profile-update responses and queues a ping for
+// each changed user, and it serves the pull endpoint Livefyre calls back,
+// answering from the app's own profile API.
+type Handler struct {
+	// Network is the Livefyre network name, e.g. "example.fyre.co".
+	Network string `json:"network"`
+
+	// Key is the network key. Use a runtime placeholder such as
+	// "{env.LIVEFYRE_NETWORK_KEY}" or "{file./run/secrets/livefyre}" so the
+	// key never appears in the adapted config; it is read at provision time
+	// and never logged.
+	Key string `json:"key"`
+
+	// Quill is the base URL of Livefyre's API. Default:
+	// "https://{prefix}.quill.fyre.co". Point it at the emulator for tests.
+	Quill string `json:"quill,omitempty"`
+
+	// TokenTTL is the lifetime of the system tokens minted for pings and
+	// registration. Default: 1h.
+	TokenTTL caddy.Duration `json:"token_ttl,omitempty"`
+
+	// Watch lists the app's profile-update routes. A 2xx answer on one of
+	// them queues a ping for the user it names.
+	Watch []*Watch `json:"watch,omitempty"`
+
+	// Pull configures the endpoint Livefyre fetches profiles from.
+	Pull *Pull `json:"pull,omitempty"`
+
+	app    *App
+	client *pullclient.Client
+	tokens pullclient.TokenValidator
+	log    *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.livefyre",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision resolves the key, compiles the watch and pull settings, and
+// registers this site's network with the livefyre app.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.log = ctx.Logger()
+	repl := caddy.NewReplacer()
+
+	network := repl.ReplaceKnown(h.Network, "")
+	if err := pullclient.ValidNetworkName(network); err != nil {
+		return fmt.Errorf("network: %w", err)
+	}
+	if h.Key == "" {
+		return fmt.Errorf("key is required (use a placeholder such as {env.LIVEFYRE_NETWORK_KEY})")
+	}
+	key, err := repl.ReplaceOrErr(h.Key, true, true)
+	if err != nil || key == "" {
+		// The error names the placeholder, never the key; still, keep it terse.
+		return fmt.Errorf("key: the placeholder in it is unknown or empty; set it (e.g. export LIVEFYRE_NETWORK_KEY) before starting Caddy")
+	}
+	quill := repl.ReplaceKnown(h.Quill, "")
+	if quill != "" {
+		if err := checkBaseURL(quill); err != nil {
+			return fmt.Errorf("quill: %w", err)
+		}
+	}
+	ttl := time.Duration(h.TokenTTL)
+	if ttl == 0 {
+		ttl = pullclient.DefaultTokenTTL
+	}
+	h.client = &pullclient.Client{Network: network, Key: key, QuillURL: quill, TokenTTL: ttl}
+	h.tokens = pullclient.TokenValidator{Network: network, Key: key}
+
+	for i, w := range h.Watch {
+		if err := w.provision(); err != nil {
+			return fmt.Errorf("watch %d (%s %s): %w", i+1, strings.Join(w.Methods, " "), w.Path, err)
+		}
+	}
+	if h.Pull != nil {
+		if err := h.Pull.provision(); err != nil {
+			return fmt.Errorf("pull %s: %w", h.Pull.URL, err)
+		}
+	}
+
+	appVal, err := ctx.App("livefyre")
+	if err != nil {
+		return err
+	}
+	h.app = appVal.(*App)
+	return h.app.registerNetwork(h.client)
+}
+
+// Validate checks that the handler has something to do.
+func (h *Handler) Validate() error {
+	if len(h.Watch) == 0 && h.Pull == nil {
+		return fmt.Errorf("livefyre: configure at least one watch or a pull endpoint")
+	}
+	return nil
+}
+
+// ServeHTTP answers pulls itself, watches the responses of watched routes,
+// and passes everything else on untouched.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.Pull != nil && h.Pull.owns(r.URL.Path) {
+		return h.servePull(w, r)
+	}
+	for _, wt := range h.Watch {
+		if pathID, ok := wt.match(r); ok {
+			return h.serveWatched(w, r, next, wt, pathID)
+		}
+	}
+	return next.ServeHTTP(w, r)
+}
+
+func checkBaseURL(s string) error {
+	if !strings.HasPrefix(s, "http://") && !strings.HasPrefix(s, "https://") {
+		return fmt.Errorf("%q must be an absolute http(s) URL", s)
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

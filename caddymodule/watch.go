@@ -1,0 +1,295 @@
+package caddymodule
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-livefyre/caddy-livefyre/profile"
+)
+
+// defaultMaxWatchBody caps how much of a response user_id_json may read.
+const defaultMaxWatchBody = 64 << 10
+
+// Watch is one profile-update route of the app. A 2xx answer to a request
+// that matches it queues a ping for the user it names.
+type Watch struct {
+	// Methods are the HTTP methods that update a profile, e.g. PATCH, PUT.
+	Methods []string `json:"methods"`
+
+	// Path is the route's path pattern. Segments are literal, "*" (any one
+	// segment) or "{id}" (the user id). "{id}" is this plugin's own marker,
+	// not a Caddy placeholder.
+	Path string `json:"path"`
+
+	// UserID takes the user id from any Caddy placeholder, expanded after
+	// the app has answered, e.g. "{http.request.header.X-User-Id}".
+	UserID string `json:"user_id,omitempty"`
+
+	// UserIDJSON takes the user id from the 2xx response body, as a JSON
+	// pointer such as "/user/id". Only then is the body read (and copied,
+	// up to MaxBody, while it streams to the client).
+	UserIDJSON string `json:"user_id_json,omitempty"`
+
+	// MaxBody caps how much of the response UserIDJSON reads. Default: 64KiB.
+	MaxBody int64 `json:"max_body,omitempty"`
+
+	segments []string
+	idIndex  int // segment holding {id}, or -1
+	pointer  profile.Pointer
+}
+
+func (w *Watch) provision() error {
+	if len(w.Methods) == 0 {
+		return errors.New("at least one HTTP method is required")
+	}
+	for i, m := range w.Methods {
+		w.Methods[i] = strings.ToUpper(m)
+	}
+	if err := w.compilePath(); err != nil {
+		return err
+	}
+	sources := 0
+	for _, set := range []bool{w.idIndex >= 0, w.UserID != "", w.UserIDJSON != ""} {
+		if set {
+			sources++
+		}
+	}
+	switch {
+	case sources == 0:
+		return errors.New("no way to find the user id: put {id} in the path, or set user_id or user_id_json")
+	case w.UserID != "" && w.UserIDJSON != "":
+		return errors.New("user_id and user_id_json cannot both be set")
+	}
+	if w.UserIDJSON != "" {
+		p, err := profile.ParsePointer(w.UserIDJSON)
+		if err != nil {
+			return fmt.Errorf("user_id_json: %w", err)
+		}
+		w.pointer = p
+	}
+	if w.MaxBody <= 0 {
+		w.MaxBody = defaultMaxWatchBody
+	}
+	return nil
+}
+
+// compilePath splits Path into the segments match compares.
+func (w *Watch) compilePath() error {
+	if !strings.HasPrefix(w.Path, "/") {
+		return fmt.Errorf("path %q must start with /", w.Path)
+	}
+	w.segments = strings.Split(strings.TrimPrefix(w.Path, "/"), "/")
+	w.idIndex = -1
+	for i, s := range w.segments {
+		if s == "{id}" {
+			if w.idIndex >= 0 {
+				return errors.New("{id} may appear only once in the path")
+			}
+			w.idIndex = i
+		} else if strings.ContainsAny(s, "{}") {
+			return fmt.Errorf("path segment %q: {id} must be a whole segment", s)
+		}
+	}
+	return nil
+}
+
+// match reports whether r is a request to this route, and the id found in
+// its path if the pattern has {id}.
+func (w *Watch) match(r *http.Request) (string, bool) {
+	methodOK := false
+	for _, m := range w.Methods {
+		if m == r.Method {
+			methodOK = true
+			break
+		}
+	}
+	if !methodOK {
+		return "", false
+	}
+	path := strings.TrimPrefix(r.URL.Path, "/")
+	id := ""
+	for i, want := range w.segments {
+		seg, rest, more := strings.Cut(path, "/")
+		if last := i == len(w.segments)-1; more == last {
+			return "", false // the path has more segments than the pattern, or fewer
+		}
+		switch {
+		case i == w.idIndex:
+			if seg == "" {
+				return "", false
+			}
+			id = seg
+		case want == "*":
+			if seg == "" {
+				return "", false
+			}
+		case seg != want:
+			return "", false
+		}
+		path = rest
+	}
+	return id, true
+}
+
+// serveWatched runs the rest of the chain and, if the app answered 2xx,
+// queues a ping before returning.
+func (h *Handler) serveWatched(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, wt *Watch, pathID string) error {
+	ww := &watchWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	if wt.UserIDJSON != "" {
+		ww.limit = wt.MaxBody
+	}
+	if err := next.ServeHTTP(ww, r); err != nil {
+		return err
+	}
+	status := ww.status
+	if status == 0 {
+		status = http.StatusOK // nothing written: Caddy answers 200
+	}
+	if status < 200 || status > 299 {
+		return nil
+	}
+
+	id, err := wt.userID(r, ww, pathID)
+	if err != nil {
+		h.log.Warn("profile update seen but no user id found; no ping queued",
+			zap.String("path", r.URL.Path), zap.String("reason", err.Error()))
+		return nil
+	}
+	if !usableUserID(id) {
+		h.log.Warn("profile update for a user id Livefyre cannot take; no ping queued",
+			zap.String("path", r.URL.Path), zap.String("reason", "user id must match ^[A-Za-z0-9_.-]+$ and not be . or .."))
+		return nil
+	}
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.livefyre.user_id", id)
+	}
+	coalesced, err := h.app.enqueue(h.client.Network, id)
+	if err != nil {
+		h.log.Error("profile update seen but the ping could NOT be queued",
+			zap.String("network", h.client.Network), zap.String("user_id", id), zap.Error(err))
+		return nil
+	}
+	h.log.Debug("ping queued", zap.String("network", h.client.Network), zap.String("user_id", id), zap.Bool("coalesced", coalesced))
+	return nil
+}
+
+// userID finds the id of the updated user by the watch's configured source.
+func (w *Watch) userID(r *http.Request, ww *watchWriter, pathID string) (string, error) {
+	switch {
+	case w.UserID != "":
+		repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+		if !ok {
+			return "", errors.New("no replacer in the request context")
+		}
+		id := strings.TrimSpace(repl.ReplaceAll(w.UserID, ""))
+		if id == "" {
+			return "", fmt.Errorf("%s is empty", w.UserID)
+		}
+		return id, nil
+	case w.UserIDJSON != "":
+		return ww.jsonID(w.pointer)
+	}
+	return pathID, nil
+}
+
+// watchWriter passes the response through untouched, noting its status and,
+// when limit > 0, keeping a copy of up to limit bytes of a 2xx body.
+type watchWriter struct {
+	*caddyhttp.ResponseWriterWrapper
+	status   int
+	limit    int64
+	body     bytes.Buffer
+	overflow bool
+}
+
+func (ww *watchWriter) WriteHeader(code int) {
+	if ww.status == 0 && code >= 200 {
+		ww.status = code
+	}
+	ww.ResponseWriter.WriteHeader(code)
+}
+
+func (ww *watchWriter) Write(b []byte) (int, error) {
+	if ww.status == 0 {
+		ww.status = http.StatusOK
+	}
+	if ww.capturing() {
+		room := ww.limit - int64(ww.body.Len())
+		if int64(len(b)) > room {
+			ww.overflow = true
+			ww.body.Write(b[:room])
+		} else {
+			ww.body.Write(b)
+		}
+	}
+	return ww.ResponseWriter.Write(b)
+}
+
+// ReadFrom must be overridden: the promoted one would write past Write and
+// the copy would miss the body (file_server uses it).
+func (ww *watchWriter) ReadFrom(r io.Reader) (int64, error) {
+	if ww.status == 0 {
+		ww.status = http.StatusOK
+	}
+	if ww.capturing() {
+		return io.Copy(writerOnly{ww}, r)
+	}
+	return ww.ResponseWriterWrapper.ReadFrom(r)
+}
+
+func (ww *watchWriter) capturing() bool {
+	return ww.limit > 0 && !ww.overflow && ww.status >= 200 && ww.status <= 299
+}
+
+// writerOnly hides ReadFrom so io.Copy calls Write.
+type writerOnly struct{ io.Writer }
+
+// jsonID reads the id at p in the captured body.
+func (ww *watchWriter) jsonID(p profile.Pointer) (string, error) {
+	if ww.overflow {
+		return "", fmt.Errorf("response body is larger than %d bytes", ww.limit)
+	}
+	body := ww.body.Bytes()
+	switch enc := strings.ToLower(ww.Header().Get("Content-Encoding")); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return "", fmt.Errorf("response body: %v", err)
+		}
+		body, err = io.ReadAll(io.LimitReader(zr, ww.limit+1))
+		if err != nil {
+			return "", fmt.Errorf("response body: %v", err)
+		}
+		if int64(len(body)) > ww.limit {
+			return "", fmt.Errorf("response body is larger than %d bytes once decompressed", ww.limit)
+		}
+	default:
+		return "", fmt.Errorf("response body is %s-encoded; user_id_json reads plain or gzip bodies only", enc)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return "", fmt.Errorf("response body is not JSON: %v", err)
+	}
+	v, ok := p.Lookup(doc)
+	if !ok {
+		return "", fmt.Errorf("response body has nothing at %s", p)
+	}
+	id, ok := profile.Scalar(v)
+	if !ok {
+		return "", fmt.Errorf("%s in the response body is not a string or number", p)
+	}
+	return id, nil
+}

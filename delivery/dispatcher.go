@@ -1,0 +1,281 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+
+	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
+	"github.com/caddy-livefyre/caddy-livefyre/queue"
+)
+
+// Sender sends one ping to Livefyre. *pullclient.Client is the real one.
+type Sender interface {
+	Ping(ctx context.Context, userID string) pullclient.Result
+}
+
+// Config is what a dispatcher needs from the running configuration. A
+// config reload hands the dispatcher a new Config; it never restarts it.
+type Config struct {
+	// Senders holds one sender per Livefyre network name.
+	Senders map[string]Sender
+	// Policy is the retry policy; zero fields take DefaultPolicy's values.
+	Policy Policy
+	// Rate limits pings per network (token bucket); 0 means no limit.
+	Rate rate.Limit
+	// Burst is the bucket size; at least 1 when Rate is set.
+	Burst int
+}
+
+// Options configure a Dispatcher.
+type Options struct {
+	// Workers is how many pings may be in flight at once. Default: 4.
+	Workers int
+	// LeaseFor bounds how long one delivery may hold a job before another
+	// worker may take it. Default: 1m.
+	LeaseFor time.Duration
+	// Logger receives one line per attempt (debug) and per failure.
+	Logger *zap.Logger
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// Dispatcher leases due jobs from the queue and sends their pings. It is
+// the only thing that sends pings, and exactly one runs per queue.
+type Dispatcher struct {
+	q        *queue.Queue
+	workers  int
+	leaseFor time.Duration
+	log      *zap.Logger
+	now      func() time.Time
+
+	cfg atomic.Pointer[runtimeConfig]
+
+	mu          sync.Mutex
+	running     bool
+	stopLeasing context.CancelFunc
+	stopSending context.CancelFunc
+	done        chan struct{}
+}
+
+type runtimeConfig struct {
+	Config
+	policy   Policy
+	limiters map[string]*rate.Limiter
+}
+
+// New returns a dispatcher for q. It sends nothing until Start and SetConfig.
+func New(q *queue.Queue, opts Options) *Dispatcher {
+	d := &Dispatcher{
+		q:        q,
+		workers:  opts.Workers,
+		leaseFor: opts.LeaseFor,
+		log:      opts.Logger,
+		now:      opts.Now,
+	}
+	if d.workers <= 0 {
+		d.workers = 4
+	}
+	if d.leaseFor <= 0 {
+		d.leaseFor = time.Minute
+	}
+	if d.log == nil {
+		d.log = zap.NewNop()
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	d.SetConfig(Config{})
+	return d
+}
+
+// SetConfig swaps in a new configuration; deliveries already under way
+// finish with the one they started with. Rate limiters are kept when the
+// rate is unchanged, so a reload cannot be used to exceed the limit.
+func (d *Dispatcher) SetConfig(cfg Config) {
+	old := d.cfg.Load()
+	rc := &runtimeConfig{Config: cfg, policy: cfg.Policy.withDefaults(), limiters: make(map[string]*rate.Limiter)}
+	if cfg.Rate > 0 {
+		burst := max(cfg.Burst, 1)
+		for network := range cfg.Senders {
+			if old != nil && old.Rate == cfg.Rate && old.Burst == cfg.Burst && old.limiters[network] != nil {
+				rc.limiters[network] = old.limiters[network]
+				continue
+			}
+			rc.limiters[network] = rate.NewLimiter(cfg.Rate, burst)
+		}
+	}
+	d.cfg.Store(rc)
+}
+
+// Start launches the dispatch loop. Calling it on a running dispatcher does
+// nothing.
+func (d *Dispatcher) Start() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.running {
+		return
+	}
+	leaseCtx, stopLeasing := context.WithCancel(context.Background())
+	sendCtx, stopSending := context.WithCancel(context.Background())
+	d.running, d.stopLeasing, d.stopSending = true, stopLeasing, stopSending
+	d.done = make(chan struct{})
+	go d.run(leaseCtx, sendCtx, d.done)
+}
+
+// Stop stops leasing new jobs, lets pings in flight finish for up to drain,
+// then cancels the rest. A cancelled job stays in the queue and is sent
+// again later (after its lease, or at the next start).
+func (d *Dispatcher) Stop(drain time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.running {
+		return
+	}
+	d.running = false
+	d.stopLeasing()
+	timer := time.NewTimer(drain)
+	defer timer.Stop()
+	select {
+	case <-d.done:
+	case <-timer.C:
+		d.log.Warn("stopping before all pings in flight finished; they stay queued")
+		d.stopSending()
+		<-d.done
+	}
+	d.stopSending()
+}
+
+func (d *Dispatcher) run(leaseCtx, sendCtx context.Context, done chan struct{}) {
+	defer close(done)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	freed := make(chan struct{}, d.workers)
+	inflight := 0
+	for leaseCtx.Err() == nil {
+		// Collect finished deliveries without blocking.
+		for drained := false; !drained; {
+			select {
+			case <-freed:
+				inflight--
+			default:
+				drained = true
+			}
+		}
+		free := d.workers - inflight
+		leases := []queue.Lease(nil)
+		if free > 0 {
+			var err error
+			leases, err = d.q.Lease(free, d.leaseFor)
+			if errors.Is(err, queue.ErrClosed) {
+				return
+			}
+			if err != nil {
+				d.log.Error("leasing pings", zap.Error(err))
+			}
+		}
+		for _, l := range leases {
+			inflight++
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d.deliver(sendCtx, l)
+				freed <- struct{}{}
+			}()
+		}
+		if free > 0 && len(leases) == free {
+			continue // there may be more due work
+		}
+		wait := time.Minute
+		if free > 0 {
+			if next, ok, err := d.q.NextDue(); err == nil && ok {
+				wait = min(wait, max(next.Sub(d.now()), 0))
+			}
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-d.q.Notify():
+		case <-freed:
+			inflight--
+		case <-leaseCtx.Done():
+		}
+		timer.Stop()
+	}
+}
+
+// deliver sends one ping and records the outcome in the queue.
+func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
+	cfg := d.cfg.Load()
+	job := l.Job
+	attempt := job.Attempts + 1
+	log := d.log.With(zap.String("network", job.Network), zap.String("user_id", job.UserID), zap.Int("attempt", attempt))
+
+	sender := cfg.Senders[job.Network]
+	if sender == nil {
+		reason := fmt.Sprintf("no livefyre handler is configured for network %s", job.Network)
+		log.Warn("cannot send ping", zap.String("reason", reason))
+		d.settle(log, d.q.Retry(l, d.now().Add(time.Minute), reason))
+		return
+	}
+	if lim := cfg.limiters[job.Network]; lim != nil {
+		if err := lim.Wait(ctx); err != nil {
+			d.settle(log, d.q.Retry(l, d.now(), "interrupted by shutdown before sending"))
+			return
+		}
+	}
+
+	res := sender.Ping(ctx, job.UserID)
+	now := d.now()
+	if ctx.Err() != nil && res.Outcome != pullclient.Done {
+		d.settle(log, d.q.Retry(l, now, "interrupted by shutdown while sending"))
+		return
+	}
+	reason := ""
+	if res.Err != nil {
+		reason = res.Err.Error()
+	}
+	switch res.Outcome {
+	case pullclient.Done:
+		log.Debug("ping sent", zap.Int("status", res.Status), zap.Duration("since_update", now.Sub(job.UpdatedAt)))
+		d.settle(log, d.q.Ack(l))
+	case pullclient.Permanent:
+		log.Error("ping rejected; dead-lettered", zap.Int("status", res.Status), zap.String("reason", reason))
+		d.settle(log, d.q.Dead(l, reason))
+	case pullclient.AuthFailure:
+		wait := max(cfg.policy.AuthBackoff, cfg.policy.Backoff(attempt))
+		log.Error("Livefyre refused the system token: check the network name and key; the ping is kept",
+			zap.Int("status", res.Status), zap.Duration("retry_in", wait))
+		d.settle(log, d.q.Retry(l, now.Add(wait), reason))
+	default: // pullclient.Retry
+		wait := cfg.policy.Backoff(attempt)
+		if res.RetryAfter > 0 {
+			wait = min(res.RetryAfter, cfg.policy.MaxRetryAfter)
+		}
+		if now.Add(wait).Sub(job.EnqueuedAt) > cfg.policy.RetryFor {
+			log.Error("ping failed for too long; dead-lettered", zap.Int("status", res.Status), zap.String("reason", reason))
+			d.settle(log, d.q.Dead(l, fmt.Sprintf("gave up after %d attempts over %s: %s", attempt, cfg.policy.RetryFor, reason)))
+			return
+		}
+		log.Warn("ping failed; will retry", zap.Int("status", res.Status), zap.String("reason", reason), zap.Duration("retry_in", wait))
+		d.settle(log, d.q.Retry(l, now.Add(wait), reason))
+	}
+}
+
+func (d *Dispatcher) settle(log *zap.Logger, err error) {
+	switch {
+	case err == nil:
+	case errors.Is(err, queue.ErrLeaseLost):
+		log.Warn("lease expired before the ping was settled; the job will be sent again")
+	case errors.Is(err, queue.ErrClosed):
+		log.Warn("queue closed before the ping was settled; it stays queued")
+	default:
+		log.Error("recording ping outcome", zap.Error(err))
+	}
+}

@@ -1,0 +1,10 @@
+// Package profile turns the JSON a customer's app returns for a user into a
+// Livefyre profile (livefyre-protocol.md §3): only documented fields, typed
+// as documented, validated before anything is sent.
+//
+// A Mapper is built from `map <field> <source>` rules, where the source is a
+// JSON pointer, a template of text, {id} and {/pointer}, or a literal. With
+// no rules the documented fields found at the top of the app's JSON pass
+// through. The package knows nothing of HTTP or Caddy, and it does not talk
+// to Livefyre; it only shapes and checks documents.
+package profile

@@ -1,0 +1,294 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+func TestReopenMakesLeasedJobsDue(t *testing.T) {
+	dir, clk := t.TempDir(), newClock()
+	q, err := Open(Options{Dir: dir, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, q, net, "failed")
+	enqueue(t, q, net, "waiting")
+	for _, l := range lease(t, q, 10, time.Minute) {
+		if l.Job.UserID == "failed" {
+			if err := q.Retry(l, clk.Now(), "503"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if l.Job.UserID == "waiting" {
+			if err := q.Retry(l, clk.Now().Add(time.Hour), "503"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	enqueue(t, q, net, "fresh")
+	clk.Add(time.Second)
+	stale := lease(t, q, 10, time.Hour) // "fresh" and "failed"
+	if len(stale) != 2 {
+		t.Fatalf("leased %d, want 2", len(stale))
+	}
+	enqueue(t, q, net, "fresh") // Again, which the recovered ping pays
+	// The process dies: nothing acks. Close stands in for kill -9; the
+	// records on disk are the same.
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	clk.Add(time.Second)
+	q = open(t, dir, clk)
+	want := map[string]struct {
+		state    State
+		attempts int
+	}{"fresh": {Pending, 0}, "failed": {Retrying, 1}}
+	for user, w := range want {
+		j := get(t, q, net, user)
+		if j.State != w.state || j.Attempts != w.attempts || !j.Due.Equal(clk.Now()) || j.LeaseID != 0 || j.Again {
+			t.Errorf("%s after reopen: %+v; want %s, %d attempts, due now", user, j, w.state, w.attempts)
+		}
+	}
+	ls := lease(t, q, 10, time.Minute)
+	if len(ls) != 2 {
+		t.Fatalf("after reopen leased %d jobs, want the 2 recovered ones (not the one waiting an hour)", len(ls))
+	}
+	for _, l := range stale {
+		if err := q.Ack(l); !errors.Is(err, ErrLeaseLost) {
+			t.Errorf("Ack of a lease from before the restart = %v, want ErrLeaseLost", err)
+		}
+	}
+	for _, l := range ls {
+		for _, s := range stale {
+			if l.ID == s.ID {
+				t.Errorf("lease id %d handed out again after reopen", l.ID)
+			}
+		}
+	}
+}
+
+func TestStatsThroughTransitions(t *testing.T) {
+	dir, clk := t.TempDir(), newClock()
+	q := open(t, dir, clk)
+	t0 := clk.Now()
+	var l1, l2 Lease
+
+	steps := []struct {
+		name string
+		do   func()
+		want Stats
+	}{
+		{"enqueue 3", func() {
+			enqueue(t, q, net, "1")
+			clk.Add(time.Second)
+			enqueue(t, q, net, "2")
+			enqueue(t, q, net, "3")
+			enqueue(t, q, net, "3")
+		}, Stats{Pending: 3, OldestPending: t0}},
+		{"lease 2", func() {
+			ls := lease(t, q, 2, time.Minute)
+			l1, l2 = ls[0], ls[1]
+		}, Stats{Pending: 1, Leased: 2, OldestPending: t0}},
+		{"ack the oldest", func() {
+			if err := q.Ack(l1); err != nil {
+				t.Fatal(err)
+			}
+		}, Stats{Pending: 1, Leased: 1, OldestPending: t0.Add(time.Second)}},
+		{"retry", func() {
+			if err := q.Retry(l2, clk.Now().Add(time.Minute), "x"); err != nil {
+				t.Fatal(err)
+			}
+		}, Stats{Pending: 1, Retrying: 1, OldestPending: t0.Add(time.Second)}},
+		{"lease and kill all", func() {
+			clk.Add(time.Minute)
+			for _, l := range lease(t, q, 10, time.Minute) {
+				if err := q.Dead(l, "x"); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, Stats{Dead: 2}},
+		{"replay one", func() {
+			if err := q.Replay(net, "2"); err != nil {
+				t.Fatal(err)
+			}
+		}, Stats{Pending: 1, Dead: 1, OldestPending: t0.Add(61 * time.Second)}},
+		{"lease it and reopen", func() {
+			lease(t, q, 10, time.Minute)
+			if err := q.Close(); err != nil {
+				t.Fatal(err)
+			}
+			q = open(t, dir, clk)
+		}, Stats{Pending: 1, Dead: 1, OldestPending: t0.Add(61 * time.Second)}},
+	}
+	for _, s := range steps {
+		s.do()
+		got := stats(t, q)[net]
+		if got != s.want {
+			t.Fatalf("after %s: stats %+v, want %+v", s.name, got, s.want)
+		}
+		if s.name != "lease it and reopen" {
+			continue
+		}
+		// The counters rebuilt at Open must equal the ones kept live.
+		if err := q.Close(); err != nil {
+			t.Fatal(err)
+		}
+		q = open(t, dir, clk)
+		if again := stats(t, q)[net]; again != s.want {
+			t.Fatalf("after another reopen: %+v, want %+v", again, s.want)
+		}
+	}
+}
+
+func TestClosed(t *testing.T) {
+	q, _ := newQueue(t)
+	enqueue(t, q, net, "u")
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatalf("second Close = %v, want nil", err)
+	}
+	calls := map[string]func() error{
+		"Enqueue":   func() error { _, err := q.Enqueue(net, "u"); return err },
+		"Lease":     func() error { _, err := q.Lease(1, time.Minute); return err },
+		"Ack":       func() error { return q.Ack(Lease{Job: Job{Network: net, UserID: "u"}}) },
+		"Retry":     func() error { return q.Retry(Lease{Job: Job{Network: net, UserID: "u"}}, time.Now(), "") },
+		"Dead":      func() error { return q.Dead(Lease{Job: Job{Network: net, UserID: "u"}}, "") },
+		"NextDue":   func() error { _, _, err := q.NextDue(); return err },
+		"Get":       func() error { _, err := q.Get(net, "u"); return err },
+		"Replay":    func() error { return q.Replay(net, "u") },
+		"ReplayAll": func() error { _, err := q.ReplayAll(""); return err },
+		"PurgeDead": func() error { _, err := q.PurgeDead(""); return err },
+		"List":      func() error { _, _, err := q.List(Pending, "", "", 10); return err },
+		"Stats":     func() error { _, err := q.Stats(); return err },
+		"RunGC":     func() error { return q.RunGC(0.5) },
+	}
+	for name, call := range calls {
+		if err := call(); !errors.Is(err, ErrClosed) {
+			t.Errorf("%s after Close = %v, want ErrClosed", name, err)
+		}
+	}
+}
+
+func TestCloseDuringEnqueues(t *testing.T) {
+	q, _ := newQueue(t)
+	const writers = 8
+	var wg, started sync.WaitGroup
+	started.Add(writers)
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				_, err := q.Enqueue(net, fmt.Sprintf("w%d-%d", w, i))
+				if i == 0 {
+					started.Done()
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	started.Wait()
+	if err := q.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	wg.Wait()
+	close(errs)
+	if len(errs) != writers {
+		t.Fatalf("%d writers stopped, want %d", len(errs), writers)
+	}
+	for err := range errs {
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("Enqueue racing Close = %v, want ErrClosed", err)
+		}
+	}
+}
+
+func TestOpenLockedDir(t *testing.T) {
+	dir := t.TempDir()
+	open(t, dir, newClock())
+	q, err := Open(Options{Dir: dir})
+	if err == nil {
+		q.Close()
+		t.Fatal("second Open of a held directory succeeded")
+	}
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "lock") || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("second Open = %v; want ErrLocked naming the directory", err)
+	}
+}
+
+func TestOpenRefuses(t *testing.T) {
+	foreign := t.TempDir()
+	db, err := badger.Open(badger.DefaultOptions(foreign).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("k"), []byte("v")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	notBadger := t.TempDir()
+	if err := os.WriteFile(filepath.Join(notBadger, "notes.txt"), []byte("hi"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []struct{ name, dir, want string }{
+		{"foreign badger", foreign, "not a caddy-livefyre queue"},
+		{"other files", notBadger, "holds no Badger database"},
+		{"regular file", file, "not a directory"},
+		{"no dir", "", "no directory"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			q, err := Open(Options{Dir: c.dir})
+			if err == nil {
+				q.Close()
+				t.Fatal("Open succeeded")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Open = %v; want it to say %q", err, c.want)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(notBadger, "MANIFEST")); err == nil {
+		t.Error("refused directory got Badger files written into it")
+	}
+}
+
+func TestOpenCreatesAndReopens(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "b") // missing parents
+	clk := newClock()
+	q, err := Open(Options{Dir: dir, Now: clk.Now, SyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, q, net, "u")
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	q = open(t, dir, clk)
+	if j := get(t, q, net, "u"); j.State != Pending {
+		t.Fatalf("after reopen: %+v", j)
+	}
+	if err := q.RunGC(0.5); err != nil {
+		t.Fatalf("RunGC with nothing to collect = %v, want nil", err)
+	}
+}

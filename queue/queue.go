@@ -1,0 +1,391 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+var (
+	// ErrClosed is returned by every call made after Close.
+	ErrClosed = errors.New("queue: closed")
+	// ErrNotFound means there is no job for that network and user id.
+	ErrNotFound = errors.New("queue: job not found")
+	// ErrLeaseLost is returned by Ack, Retry and Dead when the lease is no
+	// longer the job's current one: it expired and the job was leased
+	// again, or the job is gone.
+	ErrLeaseLost = errors.New("queue: lease lost")
+	// ErrNotDead is returned by Replay for a job that is not Dead.
+	ErrNotDead = errors.New("queue: job is not dead")
+	// ErrInvalidID is returned for an empty network or user id, one longer
+	// than MaxIDLen bytes, or one containing a NUL byte.
+	ErrInvalidID = errors.New("queue: invalid id")
+	// ErrLocked is returned by Open when another process, or another open
+	// Queue in this process, holds the directory.
+	ErrLocked = errors.New("queue: directory is locked by another process")
+)
+
+// Options configures Open.
+type Options struct {
+	// Dir is the Badger directory; it is created if missing. Required.
+	Dir string
+	// SyncWrites makes every commit fsync before it returns, so enqueued
+	// pings survive power loss. When false they survive a process crash
+	// (kill -9) but not a machine crash.
+	SyncWrites bool
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+	// Logger receives Badger's own log lines. Default: none.
+	Logger badger.Logger
+	// MinInterval is the least time between two pings for one user. An
+	// update within MinInterval of the user's last acked ping waits until
+	// the interval is over, so a burst of updates makes at most two pings:
+	// the first at once, one more for everything after it. Default: 0.
+	MinInterval time.Duration
+}
+
+// Badger settings for a sidecar: the queue holds small records, so the
+// memtables, caches and value-log files are far below Badger's defaults
+// (64 MiB memtables ×5, 256 MiB block cache, 1 GiB value-log files).
+// Measured after enqueueing 100k jobs: about 90 MB resident with these
+// settings, 130 MB with 16 MiB memtables.
+const (
+	memTableSize     = 8 << 20
+	numMemtables     = 2
+	valueLogFileSize = 64 << 20
+
+	// maxConflictRetries bounds how often one transition is retried after
+	// losing a Badger conflict. Every conflict means another transaction
+	// committed, so the queue as a whole makes progress.
+	maxConflictRetries = 64
+
+	// maxBatch is how many jobs one Lease, ReplayAll or PurgeDead
+	// transaction touches. A job with ids of MaxIDLen costs about 2.3 KB of
+	// transaction (four keys of ~520 bytes), so a batch stays under half of
+	// Badger's limit of 15% of the memtable (1.2 MB).
+	maxBatch = 256
+
+	leaseIDBandwidth = 1000
+)
+
+// Queue is the durable ping queue. Its methods are safe for concurrent use.
+type Queue struct {
+	db     *badger.DB
+	dir    string
+	now    func() time.Time
+	notify chan struct{}
+
+	// mu guards closed; every call holds it for reading, Close for writing.
+	mu     sync.RWMutex
+	closed bool
+
+	// leaseMu serialises Lease calls: they all scan the head of the due
+	// index, so concurrent ones would only conflict with each other.
+	leaseMu  sync.Mutex
+	leaseIDs *badger.Sequence
+
+	minInterval atomic.Int64 // time.Duration
+	counters    counters
+}
+
+// Open opens or creates the queue in opts.Dir. Jobs that a previous process
+// left Leased are made due at once (Pending, or Retrying if they had failed
+// before), keeping their attempts: that process can no longer deliver them.
+func Open(opts Options) (*Queue, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("queue: open: no directory given")
+	}
+	if err := checkDir(opts.Dir); err != nil {
+		return nil, err
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	bo := badger.DefaultOptions(opts.Dir).
+		WithSyncWrites(opts.SyncWrites).
+		WithLogger(opts.Logger).
+		WithNumVersionsToKeep(1).
+		WithMemTableSize(memTableSize).
+		WithNumMemtables(numMemtables).
+		WithValueLogFileSize(valueLogFileSize).
+		// Uncompressed tables need no block cache; the OS page cache serves
+		// their mmapped blocks.
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
+		WithNumCompactors(2).
+		WithMetricsEnabled(false)
+	db, err := badger.Open(bo)
+	if err != nil {
+		// Badger does not wrap the flock error, so its message is all there
+		// is to go on.
+		if strings.Contains(err.Error(), "directory lock") {
+			return nil, fmt.Errorf("%w: %s (is another Caddy using this storage?): %v", ErrLocked, opts.Dir, err)
+		}
+		return nil, fmt.Errorf("queue: open %s: %w", opts.Dir, err)
+	}
+	q := &Queue{
+		db:     db,
+		dir:    opts.Dir,
+		now:    func() time.Time { return normalize(now()) },
+		notify: make(chan struct{}, 1),
+	}
+	if err := q.start(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	q.SetMinInterval(opts.MinInterval)
+	return q, nil
+}
+
+// SetMinInterval changes Options.MinInterval of an open queue; it applies
+// to transitions from now on.
+func (q *Queue) SetMinInterval(d time.Duration) { q.minInterval.Store(int64(max(d, 0))) }
+
+// checkDir rejects a path that is not a directory, and a non-empty directory
+// that holds something other than a Badger database, before Badger writes
+// its files into it.
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("queue: open %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("queue: open %s: not a directory", dir)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("queue: open %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		if e.Name() == "MANIFEST" {
+			return nil
+		}
+	}
+	for _, e := range entries {
+		if !badgerFile(e.Name()) {
+			return fmt.Errorf("queue: open %s: directory is not empty and holds no Badger database (found %q)", dir, e.Name())
+		}
+	}
+	return nil
+}
+
+// badgerFile reports whether Badger could have created a file of this name
+// before writing its MANIFEST (an interrupted first open).
+func badgerFile(name string) bool {
+	switch name {
+	case "LOCK", "KEYREGISTRY", "DISCARD":
+		return true
+	}
+	switch filepath.Ext(name) {
+	case ".vlog", ".mem", ".sst":
+		return true
+	}
+	return false
+}
+
+// start checks the format marker, rebuilds the counters and recovers jobs
+// left Leased.
+func (q *Queue) start() error {
+	if err := q.checkFormat(); err != nil {
+		return err
+	}
+	seq, err := q.db.GetSequence([]byte(keyLeaseSeq), leaseIDBandwidth)
+	if err != nil {
+		return fmt.Errorf("queue: open %s: lease ids: %w", q.dir, err)
+	}
+	q.leaseIDs = seq
+	leased, err := q.count()
+	if err != nil {
+		seq.Release()
+		return err
+	}
+	if err := q.recover(leased); err != nil {
+		seq.Release()
+		return err
+	}
+	return nil
+}
+
+func (q *Queue) checkFormat() error {
+	return q.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(keyFormat))
+		if err == nil {
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("queue: open %s: %w", q.dir, err)
+			}
+			if string(v) != formatValue {
+				return fmt.Errorf("queue: open %s: unsupported queue format %q (want %q)", q.dir, v, formatValue)
+			}
+			return nil
+		}
+		if !errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("queue: open %s: %w", q.dir, err)
+		}
+		it := txn.NewIterator(badger.IteratorOptions{})
+		it.Rewind()
+		foreign := it.Valid()
+		it.Close()
+		if foreign {
+			return fmt.Errorf("queue: open %s: a Badger database that is not a caddy-livefyre queue (no %s key); refusing to use it", q.dir, keyFormat)
+		}
+		return txn.Set([]byte(keyFormat), []byte(formatValue))
+	})
+}
+
+// count rebuilds the counters with one scan of the job records and returns
+// the refs of Leased jobs.
+func (q *Queue) count() ([]ref, error) {
+	var leased []ref
+	c := make(map[string]*tally)
+	err := q.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixJob), PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			r := ref(item.KeyCopy(nil)[len(prefixJob):])
+			var rec *record
+			err := item.Value(func(v []byte) error {
+				var err error
+				rec, err = decodeRecord(r, v)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			t := c[rec.Network]
+			if t == nil {
+				t = &tally{}
+				c[rec.Network] = t
+			}
+			t.add(rec.State, 1)
+			if rec.State == Leased {
+				leased = append(leased, r)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: open %s: counting jobs: %w", q.dir, err)
+	}
+	q.counters.byNetwork = c
+	return leased, nil
+}
+
+// recover makes jobs left Leased by a dead process due now.
+func (q *Queue) recover(leased []ref) error {
+	for len(leased) > 0 {
+		n := min(len(leased), maxBatch)
+		batch := leased[:n]
+		leased = leased[n:]
+		err := q.write(func(t *tx) error {
+			now := q.now()
+			for _, r := range batch {
+				old, err := t.get(r)
+				if err != nil {
+					return err
+				}
+				if old.State != Leased {
+					continue
+				}
+				rec := *old
+				rec.State = Pending
+				if rec.Attempts > 0 {
+					rec.State = Retrying
+				}
+				rec.Due = now
+				rec.LeaseID = 0
+				// The re-sent ping comes after any update seen during the
+				// lease, so it pays what Again owed.
+				rec.Again = false
+				rec.againAt = time.Time{}
+				if err := t.put(r, old, &rec); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("queue: open %s: recovering leased jobs: %w", q.dir, err)
+		}
+	}
+	return nil
+}
+
+// Close closes the database. It waits for calls in progress, and is
+// idempotent; later calls to other methods return ErrClosed. The Notify
+// channel is left open.
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return nil
+	}
+	q.closed = true
+	err := q.leaseIDs.Release()
+	if cerr := q.db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("queue: close %s: %w", q.dir, err)
+	}
+	return nil
+}
+
+// enter is the start of every call: it holds off Close until the matching
+// q.mu.RUnlock.
+func (q *Queue) enter() error {
+	q.mu.RLock()
+	if q.closed {
+		q.mu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// Notify returns a channel that receives a value (without blocking the
+// sender; buffered 1) after a call makes a job due now: a new Enqueue, a
+// Replay, or an Ack or Dead that turned Again into a new Pending job. A
+// dispatcher sleeping until NextDue selects on it to wake early.
+func (q *Queue) Notify() <-chan struct{} { return q.notify }
+
+func (q *Queue) wake() {
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+// RunGC runs Badger's value-log garbage collection until there is nothing
+// left to rewrite. It returns nil when there was nothing to do, or when
+// another RunGC is already at work.
+func (q *Queue) RunGC(discardRatio float64) error {
+	if err := q.enter(); err != nil {
+		return err
+	}
+	defer q.mu.RUnlock()
+	for {
+		err := q.db.RunValueLogGC(discardRatio)
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
+			return nil
+		default:
+			return fmt.Errorf("queue: value-log gc: %w", err)
+		}
+	}
+}

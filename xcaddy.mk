@@ -1,0 +1,30 @@
+# Build, demo and test caddy-livefyre.
+#
+#   make -f xcaddy.mk demo     build Caddy with the plugin and run the local demo
+#   make -f xcaddy.mk test     run the test suite (what CI runs)
+#   make -f xcaddy.mk build    build bin/caddy from ./cmd/caddy (standard modules + livefyre)
+#   make -f xcaddy.mk xcaddy   build bin/caddy-xcaddy with xcaddy, the way users add plugins
+
+CADDY_VERSION  ?= v2.11.9
+XCADDY_VERSION ?= v0.4.5
+BIN            ?= bin
+MODULE         := github.com/caddy-livefyre/caddy-livefyre
+
+.PHONY: build xcaddy demo test clean
+
+build:
+	go build -o $(BIN)/caddy ./cmd/caddy
+	go build -o $(BIN)/profileapp ./cmd/profileapp
+
+xcaddy:
+	go run github.com/caddyserver/xcaddy/cmd/xcaddy@$(XCADDY_VERSION) build $(CADDY_VERSION) \
+		--with $(MODULE)=./ --output $(BIN)/caddy-xcaddy
+
+demo: build
+	BIN=$(BIN) ./scripts/demo.sh
+
+test:
+	./scripts/test.sh
+
+clean:
+	rm -rf $(BIN) .demo
