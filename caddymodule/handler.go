@@ -132,6 +132,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return next.ServeHTTP(w, r)
 }
 
+// Cleanup drops the pull client's idle upstream connections; each config
+// has its own client.
+func (h *Handler) Cleanup() error {
+	if h.Pull != nil && h.Pull.client != nil {
+		h.Pull.client.CloseIdleConnections()
+	}
+	return nil
+}
+
 func checkBaseURL(s string) error {
 	if !strings.HasPrefix(s, "http://") && !strings.HasPrefix(s, "https://") {
 		return fmt.Errorf("%q must be an absolute http(s) URL", s)
@@ -143,5 +152,6 @@ func checkBaseURL(s string) error {
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
