@@ -16,9 +16,14 @@ build:
 	go build -o $(BIN)/caddy ./cmd/caddy
 	go build -o $(BIN)/profileapp ./cmd/profileapp
 
+# The plugin comes from this checkout. GOPROXY=off keeps the go command from
+# looking the module up online (it resolves a local replacement to a zero
+# pseudo-version); everything else comes from the module cache, which
+# `go mod download` fills.
 xcaddy:
-	go run github.com/caddyserver/xcaddy/cmd/xcaddy@$(XCADDY_VERSION) build $(CADDY_VERSION) \
-		--with $(MODULE)=./ --output $(BIN)/caddy-xcaddy
+	GOBIN=$(abspath $(BIN)) go install github.com/caddyserver/xcaddy/cmd/xcaddy@$(XCADDY_VERSION)
+	go mod download
+	GOPROXY=off $(BIN)/xcaddy build $(CADDY_VERSION) --with $(MODULE)=./ --output $(BIN)/caddy-xcaddy
 
 demo: build
 	BIN=$(BIN) ./scripts/demo.sh
