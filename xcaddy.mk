@@ -16,14 +16,15 @@ build:
 	go build -o $(BIN)/caddy ./cmd/caddy
 	go build -o $(BIN)/profileapp ./cmd/profileapp
 
-# The plugin comes from this checkout. GOPROXY=off keeps the go command from
-# looking the module up online (it resolves a local replacement to a zero
-# pseudo-version); everything else comes from the module cache, which
-# `go mod download` fills.
+# The plugin comes from this checkout, so nothing should look it up online.
+# A proxy list joined with "|off" falls back to "off" on any error (such as a
+# proxy refusing an unpublished module), and "off" makes the go command take
+# the local replacement as is.
+XCADDY_GOPROXY ?= $(shell go env GOPROXY | sed 's/,direct$$//')|off
+
 xcaddy:
 	GOBIN=$(abspath $(BIN)) go install github.com/caddyserver/xcaddy/cmd/xcaddy@$(XCADDY_VERSION)
-	go mod download
-	GOPROXY=off $(BIN)/xcaddy build $(CADDY_VERSION) --with $(MODULE)=./ --output $(BIN)/caddy-xcaddy
+	GOPROXY='$(XCADDY_GOPROXY)' $(BIN)/xcaddy build $(CADDY_VERSION) --with $(MODULE)=./ --output $(BIN)/caddy-xcaddy
 
 demo: build
 	BIN=$(BIN) ./scripts/demo.sh
