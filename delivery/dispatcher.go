@@ -38,11 +38,13 @@ type Options struct {
 	// Workers is how many pings may be in flight at once. Default: 4.
 	Workers int
 	// LeaseFor bounds how long one delivery may hold a job before another
-	// worker may take it. Default: 1m.
+	// worker may take it. The lease also covers the longest the rate limit
+	// can hold a ping back, which is added to it. Default: 1m.
 	LeaseFor time.Duration
 	// Logger receives one line per attempt (debug) and per failure.
 	Logger *zap.Logger
-	// Now is the clock; nil is time.Now.
+	// Now is the clock; nil is time.Now. It must be the queue's clock, since
+	// due times the dispatcher computes are compared with it.
 	Now func() time.Time
 }
 
@@ -170,14 +172,16 @@ func (d *Dispatcher) run(leaseCtx, sendCtx context.Context, done chan struct{}) 
 		}
 		free := d.workers - inflight
 		leases := []queue.Lease(nil)
+		leaseFailed := false
 		if free > 0 {
 			var err error
-			leases, err = d.q.Lease(free, d.leaseFor)
+			leases, err = d.q.Lease(free, d.leaseTime())
 			if errors.Is(err, queue.ErrClosed) {
 				return
 			}
 			if err != nil {
 				d.log.Error("leasing pings", zap.Error(err))
+				leaseFailed = true
 			}
 		}
 		for _, l := range leases {
@@ -193,7 +197,10 @@ func (d *Dispatcher) run(leaseCtx, sendCtx context.Context, done chan struct{}) 
 			continue // there may be more due work
 		}
 		wait := time.Minute
-		if free > 0 {
+		switch {
+		case leaseFailed:
+			wait = time.Second // NextDue may say "now": do not spin on a failing queue
+		case free > 0:
 			if next, ok, err := d.q.NextDue(); err == nil && ok {
 				wait = min(wait, max(next.Sub(d.now()), 0))
 			}
@@ -208,6 +215,24 @@ func (d *Dispatcher) run(leaseCtx, sendCtx context.Context, done chan struct{}) 
 		}
 		timer.Stop()
 	}
+}
+
+// maxRateWait caps the share of a lease set aside for the rate limit, so an
+// absurdly low rate cannot overflow the lease time.
+const maxRateWait = 24 * time.Hour
+
+// leaseTime is how long to lease a job for: LeaseFor for the ping itself,
+// plus the longest the rate limit can hold it back first, one token for
+// each worker queued on the same network's bucket. A lease that ran out
+// while its ping waited for a token would let the job be leased and pinged
+// a second time (at rates of a few pings a minute or an hour).
+func (d *Dispatcher) leaseTime() time.Duration {
+	r := d.cfg.Load().Rate
+	if r <= 0 || r == rate.Inf {
+		return d.leaseFor
+	}
+	wait := float64(d.workers) / float64(r) * float64(time.Second)
+	return d.leaseFor + time.Duration(min(wait, float64(maxRateWait)))
 }
 
 // deliver sends one ping and records the outcome in the queue.

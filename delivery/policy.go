@@ -60,10 +60,16 @@ func (p Policy) withDefaults() Policy {
 // Backoff returns the wait before retry number attempt (1 for the first
 // retry): exponential with full jitter, uniform in [0, min(MaxInterval,
 // Initial·2^(attempt-1))]. Full jitter spreads a burst of failures so they
-// do not come back at Livefyre all at once.
+// do not come back at Livefyre all at once. Zero fields take DefaultPolicy's
+// values, as they do in a Config.
 func (p Policy) Backoff(attempt int) time.Duration {
+	p = p.withDefaults()
 	ceiling := p.Initial
 	for i := 1; i < attempt && ceiling < p.MaxInterval; i++ {
+		if ceiling > p.MaxInterval/2 {
+			ceiling = p.MaxInterval // doubling would pass the cap, or overflow
+			break
+		}
 		ceiling *= 2
 	}
 	ceiling = min(ceiling, p.MaxInterval)

@@ -1,0 +1,431 @@
+package delivery
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddy-livefyre/caddy-livefyre/livefyretest"
+	"github.com/caddy-livefyre/caddy-livefyre/queue"
+)
+
+func TestDeliversEveryJobOnce(t *testing.T) {
+	t.Parallel()
+	q := openQueue(t, nil)
+	emu := newEmulator(t, livefyretest.Config{})
+	var users []string
+	for i := range 25 {
+		users = append(users, fmt.Sprintf("u%02d", i))
+	}
+	enqueue(t, q, network, users[:10]...) // waiting before the start
+	start(t, q, Options{}, Config{Senders: map[string]Sender{network: client(network, emu.URL)}})
+	enqueue(t, q, network, users[10:]...) // arriving while it runs
+
+	waitEmpty(t, q, network)
+	pings := emu.Pings()
+	if len(pings) != len(users) {
+		t.Errorf("emulator saw %d pings, want %d", len(pings), len(users))
+	}
+	counts := pingCounts(emu)
+	for _, u := range users {
+		if counts[u] != 1 {
+			t.Errorf("%s pinged %d times, want once", u, counts[u])
+		}
+	}
+	for _, p := range pings {
+		if p.Status != http.StatusOK || p.Method != http.MethodPost {
+			t.Errorf("ping %+v, want a POST answered 200", p)
+		}
+	}
+}
+
+// TestOutcomes checks what one failed ping leaves in the queue. The queue
+// and the dispatcher share a clock that does not move, so due times are
+// exact and nothing is tried a second time.
+func TestOutcomes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		status     int
+		retryAfter string
+		policy     Policy
+		state      queue.State
+		due        time.Duration // after the failure, for a Retrying job
+		reason     []string      // LastError contains each
+	}{
+		{
+			name: "5xx backs off with jitter", status: 503,
+			policy: Policy{Initial: 10 * time.Second},
+			state:  queue.Retrying, due: 5 * time.Second, reason: []string{"HTTP 503"},
+		},
+		{
+			name: "429 honours Retry-After", status: 429, retryAfter: "2",
+			policy: Policy{Initial: time.Hour},
+			state:  queue.Retrying, due: 2 * time.Second, reason: []string{"HTTP 429"},
+		},
+		{
+			name: "Retry-After is capped", status: 503, retryAfter: "7200",
+			policy: Policy{MaxRetryAfter: 10 * time.Minute},
+			state:  queue.Retrying, due: 10 * time.Minute, reason: []string{"HTTP 503"},
+		},
+		{
+			// RetryFor is far shorter than the wait: a 403 is kept anyway.
+			name: "403 keeps the job and backs off hard", status: 403,
+			policy: Policy{AuthBackoff: 7 * time.Minute, RetryFor: time.Second},
+			state:  queue.Retrying, due: 7 * time.Minute, reason: []string{"rejected the system token", "403"},
+		},
+		{
+			name: "400 dead-letters", status: 400,
+			state: queue.Dead, reason: []string{"HTTP 400"},
+		},
+		{
+			name: "404 dead-letters", status: 404,
+			state: queue.Dead, reason: []string{"HTTP 404"},
+		},
+		{
+			name: "retrying past RetryFor gives up", status: 503,
+			policy: Policy{Initial: 10 * time.Second, RetryFor: 4 * time.Second},
+			state:  queue.Dead, reason: []string{"gave up after 1 attempts", "HTTP 503"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			clk := newClock()
+			q := openQueue(t, clk.Now)
+			emu := newEmulator(t, livefyretest.Config{})
+			emu.SetPingFault(func(string) (int, string) { return tt.status, tt.retryAfter })
+			policy := tt.policy
+			policy.Rand = fixedRand(0.5)
+			enqueue(t, q, network, "u1")
+			start(t, q, Options{Now: clk.Now}, Config{
+				Senders: map[string]Sender{network: client(network, emu.URL)},
+				Policy:  policy,
+			})
+
+			job := waitSettled(t, q, network, "u1")
+			if job.State != tt.state || job.Attempts != 1 {
+				t.Errorf("job is %s after %d attempts, want %s after 1", job.State, job.Attempts, tt.state)
+			}
+			if tt.state == queue.Retrying {
+				if want := clk.Now().Add(tt.due); !job.Due.Equal(want) {
+					t.Errorf("due %v after the failure, want %v", job.Due.Sub(clk.Now()), tt.due)
+				}
+			}
+			for _, r := range tt.reason {
+				if !strings.Contains(job.LastError, r) {
+					t.Errorf("LastError %q does not contain %q", job.LastError, r)
+				}
+			}
+			if n := len(emu.Pings()); n != 1 {
+				t.Errorf("emulator saw %d pings, want 1", n)
+			}
+		})
+	}
+}
+
+func TestRetriesUntilDelivered(t *testing.T) {
+	t.Parallel()
+	q := openQueue(t, nil)
+	emu := newEmulator(t, livefyretest.Config{})
+	const failures = 3
+	var mu sync.Mutex
+	seen := 0
+	emu.SetPingFault(func(user string) (int, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen++
+		// The ping in flight holds the lease; earlier failures are counted.
+		job, err := q.Get(network, user)
+		if err != nil {
+			t.Errorf("ping %d: get: %v", seen, err)
+			return 0, ""
+		}
+		if job.State != queue.Leased || job.Attempts != seen-1 {
+			t.Errorf("ping %d: job is %s after %d attempts, want leased after %d", seen, job.State, job.Attempts, seen-1)
+		}
+		if seen > 1 && !strings.Contains(job.LastError, "HTTP 503") {
+			t.Errorf("ping %d: LastError = %q, want the 503", seen, job.LastError)
+		}
+		if seen <= failures {
+			return http.StatusServiceUnavailable, ""
+		}
+		return 0, ""
+	})
+	enqueue(t, q, network, "u1")
+	start(t, q, Options{}, Config{
+		Senders: map[string]Sender{network: client(network, emu.URL)},
+		Policy:  Policy{Initial: 20 * time.Millisecond, Rand: fixedRand(0.5)},
+	})
+
+	waitGone(t, q, network, "u1")
+	var statuses []int
+	for _, p := range emu.Pings() {
+		statuses = append(statuses, p.Status)
+	}
+	if fmt.Sprint(statuses) != "[503 503 503 200]" {
+		t.Errorf("ping answers %v, want three 503 then 200", statuses)
+	}
+}
+
+func TestUnknownNetworkIsKept(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	q := openQueue(t, clk.Now)
+	emu := newEmulator(t, livefyretest.Config{})
+	enqueue(t, q, "other.fyre.co", "u1")
+	start(t, q, Options{Now: clk.Now}, Config{Senders: map[string]Sender{network: client(network, emu.URL)}})
+
+	job := waitSettled(t, q, "other.fyre.co", "u1")
+	if job.State != queue.Retrying || !strings.Contains(job.LastError, "no livefyre handler") {
+		t.Errorf("job is %s with LastError %q, want retrying for want of a handler", job.State, job.LastError)
+	}
+	if want := clk.Now().Add(time.Minute); !job.Due.Equal(want) {
+		t.Errorf("due %v from now, want 1m", job.Due.Sub(clk.Now()))
+	}
+	if n := len(emu.Pings()); n != 0 {
+		t.Errorf("emulator saw %d pings, want none", n)
+	}
+}
+
+func TestSetConfigAddsNetwork(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	q := openQueue(t, clk.Now)
+	emuA := newEmulator(t, livefyretest.Config{Network: "a.fyre.co"})
+	emuB := newEmulator(t, livefyretest.Config{Network: "b.fyre.co"})
+	onlyA := map[string]Sender{"a.fyre.co": client("a.fyre.co", emuA.URL)}
+	d := start(t, q, Options{Now: clk.Now}, Config{Senders: onlyA})
+
+	enqueue(t, q, "b.fyre.co", "u1")
+	if job := waitSettled(t, q, "b.fyre.co", "u1"); job.State != queue.Retrying {
+		t.Fatalf("job for a network without a handler is %s, want retrying", job.State)
+	}
+
+	d.SetConfig(Config{Senders: map[string]Sender{
+		"a.fyre.co": onlyA["a.fyre.co"],
+		"b.fyre.co": client("b.fyre.co", emuB.URL),
+	}})
+	clk.Advance(time.Minute)
+	// The dispatcher sleeps in real time until the retry is due; a new
+	// update wakes it, as one would in production.
+	enqueue(t, q, "a.fyre.co", "poke")
+
+	waitGone(t, q, "b.fyre.co", "u1")
+	waitGone(t, q, "a.fyre.co", "poke")
+	if got := pingCounts(emuB); len(got) != 1 || got["u1"] != 1 {
+		t.Errorf("network b pings: %v, want u1 once", got)
+	}
+	if got := pingCounts(emuA); len(got) != 1 || got["poke"] != 1 {
+		t.Errorf("network a pings: %v, want poke once", got)
+	}
+}
+
+func TestSetConfigKeepsLimiter(t *testing.T) {
+	t.Parallel()
+	q := openQueue(t, nil)
+	d := New(q, Options{})
+	senders := func() map[string]Sender {
+		return map[string]Sender{"a.fyre.co": client("a.fyre.co", "http://127.0.0.1:1"), "b.fyre.co": client("b.fyre.co", "http://127.0.0.1:1")}
+	}
+	d.SetConfig(Config{Senders: senders(), Rate: 10, Burst: 2})
+	first := d.cfg.Load().limiters
+	if first["a.fyre.co"] == nil || first["b.fyre.co"] == nil || first["a.fyre.co"] == first["b.fyre.co"] {
+		t.Fatalf("want one limiter per network, got %v", first)
+	}
+	allowed := 0
+	for range 3 {
+		if first["a.fyre.co"].Allow() {
+			allowed++
+		}
+	}
+	if allowed != 2 {
+		t.Fatalf("a burst of 2 allowed %d pings at once", allowed)
+	}
+
+	d.SetConfig(Config{Senders: senders(), Rate: 10, Burst: 2})
+	if got := d.cfg.Load().limiters["a.fyre.co"]; got != first["a.fyre.co"] {
+		t.Error("a reload with the same rate replaced the limiter, refilling its bucket")
+	}
+	d.SetConfig(Config{Senders: senders(), Rate: 5, Burst: 2})
+	if got := d.cfg.Load().limiters["a.fyre.co"]; got == first["a.fyre.co"] || got.Limit() != 5 {
+		t.Errorf("a reload with a new rate kept the old limiter (limit %v)", got.Limit())
+	}
+	d.SetConfig(Config{Senders: senders()})
+	if got := d.cfg.Load().limiters; len(got) != 0 {
+		t.Errorf("no rate should mean no limiters, got %v", got)
+	}
+}
+
+// TestRateLimit checks that pings never get ahead of the token bucket: by
+// any time x after the limiter was made, at most Burst + Rate·x pings have
+// reached Livefyre. Windows are anchored at the start because a loaded
+// machine may delay some pings and so bunch them with later ones; a delay
+// never makes a ping early, so this bound holds however slow the run.
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	const (
+		n     = 30
+		limit = 10 // per second
+		burst = 1
+	)
+	q := openQueue(t, nil)
+	emu := newEmulator(t, livefyretest.Config{})
+	for i := range n {
+		enqueue(t, q, network, fmt.Sprintf("u%02d", i))
+	}
+	began := time.Now()
+	start(t, q, Options{Workers: 8}, Config{
+		Senders: map[string]Sender{network: client(network, emu.URL)},
+		Rate:    limit,
+		Burst:   burst,
+	})
+
+	waitEmpty(t, q, network)
+	pings := emu.Pings()
+	if len(pings) != n {
+		t.Fatalf("emulator saw %d pings, want %d", len(pings), n)
+	}
+	slices.SortFunc(pings, func(a, b livefyretest.PingRecord) int { return a.Time.Compare(b.Time) })
+	for k, p := range pings {
+		// Ping k spends token k+1: the first burst are in the bucket, the
+		// rest come at limit per second.
+		earliest := time.Duration(max(k+1-burst, 0)) * time.Second / limit
+		if at := p.Time.Sub(began); at < earliest-time.Millisecond {
+			t.Errorf("ping %d arrived %v after the start, want at least %v", k, at, earliest)
+		}
+	}
+}
+
+// TestLeaseCoversRateLimitWait checks that a ping held back by the rate
+// limit for longer than LeaseFor is not leased and sent a second time.
+func TestLeaseCoversRateLimitWait(t *testing.T) {
+	t.Parallel()
+	q := openQueue(t, nil)
+	emu := newEmulator(t, livefyretest.Config{})
+	users := []string{"u1", "u2", "u3", "u4"}
+	enqueue(t, q, network, users...)
+	// 3 workers at 4/s: the third waits 500ms, the fourth up to 750ms,
+	// beyond a 500ms lease.
+	start(t, q, Options{Workers: 3, LeaseFor: 500 * time.Millisecond}, Config{
+		Senders: map[string]Sender{network: client(network, emu.URL)},
+		Rate:    4,
+		Burst:   1,
+	})
+
+	waitEmpty(t, q, network)
+	counts := pingCounts(emu)
+	for _, u := range users {
+		if counts[u] != 1 {
+			t.Errorf("%s pinged %d times, want once", u, counts[u])
+		}
+	}
+}
+
+func TestStopWaitsForPingInFlight(t *testing.T) {
+	t.Parallel()
+	q := openQueue(t, nil)
+	g := newGate(t)
+	d := start(t, q, Options{}, Config{Senders: map[string]Sender{network: client(network, g.URL)}})
+	enqueue(t, q, network, "u1")
+	g.next(t)
+
+	stopped := make(chan struct{})
+	go func() {
+		d.Stop(5 * time.Second)
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+		t.Fatal("Stop returned while a ping was in flight and the drain time was not over")
+	case <-time.After(50 * time.Millisecond):
+	}
+	g.release <- struct{}{}
+	select {
+	case <-stopped:
+	case <-time.After(4 * time.Second):
+		t.Fatal("Stop did not return once the ping in flight finished")
+	}
+	// Stop waited for the outcome to be recorded, not just for the answer.
+	if _, err := q.Get(network, "u1"); err == nil {
+		t.Error("the delivered ping is still queued after Stop")
+	}
+	d.Stop(time.Second) // harmless
+}
+
+func TestStopCancelsPingAfterDrain(t *testing.T) {
+	t.Parallel()
+	q := openQueue(t, nil)
+	g := newGate(t)
+	d := start(t, q, Options{}, Config{Senders: map[string]Sender{network: client(network, g.URL)}})
+	enqueue(t, q, network, "u1")
+	g.next(t)
+
+	began := time.Now()
+	d.Stop(100 * time.Millisecond)
+	if took := time.Since(began); took < 100*time.Millisecond || took > 5*time.Second {
+		t.Errorf("Stop(100ms) took %v", took)
+	}
+	job, err := q.Get(network, "u1")
+	if err != nil {
+		t.Fatalf("the cancelled ping is gone from the queue: %v", err)
+	}
+	if job.State != queue.Retrying && job.State != queue.Pending || job.Attempts > 1 {
+		t.Errorf("cancelled job is %s after %d attempts, want waiting to be sent again", job.State, job.Attempts)
+	}
+	if !strings.Contains(job.LastError, "interrupted") {
+		t.Errorf("LastError = %q, want it to say the ping was interrupted", job.LastError)
+	}
+	d.Stop(0) // harmless
+
+	g.Open()
+	d.Start()
+	d.Start() // harmless
+	if id := g.next(t); id != "u1" {
+		t.Errorf("after a restart the ping for %q was sent, want u1", id)
+	}
+	waitGone(t, q, network, "u1")
+}
+
+func TestWorkersBound(t *testing.T) {
+	t.Parallel()
+	const jobs = 6
+	q := openQueue(t, nil)
+	g := newGate(t)
+	for i := range jobs {
+		enqueue(t, q, network, fmt.Sprintf("u%d", i))
+	}
+	d := start(t, q, Options{Workers: 2}, Config{Senders: map[string]Sender{network: client(network, g.URL)}})
+	d.Start() // a second loop would double the pings in flight
+
+	g.next(t)
+	g.next(t)
+	// Nothing can signal that a third ping will never come; give it time to.
+	select {
+	case id := <-g.arrived:
+		t.Fatalf("ping for %s arrived while 2 workers were busy", id)
+	case <-time.After(100 * time.Millisecond):
+	}
+	for i := 2; i < jobs; i++ {
+		g.release <- struct{}{}
+		g.next(t)
+	}
+	g.release <- struct{}{}
+	g.release <- struct{}{}
+	waitEmpty(t, q, network)
+	if most := g.mostInFlight(); most != 2 {
+		t.Errorf("at most %d pings were in flight, want 2", most)
+	}
+}
+
+func TestStopWithoutStart(t *testing.T) {
+	t.Parallel()
+	q := openQueue(t, nil)
+	d := New(q, Options{})
+	d.Stop(time.Hour) // returns at once: nothing runs
+	d.Stop(0)
+}
