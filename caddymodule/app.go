@@ -30,9 +30,12 @@ type App struct {
 	Storage string `json:"storage,omitempty"`
 
 	// Durability is "process" (the default: a queued ping survives the
-	// process being killed) or "power" (each enqueue is fsynced, so it also
-	// survives power loss, at some cost in throughput). Takes effect when the
-	// queue is opened, i.e. at start-up, not on a reload.
+	// process being killed) or "power" (each enqueue is fsynced before the
+	// request is answered, so it also survives power loss; concurrent
+	// enqueues share one fsync, so throughput holds up under load). Takes
+	// effect when the queue is opened, i.e. at start-up, not on a reload.
+	// Either way the queue stops writing, with an error, while its disk has
+	// less than 64 MiB free.
 	Durability string `json:"durability,omitempty"`
 
 	// Rate limits pings per Livefyre network, as "N/s", "N/m" or "N/h".
@@ -54,7 +57,8 @@ type App struct {
 	// Pings not sent by then stay queued for the next start. Default: 5s.
 	DrainTimeout caddy.Duration `json:"drain_timeout,omitempty"`
 
-	// Workers is how many pings may be in flight at once. Default: 4.
+	// Workers is how many pings may be in flight at once; a reload applies
+	// a new value. Default: 4.
 	Workers int `json:"workers,omitempty"`
 
 	// MinInterval is the least time between two pings for one user. The
@@ -70,8 +74,13 @@ type App struct {
 
 	mu       sync.Mutex
 	networks map[string]*pullclient.Client
+	handlers map[string][]*Handler // by network, for register and doctor
 	store    *store
 	started  bool
+	// cleanedUp is set by Cleanup; enqueues still using store are counted
+	// in writers, which Cleanup waits for before letting the store go.
+	cleanedUp bool
+	writers   sync.WaitGroup
 }
 
 // RetryConfig tunes the backoff between ping attempts: each wait is drawn
@@ -82,6 +91,10 @@ type RetryConfig struct {
 	Initial caddy.Duration `json:"initial,omitempty"`
 	// MaxInterval is the largest ceiling. Default: 1h.
 	MaxInterval caddy.Duration `json:"max_interval,omitempty"`
+	// MaxRetryAfter caps how long a Retry-After from Livefyre (on a 429 or
+	// 503, in seconds or as a date) may hold a ping back; a longer one is
+	// cut to this. Default: 1h.
+	MaxRetryAfter caddy.Duration `json:"max_retry_after,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -98,6 +111,7 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.log = ctx.Logger()
 	a.networks = make(map[string]*pullclient.Client)
+	a.handlers = make(map[string][]*Handler)
 	a.dir = a.Storage
 	if a.dir == "" {
 		a.dir = filepath.Join(caddy.AppDataDir(), "livefyre")
@@ -135,7 +149,7 @@ func (a *App) Validate() error {
 	if a.RetryFor < 0 || a.DrainTimeout < 0 || a.Workers < 0 || a.Burst < 0 || a.MinInterval < 0 {
 		return fmt.Errorf("retry_for, drain_timeout, workers, burst and min_interval cannot be negative")
 	}
-	if a.Retry != nil && (a.Retry.Initial < 0 || a.Retry.MaxInterval < 0) {
+	if a.Retry != nil && (a.Retry.Initial < 0 || a.Retry.MaxInterval < 0 || a.Retry.MaxRetryAfter < 0) {
 		return fmt.Errorf("retry intervals cannot be negative")
 	}
 	return nil
@@ -197,11 +211,14 @@ func (a *App) Stop() error {
 }
 
 // Cleanup releases this config's hold on the queue; the last one closes it.
+// Enqueues in progress finish first.
 func (a *App) Cleanup() error {
 	a.mu.Lock()
 	s := a.store
 	a.store = nil
+	a.cleanedUp = true
 	a.mu.Unlock()
+	a.writers.Wait()
 	if s == nil {
 		return nil
 	}
@@ -215,10 +232,14 @@ func (a *App) Cleanup() error {
 func (a *App) openedStore() (*store, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.openedStoreLocked()
+}
+
+func (a *App) openedStoreLocked() (*store, error) {
 	if a.store != nil {
 		return a.store, nil
 	}
-	if a.log == nil {
+	if a.log == nil || a.cleanedUp {
 		return nil, errStoreClosed
 	}
 	s, err := openStore(a.dir, a.Durability == "power", a.Workers, a.log)
@@ -231,11 +252,40 @@ func (a *App) openedStore() (*store, error) {
 
 // enqueue durably records that userID on network needs a ping.
 func (a *App) enqueue(network, userID string) (coalesced bool, err error) {
-	s, err := a.openedStore()
+	s, done, err := a.storeForWrite()
 	if err != nil {
 		return false, err
 	}
+	defer done()
 	return s.queue.Enqueue(network, userID)
+}
+
+// storeForWrite returns the queue for one write and what to call after it.
+// A handler of an old config can still be answering a slow request after
+// its config was cleaned up (a reload or shutdown whose grace_period ran
+// out); its update must not be lost, so it borrows the queue from the pool
+// for that one write: the running config's queue after a reload, or one
+// opened and closed again if Caddy is exiting.
+func (a *App) storeForWrite() (*store, func(), error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cleanedUp && a.log != nil {
+		s, err := openStore(a.dir, a.Durability == "power", a.Workers, a.log)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, func() {
+			if _, err := stores.Delete(a.dir); err != nil {
+				a.log.Error("closing the livefyre queue after a late write", zap.String("storage", a.dir), zap.Error(err))
+			}
+		}, nil
+	}
+	s, err := a.openedStoreLocked()
+	if err != nil {
+		return nil, nil, err
+	}
+	a.writers.Add(1)
+	return s, a.writers.Done, nil
 }
 
 // registerNetwork records the Livefyre client of a site's handler. Two sites
@@ -273,8 +323,9 @@ func (a *App) deliveryConfig() delivery.Config {
 	if a.Retry != nil {
 		policy.Initial = time.Duration(a.Retry.Initial)
 		policy.MaxInterval = time.Duration(a.Retry.MaxInterval)
+		policy.MaxRetryAfter = time.Duration(a.Retry.MaxRetryAfter)
 	}
-	return delivery.Config{Senders: senders, Policy: policy, Rate: a.rate, Burst: a.burst}
+	return delivery.Config{Senders: senders, Policy: policy, Rate: a.rate, Burst: a.burst, Workers: a.Workers}
 }
 
 // Interface guards

@@ -38,6 +38,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		key       <network key, e.g. {env.LIVEFYRE_NETWORK_KEY}>
 //		quill     <base URL>
 //		token_ttl <duration>
+//		probe_user <user id>
 //
 //		watch <methods...> <path with {id}>
 //		watch <methods...> <path> {
@@ -51,7 +52,11 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //			header_up    <field> <value>
 //			map          <livefyre field> <JSON pointer | template | literal>
 //			timeout      <duration>
+//			dial_timeout <duration>
 //			max_response <size>
+//			allow_ips    <ip|cidr...>
+//			max_token_failures <N/s|N/m|N/h>
+//			cache        <duration>
 //		}
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -86,6 +91,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.TokenTTL = dur
+		case "probe_user":
+			if err := oneArg(d, &h.ProbeUser); err != nil {
+				return err
+			}
+			if !usableUserID(h.ProbeUser) {
+				return d.Errf("probe_user %q: a user id must match ^[A-Za-z0-9_.-]+$", h.ProbeUser)
+			}
 		case "watch":
 			w, err := parseWatch(d)
 			if err != nil {
@@ -215,6 +227,34 @@ func parsePull(d *caddyfile.Dispenser) (*Pull, error) {
 				return nil, err
 			}
 			p.MaxResponse = n
+		case "dial_timeout":
+			dur, err := durationArg(d)
+			if err != nil {
+				return nil, err
+			}
+			p.DialTimeout = dur
+		case "allow_ips":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.Err("allow_ips needs one or more IP addresses or CIDR ranges")
+			}
+			if _, err := parseAllowIPs(args); err != nil {
+				return nil, d.WrapErr(err)
+			}
+			p.AllowIPs = append(p.AllowIPs, args...)
+		case "max_token_failures":
+			if err := oneArg(d, &p.MaxTokenFailures); err != nil {
+				return nil, err
+			}
+			if _, _, err := parseFailureBudget(p.MaxTokenFailures); err != nil {
+				return nil, d.WrapErr(err)
+			}
+		case "cache":
+			dur, err := durationArg(d)
+			if err != nil {
+				return nil, err
+			}
+			p.Cache = dur
 		default:
 			return nil, d.Errf("unrecognized pull option %q", d.Val())
 		}
@@ -234,8 +274,9 @@ func parsePull(d *caddyfile.Dispenser) (*Pull, error) {
 //		rate          <N/s|N/m|N/h> [<burst>]
 //		retry_for     <duration>
 //		retry {
-//			initial      <duration>
-//			max_interval <duration>
+//			initial         <duration>
+//			max_interval    <duration>
+//			max_retry_after <duration>
 //		}
 //		drain_timeout <duration>
 //		min_interval  <duration>
@@ -304,6 +345,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 						return nil, err
 					}
 					app.Retry.MaxInterval = dur
+				case "max_retry_after":
+					dur, err := durationArg(d)
+					if err != nil {
+						return nil, err
+					}
+					app.Retry.MaxRetryAfter = dur
 				default:
 					return nil, d.Errf("unrecognized retry option %q", d.Val())
 				}

@@ -51,6 +51,7 @@ which keeps it out of your shell history and process list.
 			emu.Flags().Duration("pull-delay", 0, "Delay between a ping and its pull (Livefyre takes 1-10 minutes)")
 			emu.Flags().Bool("lenient", false, "Drop invalid profile fields instead of failing the pull")
 			cmd.AddCommand(emu)
+			addOperatorCommands(cmd)
 		},
 	})
 }

@@ -46,6 +46,12 @@ type Handler struct {
 	// Pull configures the endpoint Livefyre fetches profiles from.
 	Pull *Pull `json:"pull,omitempty"`
 
+	// ProbeUser is a user id that `caddy livefyre doctor` uses as its
+	// sample: it pulls that user through the pull endpoint and, with
+	// --probe-livefyre, asks Livefyre to pull it too (a harmless refresh).
+	// Default: none; doctor then checks only that the app answers.
+	ProbeUser string `json:"probe_user,omitempty"`
+
 	app    *App
 	client *pullclient.Client
 	tokens pullclient.TokenValidator
@@ -100,6 +106,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if err := h.Pull.provision(); err != nil {
 			return fmt.Errorf("pull %s: %w", h.Pull.URL, err)
 		}
+		h.Pull.register(network)
+	}
+	if h.ProbeUser != "" && !usableUserID(h.ProbeUser) {
+		return fmt.Errorf("probe_user %q: a user id must match ^[A-Za-z0-9_.-]+$", h.ProbeUser)
 	}
 
 	appVal, err := ctx.App("livefyre")
@@ -107,13 +117,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.app = appVal.(*App)
-	return h.app.registerNetwork(h.client)
+	if err := h.app.registerNetwork(h.client); err != nil {
+		return err
+	}
+	h.app.registerHandler(h)
+	return nil
 }
 
 // Validate checks that the handler has something to do.
 func (h *Handler) Validate() error {
 	if len(h.Watch) == 0 && h.Pull == nil {
 		return fmt.Errorf("livefyre: configure at least one watch or a pull endpoint")
+	}
+	if h.Pull != nil {
+		if err := h.Pull.checkWatches(h.Watch); err != nil {
+			return fmt.Errorf("livefyre: %w", err)
+		}
 	}
 	return nil
 }
@@ -132,11 +151,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return next.ServeHTTP(w, r)
 }
 
-// Cleanup drops the pull client's idle upstream connections; each config
-// has its own client.
+// Cleanup drops the pull endpoint's idle upstream connections and its
+// profile cache; each config has its own.
 func (h *Handler) Cleanup() error {
-	if h.Pull != nil && h.Pull.client != nil {
-		h.Pull.client.CloseIdleConnections()
+	if h.Pull != nil {
+		h.Pull.cleanup()
 	}
 	return nil
 }

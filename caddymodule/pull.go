@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,15 +50,55 @@ type Pull struct {
 	// MaxResponse caps the size of the app's answer in bytes. Default: 1MiB.
 	MaxResponse int64 `json:"max_response,omitempty"`
 
-	base       string // request paths equal to or under base are ours
-	segments   []string
-	idIndex    int    // path segment holding {id}, or -1
-	queryParam string // query parameter holding {id}, or ""
-	mapper     *profile.Mapper
-	client     *http.Client
+	// DialTimeout bounds connecting to Upstream, within Timeout. Default:
+	// 5s, or Timeout if that is shorter.
+	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
+
+	// AllowIPs, if set, lets only these clients use the pull endpoint: IP
+	// addresses and CIDR ranges, e.g. Livefyre's published ranges. Both the
+	// direct peer and the client IP Caddy derives from X-Forwarded-For (when
+	// the peer is one of the server's trusted_proxies) must be listed, so
+	// behind a proxy list the proxy's addresses too. Anyone else gets 403
+	// with an empty body before the token is looked at. Default: any client.
+	AllowIPs []string `json:"allow_ips,omitempty"`
+
+	// MaxTokenFailures limits invalid lftoken attempts per client IP, as
+	// "N/s", "N/m" or "N/h": once a client has sent N invalid tokens within
+	// the period that its first failure opened, it gets 429 (with
+	// Retry-After) until the period ends, without its token being checked.
+	// Clients are told apart by Caddy's client IP, so behind a proxy
+	// configure trusted_proxies or all clients share one budget. Up to
+	// 10000 clients are remembered, the least recently seen forgotten
+	// first. Default: no limit.
+	MaxTokenFailures string `json:"max_token_failures,omitempty"`
+
+	// Cache keeps each mapped profile this long, so repeated pulls of a
+	// user skip the app. An update the watcher sees for a user (on any
+	// site of the same network) drops that user's entry at once, so the
+	// pull that follows a ping always gets fresh data; changes made around
+	// the watched routes can be served up to Cache late. Up to 10000
+	// profiles are kept, the least recently used dropped first. Default: 0
+	// (no cache).
+	Cache caddy.Duration `json:"cache,omitempty"`
+
+	base        string // request paths equal to or under base are ours
+	segments    []string
+	idIndex     int    // path segment holding {id}, or -1
+	queryParam  string // query parameter holding {id}, or ""
+	mapper      *profile.Mapper
+	client      *http.Client
+	dialTimeout time.Duration
+	allow       ipAllowlist     // nil: any client
+	failures    *failureLimiter // nil: no limit
+	cache       *profileCache   // nil: no cache
+	network     string          // the network whose updates invalidate cache
 }
 
 const defaultMaxPullResponse = 1 << 20
+
+// drainLimit is how much of an unused answer fetch reads to keep the
+// connection; a longer one closes it.
+const drainLimit = 64 << 10
 
 // hop-by-hop and credential headers that header_up must not set.
 var forbiddenHeaderUp = map[string]bool{
@@ -93,15 +135,39 @@ func (p *Pull) provision() error {
 	if p.MaxResponse <= 0 {
 		p.MaxResponse = defaultMaxPullResponse
 	}
+	if p.Timeout < 0 || p.DialTimeout < 0 || p.Cache < 0 {
+		return errors.New("timeout, dial_timeout and cache cannot be negative")
+	}
 	timeout := time.Duration(p.Timeout)
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
+	p.dialTimeout = min(timeout, 5*time.Second)
+	if p.DialTimeout > 0 {
+		p.dialTimeout = min(timeout, time.Duration(p.DialTimeout))
+	}
+	if len(p.AllowIPs) > 0 {
+		if p.allow, err = parseAllowIPs(p.AllowIPs); err != nil {
+			return err
+		}
+	}
+	if p.MaxTokenFailures != "" {
+		n, per, err := parseFailureBudget(p.MaxTokenFailures)
+		if err != nil {
+			return err
+		}
+		p.failures = newFailureLimiter(n, per, nil)
+	}
+	if p.Cache > 0 {
+		p.cache = newProfileCache(time.Duration(p.Cache), nil)
+	}
+	// The client takes nothing from Livefyre's request: no header of it is
+	// forwarded (hop-by-hop, cookies or any other), only header_up.
 	p.client = &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{
 			Proxy:                 nil,
-			DialContext:           (&net.Dialer{Timeout: min(timeout, 5*time.Second), KeepAlive: 30 * time.Second}).DialContext,
+			DialContext:           (&net.Dialer{Timeout: p.dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 			MaxIdleConnsPerHost:   32,
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: timeout,
@@ -200,13 +266,66 @@ func idInAuthority(raw string) bool {
 	return strings.Contains(rest, "{id}")
 }
 
-// owns reports whether a request path is under the pull URL's path.
-func (p *Pull) owns(path string) bool {
-	return path == p.base || strings.HasPrefix(path, p.base+"/")
+// register makes the watchers of network invalidate this endpoint's cache.
+// Only a provisioned handler registers; cleanup undoes it.
+func (p *Pull) register(network string) {
+	p.network = network
+	if p.cache != nil {
+		profileCaches.add(network, p.cache)
+	}
+}
+
+// cleanup drops the upstream client's idle connections (each config has its
+// own client) and unregisters the cache.
+func (p *Pull) cleanup() {
+	if p.client != nil {
+		p.client.CloseIdleConnections()
+	}
+	if p.cache != nil && p.network != "" {
+		profileCaches.remove(p.network, p.cache)
+	}
+}
+
+// owns reports whether a request path is under the pull URL's path. Pull
+// requests carry a token, so the app must never see one: a path that only
+// reaches the pull URL's path once cleaned ("/livefyre//pull/1"), or that
+// differs from it only in case, is the plugin's too (it answers 404).
+func (p *Pull) owns(reqPath string) bool {
+	return p.under(reqPath) || p.under(path.Clean(reqPath))
+}
+
+func (p *Pull) under(reqPath string) bool {
+	n := len(p.base)
+	return len(reqPath) >= n && strings.EqualFold(reqPath[:n], p.base) && (len(reqPath) == n || reqPath[n] == '/')
+}
+
+// checkWatches refuses watch routes under the pull URL's path: the pull
+// endpoint answers those requests itself, so the app would never see the
+// updates.
+func (p *Pull) checkWatches(watches []*Watch) error {
+	base := strings.Split(strings.TrimPrefix(p.base, "/"), "/")
+	for _, w := range watches {
+		if len(w.segments) < len(base) {
+			continue
+		}
+		overlap := true
+		for i, b := range base {
+			if seg := w.segments[i]; seg != "*" && seg != "{id}" && !strings.EqualFold(seg, b) {
+				overlap = false
+				break
+			}
+		}
+		if overlap {
+			return fmt.Errorf("watch %s is under the pull URL's path %s, which the pull endpoint answers itself; move the pull URL (e.g. to /livefyre/pull/{id})", w.Path, p.base)
+		}
+	}
+	return nil
 }
 
 // requestedID finds the user id in a pull request; false means the path
-// does not fit the pull URL.
+// does not fit the pull URL. A path id is read from the escaped path, so an
+// encoded slash stays inside the id (and makes it invalid) rather than
+// splitting it.
 func (p *Pull) requestedID(r *http.Request) (string, bool) {
 	if p.queryParam != "" {
 		// base has no trailing slash; Livefyre's own example template is
@@ -216,16 +335,23 @@ func (p *Pull) requestedID(r *http.Request) (string, bool) {
 		}
 		return r.URL.Query().Get(p.queryParam), true
 	}
-	got := strings.Split(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	got := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/")
 	if len(got) != len(p.segments) {
 		return "", false
 	}
+	id := ""
 	for i, want := range p.segments {
-		if i != p.idIndex && got[i] != want {
+		seg, err := url.PathUnescape(got[i])
+		switch {
+		case err != nil:
+			return "", false
+		case i == p.idIndex:
+			id = seg
+		case seg != want:
 			return "", false
 		}
 	}
-	return got[p.idIndex], true
+	return id, true
 }
 
 // upstreamURL fills {id} (escaped for where it stands) and then any Caddy
@@ -247,11 +373,35 @@ func (p *Pull) upstreamURL(id string, repl *caddy.Replacer) (string, error) {
 	return u.String(), nil
 }
 
-// servePull answers Livefyre: the token first, then the id, then the app.
+// servePull answers Livefyre: the client's address, then the token, then
+// the id, then the app. It never returns an error: Caddy would log the
+// request, lftoken included, in its error log.
 func (h *Handler) servePull(w http.ResponseWriter, r *http.Request) error {
+	p := h.Pull
+	peer, client, addrOK := clientAddrs(r)
+	if p.allow != nil && (!addrOK || !p.allow.admits(peer, client)) {
+		h.log.Info("pull refused: client not in allow_ips",
+			zap.String("remote_ip", peer.String()), zap.String("client_ip", client.String()))
+		w.WriteHeader(http.StatusForbidden)
+		return nil
+	}
+	if p.failures != nil {
+		if wait, limited := p.failures.blocked(client); limited {
+			h.log.Debug("pull refused: too many invalid tokens from this client", zap.String("client_ip", client.String()))
+			w.Header().Set("Retry-After", retryAfter(wait))
+			w.WriteHeader(http.StatusTooManyRequests)
+			return nil
+		}
+	}
+	// The first lftoken counts (protocol §4.4); the validator refuses an
+	// over-long one before decoding anything.
 	token := r.URL.Query().Get("lftoken")
 	if err := h.tokens.Validate(token); err != nil {
-		h.log.Info("pull refused: invalid lftoken", zap.String("path", r.URL.Path), zap.String("reason", tokenReason(err)))
+		if p.failures != nil {
+			p.failures.fail(client)
+		}
+		h.log.Info("pull refused: invalid lftoken", zap.String("path", r.URL.Path),
+			zap.String("client_ip", client.String()), zap.String("reason", tokenReason(err)))
 		w.WriteHeader(http.StatusForbidden)
 		return nil
 	}
@@ -260,7 +410,6 @@ func (h *Handler) servePull(w http.ResponseWriter, r *http.Request) error {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return nil
 	}
-	p := h.Pull
 	id, ok := p.requestedID(r)
 	if !ok {
 		http.Error(w, "not found", http.StatusNotFound)
@@ -270,42 +419,64 @@ func (h *Handler) servePull(w http.ResponseWriter, r *http.Request) error {
 		http.Error(w, "invalid user id", http.StatusBadRequest)
 		return nil
 	}
-	log := h.log.With(zap.String("user_id", id))
+	log := h.log.With(zap.String("network", h.tokens.Network), zap.String("user_id", id))
 
+	body, cached := p.cache.get(id)
+	if !cached {
+		gen := p.cache.begin(id)
+		var status int
+		body, status = p.profile(r, id, log)
+		p.cache.end(id, gen, body)
+		if body == nil {
+			http.Error(w, http.StatusText(status), status)
+			return nil
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+	log.Debug("pull served", zap.Bool("cached", cached))
+	return nil
+}
+
+// profile fetches the app's JSON for id and maps it: the profile to send,
+// or nil and the status to answer with (the reason goes to log).
+func (p *Pull) profile(r *http.Request, id string, log *zap.Logger) ([]byte, int) {
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	target, err := p.upstreamURL(id, repl)
 	if err != nil {
 		log.Error("pull failed", zap.String("reason", err.Error()))
-		http.Error(w, "bad gateway", http.StatusBadGateway)
-		return nil
+		return nil, http.StatusBadGateway
 	}
 	status, doc, reason := p.fetch(r.Context(), target, repl)
 	if status != http.StatusOK {
 		log.Warn("pull failed", zap.Int("status", status), zap.String("reason", reason))
-		http.Error(w, http.StatusText(status), status)
-		return nil
+		return nil, status
 	}
 	res, err := p.mapper.Map(id, doc)
 	if err != nil {
-		log.Error("pull failed: the app's answer does not make a valid Livefyre profile", zap.String("reason", err.Error()))
-		http.Error(w, "bad gateway", http.StatusBadGateway)
-		return nil
+		var fe *profile.FieldError
+		if errors.As(err, &fe) {
+			log.Error("pull failed: the app's answer does not make a valid Livefyre profile",
+				zap.String("field", fe.Field), zap.String("reason", fe.Reason))
+		} else {
+			log.Error("pull failed: the app's answer does not make a valid Livefyre profile", zap.String("reason", err.Error()))
+		}
+		return nil, http.StatusBadGateway
 	}
 	if len(res.Dropped) > 0 {
 		log.Warn("pull: fields left out of the profile", zap.Strings("dropped", res.Dropped))
 	}
 	body, err := json.Marshal(res.Profile)
 	if err != nil {
-		return fmt.Errorf("encoding profile: %w", err)
+		log.Error("pull failed: encoding the profile", zap.String("reason", err.Error()))
+		return nil, http.StatusInternalServerError
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(body)
-	}
-	log.Debug("pull served")
-	return nil
+	return body, http.StatusOK
 }
 
 // fetch GETs the app's profile of a user. It returns 200 and the decoded
@@ -334,7 +505,11 @@ func (p *Pull) fetch(ctx context.Context, target string, repl *caddy.Replacer) (
 		}
 		return http.StatusBadGateway, nil, "the app is unreachable: " + redactURLError(err)
 	}
-	defer resp.Body.Close()
+	defer func() {
+		// Read a short rest so the connection can serve the next pull.
+		_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
+		resp.Body.Close()
+	}()
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
 		return http.StatusNotFound, nil, "the app has no such user"

@@ -1,20 +1,25 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-livefyre/caddy-livefyre/livefyretest"
 	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 )
@@ -430,4 +435,457 @@ func mustToken(t *testing.T, key string) string {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// Ids that are not one clean Livefyre id never reach the app: an encoded
+// slash stays inside the id and makes it invalid, dot segments and
+// non-ASCII are refused, and any path only a cleaning would bring under the
+// pull URL's path is still answered by the plugin.
+func TestPullRoutingOddPaths(t *testing.T) {
+	pathStyle := mustPull(t, &Pull{URL: "https://www.example.com/livefyre/pull/{id}", Upstream: "http://127.0.0.1:1/u/{id}"})
+	queryStyle := mustPull(t, &Pull{URL: "https://www.example.com/livefyre/pull?id={id}", Upstream: "http://127.0.0.1:1/u/{id}"})
+	tests := []struct {
+		p      *Pull
+		target string
+		owned  bool
+		id     string // "" with idOK: an id the handler refuses with 400
+		idOK   bool
+		usable bool
+	}{
+		{pathStyle, "/livefyre/pull/a%2Fb", true, "a/b", true, false},
+		{pathStyle, "/livefyre/pull/a%2fb", true, "a/b", true, false},
+		{pathStyle, "/livefyre/pull/..", true, "..", true, false},
+		{pathStyle, "/livefyre/pull/%2e%2e", true, "..", true, false},
+		{pathStyle, "/livefyre/pull/%2E", true, ".", true, false},
+		{pathStyle, "/livefyre/pull/jos%C3%A9", true, "josé", true, false},
+		{pathStyle, "/livefyre/pull/u1%0A", true, "u1\n", true, false},
+		{pathStyle, "/livefyre/pull/u1%00", true, "u1\x00", true, false},
+		{pathStyle, "/livefyre/pull/u%201", true, "u 1", true, false},
+		{pathStyle, "/livefyre/pull/%75%31", true, "u1", true, true}, // needless escapes of a valid id
+		{pathStyle, "/livefyre/%70ull/u1", true, "u1", true, true},
+		{pathStyle, "/livefyre/pull/../../api/users/u1", true, "", false, false},
+		{pathStyle, "/livefyre//pull/u1", true, "", false, false},
+		{pathStyle, "/livefyre/./pull/u1", true, "", false, false},
+		{pathStyle, "/LiveFyre/Pull/u1", true, "", false, false},
+		{pathStyle, "/livefyre/pullu1", false, "", false, false},
+		{queryStyle, "/livefyre/pull?id=a%2Fb", true, "a/b", true, false},
+		{queryStyle, "/livefyre/pull?id=..", true, "..", true, false},
+		{queryStyle, "/livefyre/pull?id=u1%0A", true, "u1\n", true, false},
+		{queryStyle, "/livefyre/pull?id=u1&id=u2", true, "u1", true, true},
+		{queryStyle, "/livefyre/pull?id=", true, "", true, false},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest(http.MethodGet, "http://www.example.com"+tt.target, nil)
+		if got := tt.p.owns(r.URL.Path); got != tt.owned {
+			t.Errorf("%s: owns = %v, want %v", tt.target, got, tt.owned)
+		}
+		id, ok := tt.p.requestedID(r)
+		if id != tt.id || ok != tt.idOK {
+			t.Errorf("%s: requestedID = %q, %v; want %q, %v", tt.target, id, ok, tt.id, tt.idOK)
+		}
+		if got := ok && usableUserID(id); got != tt.usable {
+			t.Errorf("%s: usable = %v, want %v", tt.target, got, tt.usable)
+		}
+	}
+}
+
+func TestPullCheckWatches(t *testing.T) {
+	tests := []struct {
+		pull, watch string
+		overlap     bool
+	}{
+		{"https://x.example/livefyre/pull/{id}", "/api/users/{id}", false},
+		{"https://x.example/livefyre/pull/{id}", "/livefyre/pull/{id}", true},
+		{"https://x.example/livefyre/pull/{id}", "/livefyre/pull/{id}/x", true},
+		{"https://x.example/livefyre/pull/{id}", "/livefyre/*/{id}", true},
+		{"https://x.example/livefyre/pull/{id}", "/LIVEFYRE/pull/{id}", true},
+		{"https://x.example/livefyre/pull/{id}", "/livefyre", false},
+		{"https://x.example/api/users/{id}/livefyre", "/api/users/{id}", true},
+		{"https://x.example/pull?id={id}", "/pull", true},
+		{"https://x.example/pull?id={id}", "/pullx/{id}", false},
+	}
+	for _, tt := range tests {
+		p := mustPull(t, &Pull{URL: tt.pull, Upstream: "http://127.0.0.1:1/u/{id}"})
+		w := mustWatch(t, &Watch{Methods: []string{"PUT"}, Path: tt.watch, UserID: "{http.request.header.X-User-Id}"})
+		err := p.checkWatches([]*Watch{w})
+		if (err != nil) != tt.overlap {
+			t.Errorf("pull %s, watch %s: checkWatches = %v, want overlap %v", tt.pull, tt.watch, err, tt.overlap)
+		}
+	}
+}
+
+func TestPullDialTimeout(t *testing.T) {
+	tests := []struct {
+		timeout, dial, want time.Duration
+	}{
+		{0, 0, 5 * time.Second},
+		{2 * time.Second, 0, 2 * time.Second},
+		{0, 300 * time.Millisecond, 300 * time.Millisecond},
+		{time.Second, 3 * time.Second, time.Second},
+	}
+	for _, tt := range tests {
+		p := mustPull(t, &Pull{URL: "https://x.example/pull/{id}", Upstream: "http://127.0.0.1:1/u/{id}",
+			Timeout: caddy.Duration(tt.timeout), DialTimeout: caddy.Duration(tt.dial)})
+		if p.dialTimeout != tt.want {
+			t.Errorf("timeout %v, dial_timeout %v: connect timeout %v, want %v", tt.timeout, tt.dial, p.dialTimeout, tt.want)
+		}
+	}
+	for _, p := range []Pull{
+		{URL: "https://x.example/pull/{id}", Upstream: "http://127.0.0.1:1/u/{id}", DialTimeout: -1},
+		{URL: "https://x.example/pull/{id}", Upstream: "http://127.0.0.1:1/u/{id}", Cache: -1},
+		{URL: "https://x.example/pull/{id}", Upstream: "http://127.0.0.1:1/u/{id}", AllowIPs: []string{"nope"}},
+		{URL: "https://x.example/pull/{id}", Upstream: "http://127.0.0.1:1/u/{id}", MaxTokenFailures: "10/d"},
+	} {
+		if err := p.provision(); err == nil {
+			t.Errorf("provision(%+v) succeeded", p)
+		}
+	}
+}
+
+// The pull client keeps its connection to the app across pulls, whatever
+// the app answered.
+func TestPullReusesConnections(t *testing.T) {
+	var conns atomic.Int32
+	app := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/u/nobody":
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, `{"error":"`+strings.Repeat("x", 8<<10)+`"}`)
+		case "/u/broken":
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = io.WriteString(w, `oops`)
+		default:
+			_, _ = io.WriteString(w, `{"name":"Rosa"}`)
+		}
+	}))
+	app.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	app.Start()
+	t.Cleanup(app.Close)
+	p := mustPull(t, &Pull{URL: "https://x.example/pull/{id}", Upstream: app.URL + "/u/{id}"})
+	t.Cleanup(p.cleanup)
+	for i, id := range []string{"u1", "nobody", "u1", "broken", "u2", "nobody", "u1"} {
+		status, _, reason := p.fetch(t.Context(), app.URL+"/u/"+id, nil)
+		if want := map[string]int{"nobody": 404, "broken": 502}[id]; want != 0 && status != want || want == 0 && status != 200 {
+			t.Fatalf("pull %d (%s) = %d %s", i, id, status, reason)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("7 sequential pulls opened %d connections to the app, want 1", n)
+	}
+}
+
+// Protocol §4.6 at the pull endpoint: ACCEPT gives the profile (or the
+// app's 404), REJECT gives 403 with an empty body and the app is not asked.
+// V6 runs with key K2; V10 and D1 with fixed clocks (D1 on its own network,
+// test.fyre.com, which only a validator configured by hand accepts).
+func TestServePullVectors(t *testing.T) {
+	const (
+		k2     = "c2VjcmV0LW5ldHdvcmsta2V5"
+		tokV1  = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJkb21haW4iOiJleGFtcGxlLmZ5cmUuY28iLCJ1c2VyX2lkIjoic3lzdGVtIiwiZGlzcGxheV9uYW1lIjoic3lzdGVtIiwiZXhwaXJlcyI6NDEwMjQ0NDgwMCwiaWF0IjoxNzAwMDAwMDAwfQ.CRVZrU6Cd52dNaNzDJOOM1vj6ALnEsRBzLyhxpdQYYo"
+		tokV2  = "eyJhbGciOiJIUzI1NiJ9.eyJkb21haW4iOiJleGFtcGxlLmZ5cmUuY28iLCJ1c2VyX2lkIjoic3lzdGVtIiwiZGlzcGxheV9uYW1lIjoic3lzdGVtIiwiZXhwaXJlcyI6NDEwMjQ0NDgwMC41fQ.4qm_fo8BqIMJ5mtn6TQNkz8U1_g3cwKCKD0sRrdiIUg"
+		tokV3  = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJkb21haW4iOiJleGFtcGxlLmZ5cmUuY28iLCJ1c2VyX2lkIjoiamFuZS5kb2UtNDIiLCJkaXNwbGF5X25hbWUiOiJKYW5lIERvZSIsImV4cGlyZXMiOjQxMDI0NDQ4MDB9.8Tu50oaJsLtqcFZaOK1oYT8hGqIwgQktZ6IGfMxP6A8"
+		tokV4  = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJkb21haW4iOiJleGFtcGxlLmZ5cmUuY28iLCJ1c2VyX2lkIjoic3lzdGVtIiwiZGlzcGxheV9uYW1lIjoic3lzdGVtIiwiZXhwaXJlcyI6MTM5NjY1NTA4M30.phHMVTSRTIfjPtpyRjr6lWZEE8DLScdjCXXeHNClngg"
+		tokV5  = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJkb21haW4iOiJvdGhlci5meXJlLmNvIiwidXNlcl9pZCI6InN5c3RlbSIsImRpc3BsYXlfbmFtZSI6InN5c3RlbSIsImV4cGlyZXMiOjQxMDI0NDQ4MDB9.7KN31pFWkLJtr-x2X0E--riTtiG33BPpFK2Hg8XFaqc"
+		tokV6b = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJkb21haW4iOiJleGFtcGxlLmZ5cmUuY28iLCJ1c2VyX2lkIjoic3lzdGVtIiwiZGlzcGxheV9uYW1lIjoic3lzdGVtIiwiZXhwaXJlcyI6NDEwMjQ0NDgwMH0.aIWAiDV976a1yQa9HF9cT8J5_W4mSBjD6gH7-IZDCZU"
+		tokV7  = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJkb21haW4iOiJleGFtcGxlLmZ5cmUuY28iLCJ1c2VyX2lkIjoic3lzdGVtIiwiZGlzcGxheV9uYW1lIjoic3lzdGVtIiwiZXhwaXJlcyI6NDEwMjQ0NDgwMCwiaWF0IjoxNzAwMDAwMDAwfQ."
+		tokV8  = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzUxMiJ9.eyJkb21haW4iOiJleGFtcGxlLmZ5cmUuY28iLCJ1c2VyX2lkIjoic3lzdGVtIiwiZGlzcGxheV9uYW1lIjoic3lzdGVtIiwiZXhwaXJlcyI6NDEwMjQ0NDgwMH0.KuKFA5jnU9Nh_oJroPn2pFYGq-5AXPC5_qoxkKvI9_bXM9GcM1rVesC1Ban1uf5TJ-3uB1S8Cri3rBSHvg5cHA"
+		tokV9  = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJkb21haW4iOiJleGFtcGxlLmZ5cmUuY28iLCJ1c2VyX2lkIjoic3lzdGVtIiwiZGlzcGxheV9uYW1lIjoicm9vdCIsImV4cGlyZXMiOjQxMDI0NDQ4MDAsImlhdCI6MTcwMDAwMDAwMH0.CRVZrU6Cd52dNaNzDJOOM1vj6ALnEsRBzLyhxpdQYYo"
+		tokV10 = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJkb21haW4iOiJleGFtcGxlLmZ5cmUuY28iLCJ1c2VyX2lkIjoic3lzdGVtIiwiZGlzcGxheV9uYW1lIjoic3lzdGVtIiwiZXhwaXJlcyI6MTcwMDA4NjQwMCwiaWF0IjoxNzAwMDAwMDAwfQ.pz5UCZhsAyUnEl5sLQXAIhpIwPKf_SxgN7ZuJfjuFFA"
+		tokD1  = "eyJhbGciOiJIUzI1NiJ9.eyJkb21haW4iOiJ0ZXN0LmZ5cmUuY29tIiwidXNlcl9pZCI6InN5c3RlbSIsImRpc3BsYXlfbmFtZSI6InN5c3RlbSIsImV4cGlyZXMiOjEzOTY2NTUwODN9.33GuJF_ou2O6CCV22Y3PlLUgP2Igy9vAXfmLONkt-Yo"
+	)
+	at := func(unix int64) func() time.Time { return func() time.Time { return time.Unix(unix, 0) } }
+	today := at(1767225600) // 2026-01-01: after V4, V10 and D1 expired, long before 2100
+	app, hits := upstreamApp(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/u/nobody" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"name":"Jane Doe"}`)
+	})
+	p := mustPull(t, &Pull{URL: "https://www.example.com/livefyre/pull/{id}", Upstream: app.URL + "/u/{id}",
+		Map: []profile.Rule{{Field: "display_name", Source: "/name"}}})
+	tests := []struct {
+		name, token, network, key string
+		now                       func() time.Time
+		id                        string
+		want                      int
+	}{
+		{"V1 node library output", tokV1, "", "", today, "jane.doe-42", 200},
+		{"V1 unknown user", tokV1, "", "", today, "nobody", 404},
+		{"V2 no typ, float expires", tokV2, "", "", today, "jane.doe-42", 200},
+		{"V3 ordinary user", tokV3, "", "", today, "jane.doe-42", 403},
+		{"V4 expired", tokV4, "", "", today, "jane.doe-42", 403},
+		{"V5 other network", tokV5, "", "", today, "jane.doe-42", 403},
+		{"V6a V1 under K2", tokV1, "", k2, today, "jane.doe-42", 403},
+		{"V6b signed with K2", tokV6b, "", k2, today, "jane.doe-42", 200},
+		{"V7 alg none", tokV7, "", "", today, "jane.doe-42", 403},
+		{"V8 HS512", tokV8, "", "", today, "jane.doe-42", 403},
+		{"V9 tampered", tokV9, "", "", today, "jane.doe-42", 403},
+		{"V10 expired today", tokV10, "", "", today, "jane.doe-42", 403},
+		{"V10 at issue", tokV10, "", "", at(1700000000), "jane.doe-42", 200},
+		{"V10 at the expires second", tokV10, "", "", at(1700086400), "jane.doe-42", 200},
+		{"V10 one second late", tokV10, "", "", at(1700086401), "jane.doe-42", 403},
+		{"D1 today", tokD1, "test.fyre.com", "testkeytest", today, "jane.doe-42", 403},
+		{"D1 at 1396300000", tokD1, "test.fyre.com", "testkeytest", at(1396300000), "jane.doe-42", 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := pullclient.TokenValidator{Network: "example.fyre.co", Key: "secret-network-key", Now: tt.now}
+			if tt.network != "" {
+				v.Network = tt.network
+			}
+			if tt.key != "" {
+				v.Key = tt.key
+			}
+			h := &Handler{Pull: p, tokens: v, log: zap.NewNop()}
+			before := hits.Load()
+			rec := serve(t, h, http.MethodGet, "/livefyre/pull/"+tt.id+"?lftoken="+tt.token)
+			if rec.Code != tt.want {
+				t.Fatalf("status %d, want %d (body %q)", rec.Code, tt.want, rec.Body.String())
+			}
+			wantHits := int32(1)
+			if tt.want == 403 {
+				wantHits = 0
+				if rec.Body.Len() != 0 {
+					t.Errorf("403 with a body: %q", rec.Body.String())
+				}
+			}
+			if n := hits.Load() - before; n != wantHits {
+				t.Errorf("the app was asked %d times, want %d", n, wantHits)
+			}
+			if tt.want == 200 {
+				if _, err := livefyretest.ValidateProfile(rec.Body.Bytes(), tt.id, false); err != nil {
+					t.Errorf("the emulator refuses %s: %v", rec.Body.String(), err)
+				}
+			}
+		})
+	}
+}
+
+// serve runs one request through h as Caddy would hand it over.
+func serve(t *testing.T, h *Handler, method, target string, opts ...func(*http.Request) *http.Request) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest(method, "http://www.example.com"+target, nil)
+	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddyhttp.NewTestReplacer(r)))
+	for _, o := range opts {
+		r = o(r)
+	}
+	rec := httptest.NewRecorder()
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+		t.Errorf("%s %s was passed on to the app", method, target)
+		return nil
+	})
+	if err := h.ServeHTTP(rec, r, next); err != nil {
+		t.Fatalf("ServeHTTP returned %v; a pull must never make Caddy log the request as an error", err)
+	}
+	return rec
+}
+
+func from(remoteAddr string) func(*http.Request) *http.Request {
+	return func(r *http.Request) *http.Request {
+		r.RemoteAddr = remoteAddr
+		return r
+	}
+}
+
+func TestServePullAllowIPs(t *testing.T) {
+	app, hits := upstreamApp(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"display_name":"Rosa"}`)
+	})
+	h := pullHandler(t, &Pull{URL: "https://www.example.com/livefyre/pull/{id}", Upstream: app.URL + "/u/{id}",
+		AllowIPs: []string{"203.0.113.0/24", "10.0.0.1"}})
+	good := "?lftoken=" + mustToken(t, "pull-test-key")
+	proxied := func(client string) func(*http.Request) *http.Request {
+		return func(r *http.Request) *http.Request { return withClientIP(r, client, true) }
+	}
+	tests := []struct {
+		name   string
+		target string
+		opts   []func(*http.Request) *http.Request
+		want   int
+	}{
+		{"listed client, good token", "/livefyre/pull/u1" + good, []func(*http.Request) *http.Request{from("203.0.113.5:4000")}, 200},
+		{"listed client, no token", "/livefyre/pull/u1", []func(*http.Request) *http.Request{from("203.0.113.5:4000")}, 403},
+		{"unlisted client, good token", "/livefyre/pull/u1" + good, []func(*http.Request) *http.Request{from("198.51.100.7:4000")}, 403},
+		{"unlisted client, bad id", "/livefyre/pull/a~b" + good, []func(*http.Request) *http.Request{from("198.51.100.7:4000")}, 403},
+		{"unlisted client, POST", "/livefyre/pull/u1" + good, []func(*http.Request) *http.Request{from("198.51.100.7:4000")}, 403},
+		{"listed proxy, listed client", "/livefyre/pull/u1" + good, []func(*http.Request) *http.Request{from("10.0.0.1:4000"), proxied("203.0.113.9")}, 200},
+		{"listed proxy, unlisted client", "/livefyre/pull/u1" + good, []func(*http.Request) *http.Request{from("10.0.0.1:4000"), proxied("198.51.100.7")}, 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := hits.Load()
+			method := http.MethodGet
+			if strings.Contains(tt.name, "POST") {
+				method = http.MethodPost
+			}
+			rec := serve(t, h, method, tt.target, tt.opts...)
+			if rec.Code != tt.want {
+				t.Errorf("status %d, want %d", rec.Code, tt.want)
+			}
+			if rec.Code == 403 && rec.Body.Len() != 0 {
+				t.Errorf("403 with a body %q", rec.Body.String())
+			}
+			if n := hits.Load() - before; (n == 1) != (tt.want == 200) || n > 1 {
+				t.Errorf("the app was asked %d times", n)
+			}
+		})
+	}
+}
+
+func TestServePullTokenFailureLimit(t *testing.T) {
+	app, hits := upstreamApp(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"display_name":"Rosa"}`)
+	})
+	h := pullHandler(t, &Pull{URL: "https://www.example.com/livefyre/pull/{id}", Upstream: app.URL + "/u/{id}",
+		MaxTokenFailures: "3/m"})
+	clock := newFakeClock()
+	h.Pull.failures.now = clock.Now
+	good := "?lftoken=" + mustToken(t, "pull-test-key")
+	attacker, livefyre := from("198.51.100.7:4000"), from("203.0.113.5:4000")
+
+	for i := range 3 {
+		if rec := serve(t, h, http.MethodGet, "/livefyre/pull/u1?lftoken=bad.to.ken", attacker); rec.Code != 403 {
+			t.Fatalf("bad token %d: status %d, want 403", i+1, rec.Code)
+		}
+	}
+	// The budget is spent: refused without looking at the token, good or not.
+	for _, target := range []string{"/livefyre/pull/u1?lftoken=bad.to.ken", "/livefyre/pull/u1" + good} {
+		rec := serve(t, h, http.MethodGet, target, attacker)
+		if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "60" || rec.Body.Len() != 0 {
+			t.Errorf("after 3 failures: %d, Retry-After %q, body %q; want 429, 60, empty", rec.Code, rec.Header().Get("Retry-After"), rec.Body.String())
+		}
+	}
+	// Other clients are not affected; a good token never spends budget.
+	for range 5 {
+		if rec := serve(t, h, http.MethodGet, "/livefyre/pull/u1"+good, livefyre); rec.Code != 200 {
+			t.Fatalf("another client's good pull: %d", rec.Code)
+		}
+	}
+	clock.Advance(time.Minute)
+	if rec := serve(t, h, http.MethodGet, "/livefyre/pull/u1"+good, attacker); rec.Code != 200 {
+		t.Errorf("after the window: %d, want 200", rec.Code)
+	}
+	if n := hits.Load(); n != 6 {
+		t.Errorf("the app was asked %d times, want 6 (the good pulls only)", n)
+	}
+}
+
+// With a cache, repeated pulls skip the app until the watcher sees an update
+// of that user; then the next pull (the one the ping causes) is fresh.
+func TestServePullCache(t *testing.T) {
+	var mu sync.Mutex
+	names := map[string]string{"u1": "Ursula", "u2": "Umar"}
+	app, hits := upstreamApp(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		name, ok := names[strings.TrimPrefix(r.URL.Path, "/u/")]
+		mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"name":"`+name+`"}`)
+	})
+	h, _ := watchHandler(t, &Watch{Methods: []string{"PATCH"}, Path: "/api/users/{id}"})
+	h.Pull = mustPull(t, &Pull{URL: "https://www.example.com/livefyre/pull/{id}", Upstream: app.URL + "/u/{id}",
+		Map: []profile.Rule{{Field: "display_name", Source: "/name"}}, Cache: caddy.Duration(time.Minute)})
+	h.tokens = pullclient.TokenValidator{Network: "example.fyre.co", Key: "pull-test-key"}
+	h.Pull.register("example.fyre.co")
+	t.Cleanup(h.Pull.cleanup)
+	clock := newFakeClock()
+	h.Pull.cache.now = clock.Now
+	good := "?lftoken=" + mustToken(t, "pull-test-key")
+
+	pullName := func(id string) string {
+		t.Helper()
+		rec := serve(t, h, http.MethodGet, "/livefyre/pull/"+id+good)
+		if rec.Code != 200 {
+			t.Fatalf("pull %s: %d", id, rec.Code)
+		}
+		p, err := livefyretest.ValidateProfile(rec.Body.Bytes(), id, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.DisplayName
+	}
+	update := func(id, name string) {
+		t.Helper()
+		r := httptest.NewRequest(http.MethodPatch, "http://www.example.com/api/users/"+id, nil)
+		rec := httptest.NewRecorder()
+		err := h.ServeHTTP(rec, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+			mu.Lock()
+			names[id] = name
+			mu.Unlock()
+			w.WriteHeader(http.StatusOK)
+			return nil
+		}))
+		if err != nil || rec.Code != 200 {
+			t.Fatalf("PATCH %s: %d, %v", id, rec.Code, err)
+		}
+	}
+
+	if got := pullName("u1"); got != "Ursula" {
+		t.Fatalf("first pull: %q", got)
+	}
+	pullName("u1")
+	pullName("u1")
+	if n := hits.Load(); n != 1 {
+		t.Errorf("3 pulls within the TTL asked the app %d times, want 1", n)
+	}
+	update("u1", "Ursula Renamed")
+	if got := pullName("u1"); got != "Ursula Renamed" {
+		t.Errorf("the pull after an update served %q, want the new name", got)
+	}
+	if n := hits.Load(); n != 2 {
+		t.Errorf("app asked %d times, want 2", n)
+	}
+	// A change that went around the watched routes shows once the TTL is over.
+	pullName("u2")
+	mu.Lock()
+	names["u2"] = "Umar Renamed"
+	mu.Unlock()
+	if got := pullName("u2"); got != "Umar" {
+		t.Errorf("within the TTL: %q, want the cached name", got)
+	}
+	clock.Advance(time.Minute)
+	if got := pullName("u2"); got != "Umar Renamed" {
+		t.Errorf("after the TTL: %q, want the new name", got)
+	}
+	// A 404 is not cached, and HEAD is answered from the cache without a body.
+	before := hits.Load()
+	for range 2 {
+		if rec := serve(t, h, http.MethodGet, "/livefyre/pull/nobody"+good); rec.Code != 404 {
+			t.Errorf("unknown user: %d", rec.Code)
+		}
+	}
+	rec := serve(t, h, http.MethodHead, "/livefyre/pull/u2"+good)
+	if rec.Code != 200 || rec.Body.Len() != 0 || rec.Header().Get("Content-Length") == "0" {
+		t.Errorf("HEAD: %d, body %q, Content-Length %q", rec.Code, rec.Body.String(), rec.Header().Get("Content-Length"))
+	}
+	if n := hits.Load() - before; n != 2 {
+		t.Errorf("2 pulls of an unknown user and a cached HEAD asked the app %d times, want 2", n)
+	}
+}
+
+func TestHandlerValidateRefusesWatchUnderPull(t *testing.T) {
+	h := &Handler{
+		Pull:  mustPull(t, &Pull{URL: "https://x.example/api/users/{id}/livefyre", Upstream: "http://127.0.0.1:1/u/{id}"}),
+		Watch: []*Watch{mustWatch(t, &Watch{Methods: []string{"PATCH"}, Path: "/api/users/{id}"})},
+	}
+	if err := h.Validate(); err == nil || !strings.Contains(err.Error(), "under the pull URL's path") {
+		t.Errorf("Validate = %v, want the overlap refused", err)
+	}
+	h.Pull = mustPull(t, &Pull{URL: "https://x.example/livefyre/pull/{id}", Upstream: "http://127.0.0.1:1/u/{id}"})
+	if err := h.Validate(); err != nil {
+		t.Errorf("Validate with separate paths = %v", err)
+	}
 }

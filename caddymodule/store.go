@@ -25,6 +25,10 @@ type store struct {
 	syncWrites bool
 	queue      *queue.Queue
 	dispatcher *delivery.Dispatcher
+	// pings remembers how the latest pings went, for the admin API.
+	pings *pingLog
+	// gcStop ends the value-log GC goroutine, which closes gcDone.
+	gcStop, gcDone chan struct{}
 
 	mu sync.Mutex
 	// active lists the started apps using this store, oldest first. The
@@ -41,15 +45,21 @@ func openStore(dir string, syncWrites bool, workers int, log *zap.Logger) (*stor
 		if err != nil {
 			return nil, err
 		}
-		return &store{
+		s := &store{
 			dir:        dir,
 			syncWrites: syncWrites,
 			queue:      q,
 			dispatcher: delivery.New(q, delivery.Options{Workers: workers, Logger: log.Named("delivery")}),
-		}, nil
+			pings:      newPingLog(time.Now),
+		}
+		s.startGC(valueLogGCInterval, log)
+		return s, nil
 	})
-	if err != nil {
+	if errors.Is(err, queue.ErrLocked) {
 		return nil, fmt.Errorf("opening livefyre queue in %s: %w (if another Caddy process uses this directory, change the config with 'caddy reload' instead of starting a second instance, or give this one its own 'storage')", dir, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening livefyre queue in %s: %w", dir, err)
 	}
 	s := val.(*store)
 	if loaded && s.syncWrites != syncWrites {
@@ -61,8 +71,43 @@ func openStore(dir string, syncWrites bool, workers int, log *zap.Logger) (*stor
 
 // Destruct closes the queue once no config uses it any more.
 func (s *store) Destruct() error {
+	s.stopGC()
 	s.dispatcher.Stop(0)
 	return s.queue.Close()
+}
+
+// valueLogGCInterval is how often a store runs Badger's value-log garbage
+// collection. Queue records are small enough to live in the LSM tree, so
+// there is seldom anything to collect; the timer keeps the value log from
+// growing if that ever changes.
+const valueLogGCInterval = 5 * time.Minute
+
+// startGC runs the queue's value-log GC every interval until stopGC.
+func (s *store) startGC(every time.Duration, log *zap.Logger) {
+	s.gcStop, s.gcDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(s.gcDone)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-s.gcStop:
+				return
+			case <-tick.C:
+			}
+			if err := s.queue.RunGC(0.5); err != nil {
+				log.Warn("value-log garbage collection failed", zap.String("storage", s.dir), zap.Error(err))
+				continue
+			}
+			log.Debug("value-log garbage collection done", zap.String("storage", s.dir))
+		}
+	}()
+}
+
+// stopGC stops the GC goroutine and waits for a collection in progress.
+func (s *store) stopGC() {
+	close(s.gcStop)
+	<-s.gcDone
 }
 
 // activate makes app's settings drive the dispatcher and starts it.
@@ -71,7 +116,7 @@ func (s *store) activate(app *App) {
 	defer s.mu.Unlock()
 	s.active = append(s.active, app)
 	s.queue.SetMinInterval(app.minInterval())
-	s.dispatcher.SetConfig(app.deliveryConfig())
+	s.dispatcher.SetConfig(s.pings.observed(app.deliveryConfig()))
 	s.dispatcher.Start()
 }
 
@@ -93,7 +138,7 @@ func (s *store) deactivate(app *App, drain time.Duration) {
 	}
 	prev := s.active[len(s.active)-1]
 	s.queue.SetMinInterval(prev.minInterval())
-	s.dispatcher.SetConfig(prev.deliveryConfig())
+	s.dispatcher.SetConfig(s.pings.observed(prev.deliveryConfig()))
 }
 
 // errStoreClosed is returned when a request reaches a handler whose config

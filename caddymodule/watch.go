@@ -174,6 +174,7 @@ func (h *Handler) serveWatched(w http.ResponseWriter, r *http.Request, next cadd
 		repl.Set("http.livefyre.user_id", id)
 	}
 	coalesced, err := h.app.enqueue(h.client.Network, id)
+	invalidateProfile(h.client.Network, id) // the profile changed, queued or not
 	if err != nil {
 		h.log.Error("profile update seen but the ping could NOT be queued",
 			zap.String("network", h.client.Network), zap.String("user_id", id), zap.Error(err))

@@ -31,11 +31,15 @@ type Config struct {
 	Rate rate.Limit
 	// Burst is the bucket size; at least 1 when Rate is set.
 	Burst int
+	// Workers is how many pings may be in flight at once; 0 keeps
+	// Options.Workers.
+	Workers int
 }
 
 // Options configure a Dispatcher.
 type Options struct {
-	// Workers is how many pings may be in flight at once. Default: 4.
+	// Workers is how many pings may be in flight at once, unless a Config
+	// says otherwise. Default: 4.
 	Workers int
 	// LeaseFor bounds how long one delivery may hold a job before another
 	// worker may take it. The lease also covers the longest the rate limit
@@ -59,6 +63,11 @@ type Dispatcher struct {
 
 	cfg atomic.Pointer[runtimeConfig]
 
+	cfgMu sync.Mutex
+	// limiters holds each network's token bucket, kept for the life of the
+	// dispatcher (guarded by cfgMu).
+	limiters map[string]*rate.Limiter
+
 	mu          sync.Mutex
 	running     bool
 	stopLeasing context.CancelFunc
@@ -69,6 +78,7 @@ type Dispatcher struct {
 type runtimeConfig struct {
 	Config
 	policy   Policy
+	workers  int
 	limiters map[string]*rate.Limiter
 }
 
@@ -80,6 +90,7 @@ func New(q *queue.Queue, opts Options) *Dispatcher {
 		leaseFor: opts.LeaseFor,
 		log:      opts.Logger,
 		now:      opts.Now,
+		limiters: make(map[string]*rate.Limiter),
 	}
 	if d.workers <= 0 {
 		d.workers = 4
@@ -93,24 +104,35 @@ func New(q *queue.Queue, opts Options) *Dispatcher {
 	if d.now == nil {
 		d.now = time.Now
 	}
-	d.SetConfig(Config{})
+	d.cfg.Store(&runtimeConfig{policy: DefaultPolicy.withDefaults(), workers: d.workers})
 	return d
 }
 
 // SetConfig swaps in a new configuration; deliveries already under way
-// finish with the one they started with. Rate limiters are kept when the
-// rate is unchanged, so a reload cannot be used to exceed the limit.
+// finish with the one they started with. Each network keeps its rate
+// limiter across configs, with the new rate and burst applied to it, so a
+// reload never refills a bucket: the limit holds through any number of
+// reloads.
 func (d *Dispatcher) SetConfig(cfg Config) {
-	old := d.cfg.Load()
-	rc := &runtimeConfig{Config: cfg, policy: cfg.Policy.withDefaults(), limiters: make(map[string]*rate.Limiter)}
+	d.cfgMu.Lock()
+	defer d.cfgMu.Unlock()
+	rc := &runtimeConfig{Config: cfg, policy: cfg.Policy.withDefaults(), workers: cfg.Workers, limiters: make(map[string]*rate.Limiter)}
+	if rc.workers <= 0 {
+		rc.workers = d.workers
+	}
 	if cfg.Rate > 0 {
 		burst := max(cfg.Burst, 1)
+		now := time.Now() // the limiters' own clock, as Wait uses it
 		for network := range cfg.Senders {
-			if old != nil && old.Rate == cfg.Rate && old.Burst == cfg.Burst && old.limiters[network] != nil {
-				rc.limiters[network] = old.limiters[network]
-				continue
+			lim := d.limiters[network]
+			if lim == nil {
+				lim = rate.NewLimiter(cfg.Rate, burst)
+				d.limiters[network] = lim
+			} else {
+				lim.SetLimitAt(now, cfg.Rate)
+				lim.SetBurstAt(now, burst)
 			}
-			rc.limiters[network] = rate.NewLimiter(cfg.Rate, burst)
+			rc.limiters[network] = lim
 		}
 	}
 	d.cfg.Store(rc)
@@ -132,8 +154,8 @@ func (d *Dispatcher) Start() {
 }
 
 // Stop stops leasing new jobs, lets pings in flight finish for up to drain,
-// then cancels the rest. A cancelled job stays in the queue and is sent
-// again later (after its lease, or at the next start).
+// then cancels the rest. A cancelled job goes back to the queue as it was
+// (queue.Release: no attempt is counted) and is sent at the next start.
 func (d *Dispatcher) Stop(drain time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -158,19 +180,13 @@ func (d *Dispatcher) run(leaseCtx, sendCtx context.Context, done chan struct{}) 
 	defer close(done)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	freed := make(chan struct{}, d.workers)
-	inflight := 0
+	// Workers count themselves out and wake the loop through freed; the
+	// count, not the channel, is the truth, so a reload may change the
+	// number of workers at any time.
+	var inflight atomic.Int64
+	freed := make(chan struct{}, 1)
 	for leaseCtx.Err() == nil {
-		// Collect finished deliveries without blocking.
-		for drained := false; !drained; {
-			select {
-			case <-freed:
-				inflight--
-			default:
-				drained = true
-			}
-		}
-		free := d.workers - inflight
+		free := d.cfg.Load().workers - int(inflight.Load())
 		leases := []queue.Lease(nil)
 		leaseFailed := false
 		if free > 0 {
@@ -185,12 +201,16 @@ func (d *Dispatcher) run(leaseCtx, sendCtx context.Context, done chan struct{}) 
 			}
 		}
 		for _, l := range leases {
-			inflight++
+			inflight.Add(1)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				d.deliver(sendCtx, l)
-				freed <- struct{}{}
+				inflight.Add(-1)
+				select {
+				case freed <- struct{}{}:
+				default:
+				}
 			}()
 		}
 		if free > 0 && len(leases) == free {
@@ -210,7 +230,6 @@ func (d *Dispatcher) run(leaseCtx, sendCtx context.Context, done chan struct{}) 
 		case <-timer.C:
 		case <-d.q.Notify():
 		case <-freed:
-			inflight--
 		case <-leaseCtx.Done():
 		}
 		timer.Stop()
@@ -227,11 +246,12 @@ const maxRateWait = 24 * time.Hour
 // while its ping waited for a token would let the job be leased and pinged
 // a second time (at rates of a few pings a minute or an hour).
 func (d *Dispatcher) leaseTime() time.Duration {
-	r := d.cfg.Load().Rate
+	cfg := d.cfg.Load()
+	r := cfg.Rate
 	if r <= 0 || r == rate.Inf {
 		return d.leaseFor
 	}
-	wait := float64(d.workers) / float64(r) * float64(time.Second)
+	wait := float64(cfg.workers) / float64(r) * float64(time.Second)
 	return d.leaseFor + time.Duration(min(wait, float64(maxRateWait)))
 }
 
@@ -251,7 +271,8 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 	}
 	if lim := cfg.limiters[job.Network]; lim != nil {
 		if err := lim.Wait(ctx); err != nil {
-			d.settle(log, d.q.Retry(l, d.now(), "interrupted by shutdown before sending"))
+			log.Debug("stopping before the ping was sent; it stays queued")
+			d.settle(log, d.q.Release(l))
 			return
 		}
 	}
@@ -259,7 +280,10 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 	res := sender.Ping(ctx, job.UserID)
 	now := d.now()
 	if ctx.Err() != nil && res.Outcome != pullclient.Done {
-		d.settle(log, d.q.Retry(l, now, "interrupted by shutdown while sending"))
+		// Livefyre may or may not have seen it; sending it again after
+		// the restart is the safe side. It was not a failed attempt.
+		log.Info("stopping while the ping was in flight; it stays queued")
+		d.settle(log, d.q.Release(l))
 		return
 	}
 	reason := ""

@@ -232,7 +232,7 @@ func TestSetConfigKeepsLimiter(t *testing.T) {
 	senders := func() map[string]Sender {
 		return map[string]Sender{"a.fyre.co": client("a.fyre.co", "http://127.0.0.1:1"), "b.fyre.co": client("b.fyre.co", "http://127.0.0.1:1")}
 	}
-	d.SetConfig(Config{Senders: senders(), Rate: 10, Burst: 2})
+	d.SetConfig(Config{Senders: senders(), Rate: 0.001, Burst: 2})
 	first := d.cfg.Load().limiters
 	if first["a.fyre.co"] == nil || first["b.fyre.co"] == nil || first["a.fyre.co"] == first["b.fyre.co"] {
 		t.Fatalf("want one limiter per network, got %v", first)
@@ -247,17 +247,46 @@ func TestSetConfigKeepsLimiter(t *testing.T) {
 		t.Fatalf("a burst of 2 allowed %d pings at once", allowed)
 	}
 
-	d.SetConfig(Config{Senders: senders(), Rate: 10, Burst: 2})
-	if got := d.cfg.Load().limiters["a.fyre.co"]; got != first["a.fyre.co"] {
-		t.Error("a reload with the same rate replaced the limiter, refilling its bucket")
+	// Neither the same rate nor a new one may refill the bucket: a reload
+	// must not let more pings through than the limit.
+	for _, cfg := range []Config{
+		{Senders: senders(), Rate: 0.001, Burst: 2},
+		{Senders: senders(), Rate: 0.002, Burst: 3},
+		{Senders: senders()}, // no limit for a while
+		{Senders: senders(), Rate: 0.001, Burst: 2},
+	} {
+		d.SetConfig(cfg)
+		lim := d.cfg.Load().limiters["a.fyre.co"]
+		if cfg.Rate == 0 {
+			if lim != nil {
+				t.Errorf("no rate should mean no limiter, got %v", lim)
+			}
+			continue
+		}
+		if lim != first["a.fyre.co"] || lim.Limit() != cfg.Rate || lim.Burst() != cfg.Burst {
+			t.Errorf("after SetConfig(rate %v, burst %d): limiter %p (limit %v, burst %d), want the first one, %p, with the new settings",
+				cfg.Rate, cfg.Burst, lim, lim.Limit(), lim.Burst(), first["a.fyre.co"])
+		}
+		if lim.Allow() {
+			t.Errorf("after SetConfig(rate %v, burst %d) the emptied bucket let a ping through", cfg.Rate, cfg.Burst)
+		}
 	}
-	d.SetConfig(Config{Senders: senders(), Rate: 5, Burst: 2})
-	if got := d.cfg.Load().limiters["a.fyre.co"]; got == first["a.fyre.co"] || got.Limit() != 5 {
-		t.Errorf("a reload with a new rate kept the old limiter (limit %v)", got.Limit())
+}
+
+func TestSetConfigWorkers(t *testing.T) {
+	t.Parallel()
+	q := openQueue(t, nil)
+	d := New(q, Options{Workers: 3})
+	if got := d.cfg.Load().workers; got != 3 {
+		t.Errorf("before any config: %d workers, want Options.Workers, 3", got)
 	}
-	d.SetConfig(Config{Senders: senders()})
-	if got := d.cfg.Load().limiters; len(got) != 0 {
-		t.Errorf("no rate should mean no limiters, got %v", got)
+	d.SetConfig(Config{Workers: 7})
+	if got := d.cfg.Load().workers; got != 7 {
+		t.Errorf("Config.Workers 7 gave %d workers", got)
+	}
+	d.SetConfig(Config{})
+	if got := d.cfg.Load().workers; got != 3 {
+		t.Errorf("Config.Workers 0 gave %d workers, want Options.Workers, 3", got)
 	}
 }
 
@@ -374,11 +403,9 @@ func TestStopCancelsPingAfterDrain(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the cancelled ping is gone from the queue: %v", err)
 	}
-	if job.State != queue.Retrying && job.State != queue.Pending || job.Attempts > 1 {
-		t.Errorf("cancelled job is %s after %d attempts, want waiting to be sent again", job.State, job.Attempts)
-	}
-	if !strings.Contains(job.LastError, "interrupted") {
-		t.Errorf("LastError = %q, want it to say the ping was interrupted", job.LastError)
+	// Released, not retried: an interrupted ping is not a failed attempt.
+	if job.State != queue.Pending || job.Attempts != 0 || job.LastError != "" {
+		t.Errorf("cancelled job is %s after %d attempts (last error %q), want pending with none", job.State, job.Attempts, job.LastError)
 	}
 	d.Stop(0) // harmless
 
@@ -428,4 +455,127 @@ func TestStopWithoutStart(t *testing.T) {
 	d := New(q, Options{})
 	d.Stop(time.Hour) // returns at once: nothing runs
 	d.Stop(0)
+}
+
+// TestRetryAfterDate checks that a Retry-After given as an HTTP date holds
+// the job back until that date exactly.
+func TestRetryAfterDate(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	q := openQueue(t, clk.Now)
+	emu := newEmulator(t, livefyretest.Config{})
+	until := clk.Now().Add(90 * time.Second)
+	emu.SetPingFault(func(string) (int, string) {
+		return http.StatusServiceUnavailable, until.Format(http.TimeFormat)
+	})
+	c := client(network, emu.URL)
+	c.Now = clk.Now
+	enqueue(t, q, network, "u1")
+	start(t, q, Options{Now: clk.Now}, Config{
+		Senders: map[string]Sender{network: c},
+		Policy:  Policy{Initial: time.Hour, Rand: fixedRand(0.5)},
+	})
+
+	job := waitSettled(t, q, network, "u1")
+	if job.State != queue.Retrying || !job.Due.Equal(until) {
+		t.Errorf("job is %s due %v, want retrying due at the Retry-After date %v", job.State, job.Due, until)
+	}
+}
+
+// TestStopDuringRateWaitReleases checks that a ping held back by the rate
+// limit when the dispatcher stops goes back to the queue as it was: no
+// attempt counted, no error recorded.
+func TestStopDuringRateWaitReleases(t *testing.T) {
+	t.Parallel()
+	q := openQueue(t, nil)
+	emu := newEmulator(t, livefyretest.Config{})
+	enqueue(t, q, network, "u1", "u2")
+	d := start(t, q, Options{Workers: 2}, Config{
+		Senders: map[string]Sender{network: client(network, emu.URL)},
+		Rate:    0.01, // one ping, then the next token is 100s away
+		Burst:   1,
+	})
+	waitFor(t, "one ping sent and the other held back", func() bool {
+		stats, err := q.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return stats[network].Leased == 1 && stats[network].Pending == 0 && len(emu.Pings()) == 1
+	})
+	d.Stop(0)
+
+	sent := emu.Pings()[0].UserID
+	held := map[string]string{"u1": "u2", "u2": "u1"}[sent]
+	job, err := q.Get(network, held)
+	if err != nil {
+		t.Fatalf("the held-back ping is gone: %v", err)
+	}
+	if job.State != queue.Pending || job.Attempts != 0 || job.LastError != "" {
+		t.Errorf("held-back job is %s after %d attempts (last error %q), want pending with none", job.State, job.Attempts, job.LastError)
+	}
+	if n := len(emu.Pings()); n != 1 {
+		t.Errorf("emulator saw %d pings, want 1", n)
+	}
+}
+
+// TestDeadLetterKeepsHistory checks what a dead letter tells an operator
+// after several failures, and that replaying it delivers the ping.
+func TestDeadLetterKeepsHistory(t *testing.T) {
+	t.Parallel()
+	q := openQueue(t, nil)
+	emu := newEmulator(t, livefyretest.Config{})
+	var mu sync.Mutex
+	answers := map[string][]int{"u1": {503, 503, 404}, "u2": {404}, "u3": {404}}
+	emu.SetPingFault(func(user string) (int, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(answers[user]) == 0 {
+			return 0, ""
+		}
+		status := answers[user][0]
+		answers[user] = answers[user][1:]
+		return status, ""
+	})
+	enqueued := time.Now()
+	enqueue(t, q, network, "u1", "u2", "u3")
+	start(t, q, Options{}, Config{
+		Senders: map[string]Sender{network: client(network, emu.URL)},
+		Policy:  Policy{Initial: 20 * time.Millisecond},
+	})
+
+	for _, u := range []string{"u1", "u2", "u3"} {
+		waitSettledAs(t, q, network, u, queue.Dead)
+	}
+	job, err := q.Get(network, "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.UserID != "u1" || job.Network != network || job.Attempts != 3 {
+		t.Errorf("dead letter %s/%s after %d attempts, want %s/u1 after 3", job.Network, job.UserID, job.Attempts, network)
+	}
+	if !strings.Contains(job.FirstError, "HTTP 503") || !strings.Contains(job.LastError, "HTTP 404") {
+		t.Errorf("first error %q, last error %q; want the 503, then the 404", job.FirstError, job.LastError)
+	}
+	if job.EnqueuedAt.Before(enqueued) || job.FirstErrorAt.Before(job.EnqueuedAt) ||
+		!job.LastErrorAt.After(job.FirstErrorAt) || job.DeadAt.Before(job.LastErrorAt) || job.DeadAt.After(time.Now()) {
+		t.Errorf("times out of order: enqueued %v, first error %v, last error %v, dead %v",
+			job.EnqueuedAt, job.FirstErrorAt, job.LastErrorAt, job.DeadAt)
+	}
+
+	// Replay some (u1, u2), then all (u3).
+	if n, err := q.ReplayMany(network, []string{"u1", "u2"}); err != nil || n != 2 {
+		t.Fatalf("ReplayMany = %d, %v; want 2", n, err)
+	}
+	waitGone(t, q, network, "u1")
+	waitGone(t, q, network, "u2")
+	if job, err := q.Get(network, "u3"); err != nil || job.State != queue.Dead {
+		t.Fatalf("u3 was not replayed but is %+v, %v", job, err)
+	}
+	if n, err := q.ReplayAll(network); err != nil || n != 1 {
+		t.Fatalf("ReplayAll = %d, %v; want 1", n, err)
+	}
+	waitEmpty(t, q, network)
+	if got := pingCounts(emu); got["u1"] != 4 || got["u2"] != 2 || got["u3"] != 2 {
+		t.Errorf("ping attempts per user %v, want u1 4, u2 2, u3 2", got)
+	}
 }

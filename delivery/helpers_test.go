@@ -212,3 +212,15 @@ func (g *gate) next(t *testing.T) string {
 		return ""
 	}
 }
+
+// waitSettledAs waits until the job for user is in state.
+func waitSettledAs(t *testing.T, q *queue.Queue, network, user string, state queue.State) {
+	t.Helper()
+	waitFor(t, user+" to be "+string(state), func() bool {
+		job, err := q.Get(network, user)
+		if err != nil {
+			t.Fatalf("get %s: %v", user, err)
+		}
+		return job.State == state
+	})
+}

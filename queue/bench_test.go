@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"flag"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -8,10 +9,18 @@ import (
 	"time"
 )
 
+// ackedJobs is how many jobs BenchmarkLeaseAfterManyAcks enqueues, leases
+// and acks before it measures: the tombstones they leave in the due index
+// are what Lease must not slow down on.
+var ackedJobs = flag.Int("acked", 1_000_000, "jobs acked before BenchmarkLeaseAfterManyAcks measures")
+
 // BenchmarkEnqueue measures durable enqueues of distinct users (no
-// coalescing) by a fixed number of concurrent writers. The writers are
-// plain goroutines rather than b.RunParallel, so that "writers=1" means one
-// writer whatever GOMAXPROCS is.
+// coalescing) by a fixed number of concurrent writers, in both durability
+// modes: sync=false is "durability process", sync=true is "durability
+// power" (an fsync per commit; concurrent enqueues share commits). The
+// writers are plain goroutines rather than b.RunParallel, so that
+// "writers=1" means one writer whatever GOMAXPROCS is. The enqueues/s
+// metric is the throughput of all writers together.
 func BenchmarkEnqueue(b *testing.B) {
 	for _, syncWrites := range []bool{false, true} {
 		for _, writers := range []int{1, 8, 64} {
@@ -29,21 +38,33 @@ func benchmarkEnqueue(b *testing.B, syncWrites bool, writers int) {
 	}
 	defer q.Close()
 
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	enqueueConcurrently(b, q, 0, b.N, writers)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "enqueues/s")
+
+	if s := stats(b, q)["bench.fyre.co"]; s.Pending != b.N {
+		b.Fatalf("%d pending after %d enqueues", s.Pending, b.N)
+	}
+}
+
+// enqueueConcurrently enqueues users first to first+n-1 with writers
+// goroutines.
+func enqueueConcurrently(b *testing.B, q *Queue, first, n, writers int) {
 	var (
 		next atomic.Int64
 		wg   sync.WaitGroup
 	)
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
 	for range writers {
 		wg.Go(func() {
 			for {
 				i := next.Add(1)
-				if i > int64(b.N) {
+				if i > int64(n) {
 					return
 				}
-				if _, err := q.Enqueue("bench.fyre.co", fmt.Sprint(i)); err != nil {
+				if _, err := q.Enqueue("bench.fyre.co", fmt.Sprint(first+int(i))); err != nil {
 					b.Error(err)
 					return
 				}
@@ -51,10 +72,118 @@ func benchmarkEnqueue(b *testing.B, syncWrites bool, writers int) {
 		})
 	}
 	wg.Wait()
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "enqueues/s")
+}
 
-	if s := stats(b, q)["bench.fyre.co"]; s.Pending != b.N {
-		b.Fatalf("%d pending after %d enqueues", s.Pending, b.N)
+// BenchmarkLeaseAfterManyAcks measures Lease on a queue that has seen
+// -acked jobs come and go, against one that has seen none. Each operation
+// enqueues 1,000 new jobs, leases them ten at a time (the timed part, as a
+// dispatcher would), and acks them. The leases/s metric should not depend
+// on how many jobs were acked before. The setup of a million takes a minute
+// or two.
+func BenchmarkLeaseAfterManyAcks(b *testing.B) {
+	for _, acked := range []int{0, *ackedJobs} {
+		q, err := Open(Options{Dir: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		enqueueConcurrently(b, q, 0, acked, 64)
+		leaseAndAck(b, q, acked, maxBatch)
+		if acked > 0 {
+			b.Logf("setup: %d jobs enqueued, leased and acked in %v; compactions settled after %v more",
+				acked, time.Since(start).Round(time.Millisecond), settle(b, q).Round(time.Millisecond))
+		}
+		b.Run(fmt.Sprintf("acked=%d", acked), func(b *testing.B) {
+			var leasing time.Duration
+			for i := range b.N {
+				b.StopTimer()
+				enqueueConcurrently(b, q, acked+i*1000, 1000, 8)
+				b.StartTimer()
+				t0 := time.Now()
+				leases := leaseAll(b, q, 10)
+				leasing += time.Since(t0)
+				b.StopTimer()
+				if len(leases) != 1000 {
+					b.Fatalf("leased %d jobs, want 1000", len(leases))
+				}
+				ackAll(b, q, leases)
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.N*1000)/leasing.Seconds(), "leases/s")
+		})
+		if err := q.Close(); err != nil {
+			b.Fatal(err)
+		}
 	}
+}
+
+// settle waits, up to a minute, until Badger has no compaction it is
+// pressed to run, so that the measurement after a big setup compares
+// tombstones, not a compaction backlog competing for the two cores.
+func settle(b *testing.B, q *Queue) time.Duration {
+	start := time.Now()
+	for time.Since(start) < time.Minute {
+		pressed := false
+		for _, l := range q.db.Levels() {
+			pressed = pressed || l.Score >= 1 || l.Adjusted >= 1
+		}
+		if !pressed {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// leaseAll leases every due job, batch at a time.
+func leaseAll(b *testing.B, q *Queue, batch int) []Lease {
+	var all []Lease
+	for {
+		ls, err := q.Lease(batch, time.Hour)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(ls) == 0 {
+			return all
+		}
+		all = append(all, ls...)
+	}
+}
+
+// leaseAndAck leases and acks n due jobs, batch at a time.
+func leaseAndAck(b *testing.B, q *Queue, n, batch int) {
+	for done := 0; done < n; {
+		ls, err := q.Lease(batch, time.Hour)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(ls) == 0 {
+			b.Fatalf("only %d of %d jobs were due", done, n)
+		}
+		ackAll(b, q, ls)
+		done += len(ls)
+	}
+}
+
+// ackAll acks leases with a few concurrent workers.
+func ackAll(b *testing.B, q *Queue, leases []Lease) {
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range 8 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(leases) {
+					return
+				}
+				if err := q.Ack(leases[i]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -33,19 +34,23 @@ func (q *Queue) Get(network, userID string) (Job, error) {
 
 // NextDue returns the earliest Due among jobs that are not Dead (for a
 // Leased job, its lease expiry), and false if there are none.
+//
+// It raises the due floor to what it finds, so the tombstones it skipped
+// on the way are not read again; that makes it a scan like Lease, and it
+// waits for a Lease in progress.
 func (q *Queue) NextDue() (time.Time, bool, error) {
 	if err := q.enter(); err != nil {
 		return time.Time{}, false, err
 	}
 	defer q.mu.RUnlock()
-	var (
-		due   time.Time
-		found bool
-	)
+	q.leaseMu.Lock()
+	defer q.leaseMu.Unlock()
+	next := uint64(math.MaxUint64)
+	from := q.floor.beginScan()
 	err := q.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixDue)})
 		defer it.Close()
-		it.Rewind()
+		it.Seek(dueFloorKey(from))
 		if !it.Valid() {
 			return nil
 		}
@@ -53,13 +58,17 @@ func (q *Queue) NextDue() (time.Time, bool, error) {
 		if !ok {
 			return fmt.Errorf("malformed due key %q", it.Item().Key())
 		}
-		due, found = time.Unix(0, int64(n)).UTC(), true
+		next = n
 		return nil
 	})
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("queue: next due: %w", err)
 	}
-	return due, found, nil
+	q.floor.raise(next)
+	if next == math.MaxUint64 {
+		return time.Time{}, false, nil
+	}
+	return time.Unix(0, int64(next)).UTC(), true, nil
 }
 
 // Stats counts one network's jobs by state.

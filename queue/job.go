@@ -120,7 +120,7 @@ func (r *record) encode() []byte {
 	return b
 }
 
-var errCorrupt = errors.New("corrupt job record")
+var errCorrupt = errors.New("corrupt record")
 
 func decodeRecord(key ref, b []byte) (*record, error) {
 	d := decoder{b: b}

@@ -79,6 +79,11 @@ func dueKey(due time.Time, r ref) []byte {
 	return append(k, r...)
 }
 
+// dueFloorKey is the first possible due-index key at due time n.
+func dueFloorKey(n uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(prefixDue), n)
+}
+
 // dueNanos clamps times before 1970 to 0 so they still sort first.
 func dueNanos(t time.Time) uint64 {
 	n := t.UnixNano()

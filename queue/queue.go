@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -40,7 +41,8 @@ type Options struct {
 	Dir string
 	// SyncWrites makes every commit fsync before it returns, so enqueued
 	// pings survive power loss. When false they survive a process crash
-	// (kill -9) but not a machine crash.
+	// (kill -9) but not a machine crash. Concurrent Enqueues share commits,
+	// and so fsyncs. Default: false.
 	SyncWrites bool
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
@@ -56,8 +58,8 @@ type Options struct {
 // Badger settings for a sidecar: the queue holds small records, so the
 // memtables, caches and value-log files are far below Badger's defaults
 // (64 MiB memtables ×5, 256 MiB block cache, 1 GiB value-log files).
-// Measured after enqueueing 100k jobs: about 90 MB resident with these
-// settings, 130 MB with 16 MiB memtables.
+// With 100k jobs queued, the whole Caddy process holds 120–150 MB resident
+// (bench/queue-rss.sh; BENCHMARKS.md), half of it Caddy's own binary.
 const (
 	memTableSize     = 8 << 20
 	numMemtables     = 2
@@ -88,10 +90,15 @@ type Queue struct {
 	mu     sync.RWMutex
 	closed bool
 
-	// leaseMu serialises Lease calls: they all scan the head of the due
-	// index, so concurrent ones would only conflict with each other.
+	// leaseMu serialises Lease and NextDue calls: they all scan the head
+	// of the due index, so concurrent Leases would only conflict with each
+	// other, and both raise the due floor.
 	leaseMu  sync.Mutex
 	leaseIDs *badger.Sequence
+
+	group groupCommit
+	floor dueFloor
+	disk  diskGuard
 
 	minInterval atomic.Int64 // time.Duration
 	counters    counters
@@ -124,18 +131,27 @@ func Open(opts Options) (*Queue, error) {
 		WithBlockCacheSize(0).
 		WithNumCompactors(2).
 		WithMetricsEnabled(false)
-	db, err := badger.Open(bo)
+	if _, err := checkSpace(opts.Dir); err != nil {
+		return nil, fmt.Errorf("queue: open: %w", err)
+	}
+	db, err := openBadger(bo)
 	if err != nil {
 		// Badger does not wrap the flock error, so its message is all there
 		// is to go on.
-		if strings.Contains(err.Error(), "directory lock") {
+		switch {
+		case strings.Contains(err.Error(), "directory lock"):
 			return nil, fmt.Errorf("%w: %s (is another Caddy using this storage?): %v", ErrLocked, opts.Dir, err)
+		case errors.Is(err, ErrDamaged):
+			return nil, fmt.Errorf("queue: open %s: %w (move the directory aside to start with an empty queue, or restore it from a backup)", opts.Dir, err)
+		case badgerNoSpace(err):
+			return nil, fmt.Errorf("queue: open %s: %w: %v", opts.Dir, syscall.ENOSPC, err)
 		}
 		return nil, fmt.Errorf("queue: open %s: %w", opts.Dir, err)
 	}
 	q := &Queue{
 		db:     db,
 		dir:    opts.Dir,
+		disk:   diskGuard{dir: opts.Dir},
 		now:    func() time.Time { return normalize(now()) },
 		notify: make(chan struct{}, 1),
 	}

@@ -1,16 +1,19 @@
 package queue
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
 
 // Enqueue records that userID on network changed, and returns once that is
-// committed (to disk if Options.SyncWrites).
+// committed (to disk if Options.SyncWrites). Concurrent calls share
+// transactions (see the package documentation on group commit).
 //
 // A Pending or Retrying job absorbs the update (coalesced is true; only
 // UpdatedAt moves, and a Retrying job keeps its Due so backoff holds). A
@@ -26,38 +29,41 @@ func (q *Queue) Enqueue(network, userID string) (coalesced bool, err error) {
 		return false, err
 	}
 	defer q.mu.RUnlock()
-	err = q.write(func(t *tx) error {
-		now := q.now()
-		old, err := t.get(r)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return err
-		}
-		if old == nil || old.State == Dead {
-			coalesced = false
-			t.wake = true
-			due, err := q.notBefore(t, r, now)
-			if err != nil {
-				return err
-			}
-			rec := &record{Job: Job{
-				Network: network, UserID: userID, State: Pending,
-				EnqueuedAt: now, UpdatedAt: now, Due: due,
-			}}
-			return t.put(r, old, rec)
-		}
-		coalesced = true
-		rec := *old
-		rec.UpdatedAt = now
-		if rec.State == Leased && !rec.Again {
-			rec.Again = true
-			rec.againAt = now
-		}
-		return t.put(r, old, &rec)
-	})
-	if err != nil {
-		return false, fmt.Errorf("queue: enqueue %s: %w", r, err)
+	req := &enqueueReq{r: r, network: network, userID: userID, turn: make(chan bool, 1)}
+	q.enqueue(req)
+	if req.err != nil {
+		return false, fmt.Errorf("queue: enqueue %s: %w", r, req.err)
 	}
-	return coalesced, nil
+	return req.coalesced, nil
+}
+
+// enqueueIn applies one Enqueue inside a batch's transaction. It fails with
+// errCorrupt before writing anything when the user's stored records are
+// unreadable, so the rest of the batch can go on.
+func (q *Queue) enqueueIn(t *tx, req *enqueueReq, now time.Time) (coalesced bool, err error) {
+	old, err := t.get(req.r)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return false, err
+	}
+	if old == nil || old.State == Dead {
+		due, err := q.notBefore(t, req.r, now)
+		if err != nil {
+			return false, err
+		}
+		t.wake = true
+		rec := &record{Job: Job{
+			Network: req.network, UserID: req.userID, State: Pending,
+			EnqueuedAt: now, UpdatedAt: now, Due: due,
+		}}
+		return false, t.put(req.r, old, rec)
+	}
+	rec := *old
+	rec.UpdatedAt = now
+	if rec.State == Leased && !rec.Again {
+		rec.Again = true
+		rec.againAt = now
+	}
+	return true, t.put(req.r, old, &rec)
 }
 
 // Lease claims up to max jobs that are due (Pending, Retrying, or Leased
@@ -82,11 +88,17 @@ func (q *Queue) Lease(max int, d time.Duration) ([]Lease, error) {
 	q.leaseMu.Lock()
 	defer q.leaseMu.Unlock()
 
-	var leases []Lease
+	var (
+		leases []Lease
+		next   uint64
+	)
+	from := q.floor.beginScan()
 	err := q.write(func(t *tx) error {
 		leases = leases[:0]
 		now := q.now()
-		due, err := dueRefs(t.txn, now, max)
+		var due []dueRef
+		var err error
+		due, next, err = dueRefs(t.txn, from, now, max)
 		if err != nil {
 			return err
 		}
@@ -123,6 +135,7 @@ func (q *Queue) Lease(max int, d time.Duration) ([]Lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: lease: %w", err)
 	}
+	q.floor.raise(next)
 	return leases, nil
 }
 
@@ -132,23 +145,37 @@ type dueRef struct {
 }
 
 // dueRefs returns up to max due-index entries due at or before now, in due
-// order, reading keys only.
-func dueRefs(txn *badger.Txn, now time.Time, max int) ([]dueRef, error) {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixDue)})
+// order, reading keys only from due time from on. next is a lower bound for
+// the due time of every live entry after them (math.MaxUint64 if there is
+// none).
+//
+// The iterator returns deleted keys too (AllVersions), so the scan stops at
+// the first key due after now even if that key is a tombstone: a plain
+// iterator would skip the tombstones internally, through all of those left
+// by leases that were acked long before they expired.
+func dueRefs(txn *badger.Txn, from uint64, now time.Time, max int) (due []dueRef, next uint64, err error) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixDue), AllVersions: true})
 	defer it.Close()
 	limit := dueNanos(now)
-	var out []dueRef
-	for it.Rewind(); it.Valid() && len(out) < max; it.Next() {
-		due, r, ok := parseDueKey(it.Item().KeyCopy(nil))
+	var last []byte
+	for it.Seek(dueFloorKey(from)); it.Valid(); it.Next() {
+		item := it.Item()
+		if bytes.Equal(item.Key(), last) {
+			continue // an older version; the newest came first
+		}
+		last = item.KeyCopy(last)
+		n, r, ok := parseDueKey(last)
 		if !ok {
-			return nil, fmt.Errorf("malformed due key %q", it.Item().Key())
+			return nil, 0, fmt.Errorf("malformed due key %q", last)
 		}
-		if due > limit {
-			break
+		if n > limit || len(due) == max {
+			return due, n, nil
 		}
-		out = append(out, dueRef{due: due, ref: r})
+		if !item.IsDeletedOrExpired() {
+			due = append(due, dueRef{due: n, ref: bytes.Clone(r)})
+		}
 	}
-	return out, nil
+	return due, math.MaxUint64, nil
 }
 
 func (q *Queue) nextLeaseID() (uint64, error) {
@@ -323,7 +350,7 @@ func (q *Queue) notBefore(t *tx, r ref, now time.Time) (time.Time, error) {
 		var ok bool
 		sent, ok = decodeNanos(v)
 		if !ok {
-			return fmt.Errorf("malformed last-ping record for %s", r)
+			return fmt.Errorf("queue: last ping of %s: %w: malformed", r, errCorrupt)
 		}
 		return nil
 	})

@@ -2,7 +2,10 @@ package queue
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"sync"
+	"syscall"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -13,6 +16,9 @@ type tx struct {
 	txn   *badger.Txn
 	moves []move
 	wake  bool
+	// minDue is the earliest due time this transaction indexed a job at
+	// (math.MaxUint64: none), for the due floor.
+	minDue uint64
 }
 
 // move is a job changing state; "" stands for absent.
@@ -22,20 +28,28 @@ type move struct {
 }
 
 // write runs fn in a read-write transaction, retrying it from scratch when
-// it loses a conflict, and applies its counter moves once it commits.
+// it loses a conflict, and applies its counter moves once it commits. It
+// writes nothing while the disk is below the reserve (see diskReserve).
 func (q *Queue) write(fn func(t *tx) error) error {
+	if err := q.disk.check(); err != nil {
+		return err
+	}
 	for attempt := 0; ; attempt++ {
-		t := &tx{}
+		t := &tx{minDue: math.MaxUint64}
 		err := q.db.Update(func(txn *badger.Txn) error {
 			t.txn = txn
 			return fn(t)
 		})
 		if err == nil {
 			q.counters.apply(t.moves)
+			q.floor.lower(t.minDue)
 			if t.wake {
 				q.wake()
 			}
 			return nil
+		}
+		if badgerNoSpace(err) {
+			return fmt.Errorf("%w: %s: %v", syscall.ENOSPC, q.dir, err)
 		}
 		if !errors.Is(err, badger.ErrConflict) || attempt == maxConflictRetries {
 			return err
@@ -76,6 +90,7 @@ func (t *tx) put(r ref, old, rec *record) error {
 	}
 	if newLive && dueMoved {
 		w.set(dueKey(rec.Due, r), nil)
+		t.minDue = min(t.minDue, dueNanos(rec.Due))
 	}
 	if oldLive && ageMoved {
 		w.del(ageKey(old.EnqueuedAt, r))

@@ -1,0 +1,457 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-livefyre/caddy-livefyre/livefyretest"
+	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
+)
+
+// doctorRequest is the body of POST /livefyre/doctor.
+type doctorRequest struct {
+	// Network limits the checks to one network. Default: every one.
+	Network string `json:"network,omitempty"`
+	// UserID is the sample user. Default: each site's probe_user.
+	UserID string `json:"user_id,omitempty"`
+	// ProbeLivefyre sends Livefyre a ping for the sample user, which is the
+	// only way to learn whether Livefyre holds the same key.
+	ProbeLivefyre bool `json:"probe_livefyre,omitempty"`
+}
+
+// checkStatus is how a doctor check went. Only "fail" makes the report
+// not OK; "warn" is worth a look, "skip" was not run.
+type checkStatus string
+
+const (
+	checkPass checkStatus = "pass"
+	checkWarn checkStatus = "warn"
+	checkFail checkStatus = "fail"
+	checkSkip checkStatus = "skip"
+)
+
+// doctorCheck is one line of the doctor's report.
+type doctorCheck struct {
+	Network string      `json:"network,omitempty"`
+	Name    string      `json:"name"`
+	Status  checkStatus `json:"status"`
+	Detail  string      `json:"detail"`
+	// Fix says what to do about a check that did not pass.
+	Fix string `json:"fix,omitempty"`
+}
+
+// doctorReport is the answer of POST /livefyre/doctor.
+type doctorReport struct {
+	OK     bool          `json:"ok"`
+	Checks []doctorCheck `json:"checks"`
+}
+
+const (
+	// doctorTimeout bounds each request doctor makes itself.
+	doctorTimeout = 10 * time.Second
+	// doctorMadeUpUser is the id doctor asks the app for when it has no
+	// sample user: any answer, 404 included, shows the app is reachable.
+	doctorMadeUpUser = "caddy-livefyre-doctor"
+	// doctorStaleAge is how long the oldest owed ping may wait before
+	// doctor mentions it.
+	doctorStaleAge = 15 * time.Minute
+)
+
+// doctorRun is one run of the checks.
+type doctorRun struct {
+	ctx    context.Context
+	req    doctorRequest
+	now    func() time.Time
+	http   *http.Client
+	report doctorReport
+}
+
+func (d *doctorRun) add(network, name string, status checkStatus, detail, fix string) {
+	if status == checkPass {
+		fix = ""
+	}
+	d.report.Checks = append(d.report.Checks, doctorCheck{Network: network, Name: name, Status: status, Detail: detail, Fix: fix})
+	if status == checkFail {
+		d.report.OK = false
+	}
+}
+
+// doctor checks the whole setup of each network, or of req.Network: the
+// key, Livefyre, the app, the mapping, the pull URL and the queue.
+func (app *App) doctor(ctx context.Context, req doctorRequest) doctorReport {
+	d := &doctorRun{
+		ctx:    ctx,
+		req:    req,
+		now:    time.Now,
+		report: doctorReport{OK: true, Checks: []doctorCheck{}},
+		http: &http.Client{
+			Timeout:       doctorTimeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	defer d.http.CloseIdleConnections()
+	networks := app.networkNames()
+	if req.Network != "" {
+		networks = []string{req.Network}
+	}
+	if len(networks) == 0 {
+		d.add("", "config", checkFail, "no livefyre handler is configured", "add a livefyre directive to a site (see the README)")
+	}
+	var stats statsReport
+	s, err := app.openedStore()
+	if err == nil {
+		stats, err = s.stats(app.networkNames(), d.now())
+	}
+	if err != nil {
+		d.add("", "queue", checkFail, "the queue cannot be read: "+err.Error(),
+			"see Caddy's log; the storage directory must be writable and used by this Caddy only")
+	}
+	for _, network := range networks {
+		client, ok := app.client(network)
+		if !ok {
+			continue
+		}
+		sites := app.sites(network)
+		user := sampleUser(req.UserID, sites)
+		d.checkToken(client, sites)
+		d.checkLivefyre(client)
+		d.checkProbe(client, user)
+		served := false
+		for _, h := range sites {
+			if h.Pull == nil {
+				continue
+			}
+			served = true
+			siteUser := user
+			if req.UserID == "" && h.ProbeUser != "" {
+				siteUser = h.ProbeUser
+			}
+			if doc := d.checkApp(network, h.Pull, siteUser); doc != nil {
+				d.checkMapping(network, h.Pull, siteUser, doc)
+			} else if siteUser != "" {
+				d.add(network, "mapping", checkSkip, "not checked: the app gave no profile to map", "")
+			}
+			d.checkPullURL(client, h, siteUser)
+		}
+		if !served {
+			d.add(network, "pull_url", checkWarn, "no site serves a pull endpoint for this network",
+				"Livefyre's pulls must be answered somewhere: add a pull block to the livefyre directive")
+		}
+		if s != nil && err == nil {
+			d.checkQueue(network, stats.Networks[network])
+		}
+	}
+	if s != nil && err == nil && req.Network == "" {
+		for _, name := range sortedKeys(stats.Networks) {
+			if ns := stats.Networks[name]; !ns.Configured {
+				d.add(name, "queue", checkWarn,
+					fmt.Sprintf("the queue holds %d pings for this network, which no site configures; they are not sent", ns.Pending+ns.Leased+ns.Retrying+ns.Dead),
+					"put its livefyre directive back to send them; dead letters can be purged with `caddy livefyre purge --network "+name+"`")
+			}
+		}
+	}
+	return d.report
+}
+
+// sampleUser picks the user doctor checks: the one asked for, else the
+// first probe_user of the network's sites.
+func sampleUser(asked string, sites []*Handler) string {
+	if asked != "" {
+		return asked
+	}
+	for _, h := range sites {
+		if h.ProbeUser != "" {
+			return h.ProbeUser
+		}
+	}
+	return ""
+}
+
+// checkToken mints a system token with the configured key and has the
+// network's pull endpoints validate it, as they will Livefyre's.
+func (d *doctorRun) checkToken(c *pullclient.Client, sites []*Handler) {
+	const fix = "set network to the full name from Livefyre Studio (e.g. example.fyre.co) and key to the network key"
+	if err := pullclient.ValidNetworkName(c.Network); err != nil {
+		d.add(c.Network, "token", checkFail, "the network name is not usable: "+err.Error(), fix)
+		return
+	}
+	ttl := c.TokenTTL
+	if ttl <= 0 {
+		ttl = pullclient.DefaultTokenTTL
+	}
+	token, err := pullclient.SystemToken(c.Network, c.Key, ttl, d.now())
+	if err != nil {
+		d.add(c.Network, "token", checkFail, "minting a system token failed: "+err.Error(), fix)
+		return
+	}
+	validators := []pullclient.TokenValidator{{Network: c.Network, Key: c.Key}}
+	for _, h := range sites {
+		if h.Pull != nil {
+			validators = append(validators, h.tokens)
+		}
+	}
+	for _, v := range validators {
+		if err := v.Validate(token); err != nil {
+			d.add(c.Network, "token", checkFail, "a token minted with the configured key does not validate: "+tokenReason(err), fix)
+			return
+		}
+	}
+	d.add(c.Network, "token", checkPass,
+		fmt.Sprintf("minted a system token for %s (valid %s) and validated it as the pull endpoint does", c.Network, ttl), "")
+}
+
+// quillURL is the base URL pings go to.
+func quillURL(c *pullclient.Client) string {
+	if c.QuillURL != "" {
+		return strings.TrimSuffix(c.QuillURL, "/")
+	}
+	return pullclient.DefaultQuillURL(c.Network)
+}
+
+// checkLivefyre checks that Livefyre's API answers at all; any HTTP answer
+// will do, since this request carries no token.
+func (d *doctorRun) checkLivefyre(c *pullclient.Client) {
+	base := quillURL(c)
+	req, err := http.NewRequestWithContext(d.ctx, http.MethodGet, base+"/", nil)
+	if err != nil {
+		d.add(c.Network, "livefyre", checkFail, fmt.Sprintf("the quill URL %s is not usable: %v", base, err), "fix quill")
+		return
+	}
+	resp, err := d.http.Do(req)
+	if err != nil {
+		d.add(c.Network, "livefyre", checkFail, fmt.Sprintf("Livefyre's API at %s cannot be reached: %s", base, redactURLError(err)),
+			"check quill (default https://{prefix}.quill.fyre.co), DNS and this host's outbound HTTPS; queued pings wait and are retried meanwhile")
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	d.add(c.Network, "livefyre", checkPass, fmt.Sprintf("Livefyre's API at %s answers (HTTP %d to an untokened GET /)", base, resp.StatusCode), "")
+}
+
+// checkProbe sends Livefyre a ping for the sample user, if asked to: the
+// one check that Livefyre holds the same network name and key.
+func (d *doctorRun) checkProbe(c *pullclient.Client, user string) {
+	if !d.req.ProbeLivefyre {
+		d.add(c.Network, "livefyre_probe", checkSkip,
+			"not run: with --probe-livefyre doctor pings Livefyre for the sample user, which proves Livefyre accepts the key", "")
+		return
+	}
+	if user == "" {
+		d.add(c.Network, "livefyre_probe", checkFail, "no sample user to ping", "set probe_user in the livefyre directive, or pass --user")
+		return
+	}
+	ctx, cancel := context.WithTimeout(d.ctx, doctorTimeout)
+	defer cancel()
+	res := c.Ping(ctx, user)
+	switch res.Outcome {
+	case pullclient.Done:
+		d.add(c.Network, "livefyre_probe", checkPass,
+			fmt.Sprintf("Livefyre accepted a ping for %s (HTTP %d): it holds this network name and key, and will pull that profile", user, res.Status), "")
+	case pullclient.AuthFailure:
+		d.add(c.Network, "livefyre_probe", checkFail,
+			fmt.Sprintf("Livefyre refused the system token (HTTP %d): the network name or the key is wrong", res.Status),
+			"compare network and key with Livefyre Studio › Integration Settings, fix them, then caddy reload; queued pings are kept until then")
+	case pullclient.Permanent:
+		d.add(c.Network, "livefyre_probe", checkFail,
+			fmt.Sprintf("Livefyre refused the ping for %s (HTTP %d): %v", user, res.Status, res.Err),
+			"probe with a user Livefyre knows (probe_user or --user)")
+	default:
+		if res.Status == 0 {
+			d.add(c.Network, "livefyre_probe", checkFail, fmt.Sprintf("Livefyre did not answer the ping: %v", res.Err),
+				"check quill, DNS and this host's outbound HTTPS; queued pings wait and are retried")
+			return
+		}
+		d.add(c.Network, "livefyre_probe", checkFail, fmt.Sprintf("Livefyre answered the ping with HTTP %d: %v", res.Status, res.Err),
+			"Livefyre is having trouble; queued pings wait and are retried")
+	}
+}
+
+// checkApp asks the app's profile API for the sample user (or a made-up
+// one) the way the pull endpoint does, and returns the profile JSON if it
+// got the sample user's.
+func (d *doctorRun) checkApp(network string, p *Pull, user string) any {
+	id, madeUp := user, user == ""
+	if madeUp {
+		id = doctorMadeUpUser
+	}
+	repl := caddy.NewReplacer()
+	target, err := p.upstreamURL(id, repl)
+	if err != nil {
+		d.add(network, "app", checkFail, err.Error(), "fix upstream in the pull block")
+		return nil
+	}
+	where := target
+	if u, err := url.Parse(target); err == nil {
+		where = u.Scheme + "://" + u.Host
+	}
+	status, doc, reason := p.fetch(d.ctx, target, repl)
+	switch {
+	case status == http.StatusOK && !madeUp:
+		d.add(network, "app", checkPass, fmt.Sprintf("the app's profile API (%s) answered user %s's profile", where, id), "")
+		return doc
+	case status == http.StatusOK, status == http.StatusNotFound && madeUp:
+		d.add(network, "app", checkPass,
+			fmt.Sprintf("the app's profile API (%s) answers (HTTP %d for a made-up user); set probe_user or pass --user to check a real profile", where, status), "")
+	case status == http.StatusNotFound:
+		d.add(network, "app", checkFail, fmt.Sprintf("the app's profile API (%s) has no user %s (HTTP 404)", where, id),
+			"pass --user (or set probe_user) with an id the app knows")
+	case status == http.StatusGatewayTimeout:
+		d.add(network, "app", checkFail, fmt.Sprintf("the app's profile API (%s): %s", where, reason),
+			"make the app answer faster, or raise timeout in the pull block")
+	case strings.Contains(reason, "unreachable"):
+		d.add(network, "app", checkFail, fmt.Sprintf("the app's profile API (%s): %s", where, reason),
+			"start the app, or point upstream in the pull block at it")
+	default:
+		d.add(network, "app", checkFail, fmt.Sprintf("the app's profile API (%s): %s", where, reason),
+			"the pull endpoint needs a 200 answer with a JSON object; header_up can add the credentials the app wants")
+	}
+	return nil
+}
+
+// checkMapping maps the app's answer and validates the result against
+// Livefyre's schema, strictly, as the emulator does.
+func (d *doctorRun) checkMapping(network string, p *Pull, user string, doc any) {
+	const fix = "fix the map lines of the pull block: each source must point at a field of the app's JSON, e.g. map display_name /name"
+	res, err := p.mapper.Map(user, doc)
+	if err != nil {
+		d.add(network, "mapping", checkFail, fmt.Sprintf("the app's answer for %s does not make a Livefyre profile: %v", user, err), fix)
+		return
+	}
+	body, err := json.Marshal(res.Profile)
+	if err != nil {
+		d.add(network, "mapping", checkFail, "encoding the mapped profile: "+err.Error(), fix)
+		return
+	}
+	prof, err := livefyretest.ValidateProfile(body, user, false)
+	if err != nil {
+		d.add(network, "mapping", checkFail, fmt.Sprintf("the profile mapped for %s breaks Livefyre's schema: %v", user, err), fix)
+		return
+	}
+	detail := fmt.Sprintf("user %s maps to a valid Livefyre profile: display_name %q; fields %s",
+		user, prof.DisplayName, strings.Join(sortedKeys(prof.Fields), ", "))
+	if len(res.Dropped) > 0 {
+		d.add(network, "mapping", checkWarn, detail+"; left out: "+strings.Join(res.Dropped, "; "), fix)
+		return
+	}
+	d.add(network, "mapping", checkPass, detail, "")
+}
+
+// checkPullURL fetches the sample user through the public pull URL with a
+// fresh token, as Livefyre will, and validates the answer.
+func (d *doctorRun) checkPullURL(c *pullclient.Client, h *Handler, user string) {
+	if user == "" {
+		d.add(c.Network, "pull_url", checkSkip, "not run: no sample user", "set probe_user in the livefyre directive, or pass --user")
+		return
+	}
+	shown := fillPullURL(h.Pull.URL, user)
+	ttl := c.TokenTTL
+	if ttl <= 0 {
+		ttl = pullclient.DefaultTokenTTL
+	}
+	token, err := pullclient.SystemToken(c.Network, c.Key, ttl, d.now())
+	if err != nil {
+		d.add(c.Network, "pull_url", checkFail, "minting a system token failed: "+err.Error(), "fix key")
+		return
+	}
+	u, err := url.Parse(shown)
+	if err != nil {
+		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("the pull URL %s does not parse: %v", shown, err), "fix the pull URL")
+		return
+	}
+	q := u.Query()
+	q.Set("lftoken", token)
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(d.ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("the pull URL %s is not usable: %v", shown, redactURLError(err)), "fix the pull URL")
+		return
+	}
+	resp, err := d.http.Do(req)
+	if err != nil {
+		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("fetching %s from this host failed: %s", shown, redactURLError(err)),
+			"Livefyre fetches this URL from the internet: make it resolve and route to this Caddy (the app and mapping checks above ran in-process)")
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, livefyretest.MaxPullBody+1))
+	resp.Body.Close()
+	switch {
+	case err != nil:
+		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("reading the answer of %s failed: %s", shown, redactURLError(err)), "see Caddy's log")
+	case resp.StatusCode == http.StatusForbidden:
+		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("%s refused a fresh system token (HTTP 403)", shown),
+			"the URL reaches another server, or a site with another key; or allow_ips leaves out this host")
+	case resp.StatusCode == http.StatusNotFound:
+		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("%s answered HTTP 404", shown),
+			fmt.Sprintf("the app has no user %s, or the URL does not reach the livefyre pull endpoint", user))
+	case resp.StatusCode != http.StatusOK:
+		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("%s answered HTTP %d", shown, resp.StatusCode),
+			"see the app and mapping checks, and Caddy's log")
+	default:
+		if _, err := livefyretest.ValidateProfile(body, user, false); err != nil {
+			d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("%s answered a profile Livefyre would refuse: %v", shown, err),
+				"the URL may reach another pull endpoint; see the mapping check")
+			return
+		}
+		d.add(c.Network, "pull_url", checkPass, fmt.Sprintf("%s answered a valid profile to a fresh system token, as Livefyre will see it", shown), "")
+	}
+}
+
+// fillPullURL puts a user id into a pull URL template, escaped for where
+// {id} stands.
+func fillPullURL(template, id string) string {
+	path, query, hasQuery := strings.Cut(template, "?")
+	out := strings.ReplaceAll(path, "{id}", url.PathEscape(id))
+	if hasQuery {
+		out += "?" + strings.ReplaceAll(query, "{id}", url.QueryEscape(id))
+	}
+	return out
+}
+
+// checkQueue looks at a network's backlog, dead letters and latest ping.
+func (d *doctorRun) checkQueue(network string, ns networkStats) {
+	var problems []string
+	fix := ""
+	if ns.Dead > 0 {
+		problems = append(problems, fmt.Sprintf("%d dead letters", ns.Dead))
+		fix = "list them with `caddy livefyre dead`, fix the cause, then `caddy livefyre retry --all` (or `caddy livefyre purge`)"
+	}
+	if age := time.Duration(ns.OldestPendingAge * float64(time.Second)); age > doctorStaleAge {
+		problems = append(problems, fmt.Sprintf("the oldest owed ping has waited %s", age.Round(time.Second)))
+		if fix == "" {
+			fix = "see the last error below and `caddy livefyre status`; a low rate also lets a backlog grow"
+		}
+	}
+	if e := ns.LastError; e != nil && e.Time.After(ns.LastSuccess) {
+		problems = append(problems, fmt.Sprintf("the latest ping failed (user %s, %s): %s", e.UserID, e.Outcome, e.Error))
+		if fix == "" {
+			fix = "see Caddy's log; failed pings are retried with backoff"
+		}
+	}
+	counts := fmt.Sprintf("%d pending, %d leased, %d retrying, %d dead", ns.Pending, ns.Leased, ns.Retrying, ns.Dead)
+	if len(problems) > 0 {
+		d.add(network, "queue", checkWarn, counts+"; "+strings.Join(problems, "; "), fix)
+		return
+	}
+	if !ns.LastSuccess.IsZero() {
+		counts += fmt.Sprintf("; last ping delivered %s ago", d.now().Sub(ns.LastSuccess).Round(time.Second))
+	}
+	d.add(network, "queue", checkPass, counts, "")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,135 @@
+package caddymodule
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestProfileCacheTTL(t *testing.T) {
+	clock := newFakeClock()
+	c := newProfileCache(30*time.Second, clock.Now)
+	if _, ok := c.get("u1"); ok {
+		t.Fatal("an empty cache had u1")
+	}
+	c.end("u1", c.begin("u1"), []byte(`{"id":"u1"}`))
+	clock.Advance(29 * time.Second)
+	if body, ok := c.get("u1"); !ok || string(body) != `{"id":"u1"}` {
+		t.Fatalf("get within the TTL = %q, %v", body, ok)
+	}
+	clock.Advance(time.Second)
+	if _, ok := c.get("u1"); ok {
+		t.Error("get at the TTL still hit")
+	}
+	if n := c.len(); n != 0 {
+		t.Errorf("an expired entry stayed: %d entries", n)
+	}
+	// A failed fetch stores nothing.
+	c.end("u2", c.begin("u2"), nil)
+	if _, ok := c.get("u2"); ok {
+		t.Error("a failed fetch was cached")
+	}
+}
+
+func TestProfileCacheInvalidate(t *testing.T) {
+	clock := newFakeClock()
+	c := newProfileCache(time.Minute, clock.Now)
+	c.end("u1", c.begin("u1"), []byte("old"))
+	c.invalidate("u1")
+	if _, ok := c.get("u1"); ok {
+		t.Fatal("an invalidated entry was served")
+	}
+
+	// A fetch under way when the update came may have read the old data:
+	// its result is not kept, even though it ends after the invalidation.
+	gen := c.begin("u1")
+	c.invalidate("u1")
+	c.end("u1", gen, []byte("read before the update"))
+	if body, ok := c.get("u1"); ok {
+		t.Fatalf("a fetch begun before the update was cached: %q", body)
+	}
+	// One begun after the update is kept, even alongside a stale one.
+	stale := c.begin("u1")
+	c.invalidate("u1")
+	fresh := c.begin("u1")
+	c.end("u1", fresh, []byte("fresh"))
+	c.end("u1", stale, []byte("stale"))
+	if body, ok := c.get("u1"); !ok || string(body) != "fresh" {
+		t.Errorf("get = %q, %v; want the fetch begun after the update", body, ok)
+	}
+	if n := len(c.inflight); n != 0 {
+		t.Errorf("%d fetches still tracked after all ended", n)
+	}
+	// Invalidation is per user.
+	c.end("u2", c.begin("u2"), []byte("u2"))
+	c.invalidate("u1")
+	if _, ok := c.get("u2"); !ok {
+		t.Error("invalidating u1 dropped u2")
+	}
+}
+
+func TestProfileCacheBounded(t *testing.T) {
+	c := newProfileCache(time.Hour, newFakeClock().Now)
+	c.capacity = 50
+	c.end("keep", c.begin("keep"), []byte("k"))
+	for i := range 500 {
+		id := fmt.Sprintf("u%d", i)
+		c.end(id, c.begin(id), []byte(id))
+		if i%10 == 0 {
+			c.get("keep") // recently used: stays
+		}
+		if n := c.len(); n > 50 {
+			t.Fatalf("cache holds %d profiles, capacity 50", n)
+		}
+	}
+	if _, ok := c.get("keep"); !ok {
+		t.Error("a recently used profile was evicted")
+	}
+	if _, ok := c.get("u0"); ok {
+		t.Error("the least recently used profile was not evicted")
+	}
+}
+
+func TestNilProfileCache(t *testing.T) {
+	var c *profileCache
+	c.end("u1", c.begin("u1"), []byte("x"))
+	if _, ok := c.get("u1"); ok {
+		t.Error("a nil cache cached")
+	}
+}
+
+func TestInvalidateProfileReachesEveryCacheOfTheNetwork(t *testing.T) {
+	clock := newFakeClock()
+	a, b := newProfileCache(time.Minute, clock.Now), newProfileCache(time.Minute, clock.Now)
+	other := newProfileCache(time.Minute, clock.Now)
+	profileCaches.add("cache-test.fyre.co", a)
+	profileCaches.add("cache-test.fyre.co", b)
+	profileCaches.add("cache-other.fyre.co", other)
+	t.Cleanup(func() {
+		profileCaches.remove("cache-test.fyre.co", a)
+		profileCaches.remove("cache-test.fyre.co", b)
+		profileCaches.remove("cache-other.fyre.co", other)
+	})
+	for _, c := range []*profileCache{a, b, other} {
+		c.end("u1", c.begin("u1"), []byte("old"))
+	}
+	invalidateProfile("cache-test.fyre.co", "u1")
+	for name, c := range map[string]*profileCache{"a": a, "b": b} {
+		if _, ok := c.get("u1"); ok {
+			t.Errorf("cache %s still serves u1 after the update", name)
+		}
+	}
+	if _, ok := other.get("u1"); !ok {
+		t.Error("an update on one network dropped another network's profile")
+	}
+
+	// A removed cache is no longer reached, and the registry forgets the
+	// network once its last cache goes.
+	profileCaches.remove("cache-other.fyre.co", other)
+	profileCaches.mu.RLock()
+	_, kept := profileCaches.byNetwork["cache-other.fyre.co"]
+	profileCaches.mu.RUnlock()
+	if kept {
+		t.Error("the registry kept a network without caches")
+	}
+}

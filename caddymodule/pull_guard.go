@@ -1,0 +1,195 @@
+package caddymodule
+
+import (
+	"container/list"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// The pull endpoint's two gates in front of the token check: an address
+// allowlist (allow_ips) and a per-client budget of failed tokens
+// (max_token_failures). Both look at addresses only; neither reads the token.
+
+// ipAllowlist holds the addresses and ranges allow_ips lets in.
+type ipAllowlist []netip.Prefix
+
+// parseAllowIPs reads IP addresses and CIDR ranges.
+func parseAllowIPs(entries []string) (ipAllowlist, error) {
+	list := make(ipAllowlist, 0, len(entries))
+	for _, e := range entries {
+		if strings.Contains(e, "/") {
+			p, err := netip.ParsePrefix(e)
+			if err != nil {
+				return nil, fmt.Errorf("allow_ips: %q is not an IP address or CIDR range", e)
+			}
+			list = append(list, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(e)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("allow_ips: %q is not an IP address or CIDR range", e)
+		}
+		list = append(list, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return list, nil
+}
+
+func (l ipAllowlist) contains(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range l {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientAddrs returns the request's direct peer and the client Caddy
+// derived for it: the same address unless the peer is one of the server's
+// trusted_proxies, in which case it comes from the forwarding headers. Outside
+// a Caddy server (no vars in the context) the client is the peer. ok is false
+// when an address does not parse (a unix socket peer, say).
+func clientAddrs(r *http.Request) (peer, client netip.Addr, ok bool) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err = netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, netip.Addr{}, false
+	}
+	peer = peer.WithZone("").Unmap()
+	client = peer
+	if s, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); s != "" {
+		c, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Addr{}, netip.Addr{}, false
+		}
+		client = c.WithZone("").Unmap()
+	}
+	return peer, client, true
+}
+
+// admits reports whether allow_ips lets the request in: its direct peer and
+// its client must both be listed. Behind a trusted proxy this means listing
+// the proxy as well as Livefyre's ranges, so that neither a request from
+// elsewhere nor a forged X-Forwarded-For gets through.
+func (l ipAllowlist) admits(peer, client netip.Addr) bool {
+	return l.contains(peer) && l.contains(client)
+}
+
+// defaultFailureClients bounds how many clients the failed-token limiter
+// remembers; the least recently seen is forgotten first.
+const defaultFailureClients = 10000
+
+// failureLimiter counts failed token attempts per client in fixed windows
+// that open at a client's first failure. A client that has failed max
+// times is refused until its window closes, without its token being
+// checked. Memory is bounded: past capacity clients, the least recently
+// seen one is forgotten (and starts afresh if it comes back).
+type failureLimiter struct {
+	max      int
+	window   time.Duration
+	capacity int
+	now      func() time.Time
+
+	mu      sync.Mutex
+	clients map[netip.Addr]*list.Element // of *failureRecord
+	recent  list.List                    // front: most recently seen
+}
+
+type failureRecord struct {
+	client netip.Addr
+	opened time.Time
+	count  int
+}
+
+func newFailureLimiter(max int, window time.Duration, now func() time.Time) *failureLimiter {
+	if now == nil {
+		now = time.Now
+	}
+	return &failureLimiter{max: max, window: window, capacity: defaultFailureClients, now: now,
+		clients: make(map[netip.Addr]*list.Element)}
+}
+
+// parseFailureBudget reads "N/s", "N/m" or "N/h".
+func parseFailureBudget(s string) (int, time.Duration, error) {
+	num, unit, found := strings.Cut(s, "/")
+	n, err := strconv.Atoi(num)
+	if !found || err != nil || n < 1 {
+		return 0, 0, fmt.Errorf("max_token_failures %q: want a positive whole number of failures per s, m or h, like 10/m", s)
+	}
+	switch unit {
+	case "s":
+		return n, time.Second, nil
+	case "m":
+		return n, time.Minute, nil
+	case "h":
+		return n, time.Hour, nil
+	}
+	return 0, 0, fmt.Errorf("max_token_failures %q: the unit must be s, m or h", s)
+}
+
+// blocked reports whether client has used up its budget, and if so how long
+// until its window closes.
+func (l *failureLimiter) blocked(client netip.Addr) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	el, ok := l.clients[client]
+	if !ok {
+		return 0, false
+	}
+	rec := el.Value.(*failureRecord)
+	left := rec.opened.Add(l.window).Sub(l.now())
+	if left <= 0 {
+		l.recent.Remove(el)
+		delete(l.clients, client)
+		return 0, false
+	}
+	l.recent.MoveToFront(el)
+	return left, rec.count >= l.max
+}
+
+// fail records one failed token attempt by client.
+func (l *failureLimiter) fail(client netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if el, ok := l.clients[client]; ok {
+		rec := el.Value.(*failureRecord)
+		if now.Before(rec.opened.Add(l.window)) {
+			rec.count++
+			l.recent.MoveToFront(el)
+			return
+		}
+		rec.opened, rec.count = now, 1
+		l.recent.MoveToFront(el)
+		return
+	}
+	if len(l.clients) >= l.capacity {
+		oldest := l.recent.Back()
+		l.recent.Remove(oldest)
+		delete(l.clients, oldest.Value.(*failureRecord).client)
+	}
+	l.clients[client] = l.recent.PushFront(&failureRecord{client: client, opened: now, count: 1})
+}
+
+// size is how many clients the limiter remembers.
+func (l *failureLimiter) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.clients)
+}
+
+// retryAfter is the Retry-After value for a wait: whole seconds, rounded up.
+func retryAfter(wait time.Duration) string {
+	return strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10)
+}

@@ -1,0 +1,199 @@
+package caddymodule
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func TestParseAllowIPs(t *testing.T) {
+	good := []string{"127.0.0.1", "::1", "10.0.0.0/8", "2001:db8::/32", "192.0.2.7/24", "::ffff:198.51.100.1"}
+	list, err := parseAllowIPs(good)
+	if err != nil {
+		t.Fatalf("parseAllowIPs(%q): %v", good, err)
+	}
+	if len(list) != len(good) {
+		t.Fatalf("got %d prefixes, want %d", len(list), len(good))
+	}
+	if got := list[4].String(); got != "192.0.2.0/24" {
+		t.Errorf("192.0.2.7/24 became %s, want the masked range", got)
+	}
+	for _, bad := range []string{"", "localhost", "10.0.0.0/33", "10.0.0/8", "1.2.3.4.5", "fe80::1%eth0", "10.0.0.0/", "*"} {
+		if _, err := parseAllowIPs([]string{bad}); err == nil || !strings.Contains(err.Error(), "allow_ips") {
+			t.Errorf("parseAllowIPs(%q) = %v, want an allow_ips error", bad, err)
+		}
+	}
+}
+
+// withClientIP puts the vars Caddy's server sets on every request: whether
+// the peer is a trusted proxy, and the client IP it derived.
+func withClientIP(r *http.Request, clientIP string, trusted bool) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{
+		caddyhttp.TrustedProxyVarKey: trusted,
+		caddyhttp.ClientIPVarKey:     clientIP,
+	}))
+}
+
+func TestAllowlistAdmits(t *testing.T) {
+	list, err := parseAllowIPs([]string{"203.0.113.0/24", "2001:db8::/32", "10.1.2.3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		remoteAddr string
+		clientIP   string // Caddy's client_ip var; "" for none (outside Caddy)
+		trusted    bool
+		want       bool
+	}{
+		{"listed peer, no Caddy vars", "203.0.113.9:5555", "", false, true},
+		{"unlisted peer, no Caddy vars", "198.51.100.1:5555", "", false, false},
+		{"listed peer, client is the peer", "203.0.113.9:5555", "203.0.113.9", false, true},
+		{"listed IPv6 peer", "[2001:db8::5]:443", "2001:db8::5", false, true},
+		{"IPv4-mapped IPv6 peer", "[::ffff:203.0.113.9]:443", "203.0.113.9", false, true},
+		{"single address", "10.1.2.3:1", "10.1.2.3", false, true},
+		{"next to the single address", "10.1.2.4:1", "10.1.2.4", false, false},
+		{"listed proxy forwarding a listed client", "10.1.2.3:1", "203.0.113.50", true, true},
+		{"listed proxy forwarding an unlisted client", "10.1.2.3:1", "198.51.100.1", true, false},
+		{"unlisted proxy forwarding a listed client", "192.168.0.1:1", "203.0.113.50", true, false},
+		{"unix socket peer", "@", "", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.RemoteAddr = tt.remoteAddr
+			if tt.clientIP != "" {
+				r = withClientIP(r, tt.clientIP, tt.trusted)
+			}
+			peer, client, ok := clientAddrs(r)
+			if got := ok && list.admits(peer, client); got != tt.want {
+				t.Errorf("admits(peer %v, client %v, ok %v) = %v, want %v", peer, client, ok, got, tt.want)
+			}
+		})
+	}
+}
+
+// fakeClock is a settable clock for the limiter and the cache.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1700000000, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func TestFailureLimiter(t *testing.T) {
+	clock := newFakeClock()
+	l := newFailureLimiter(3, time.Minute, clock.Now)
+	a, b := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2")
+
+	for i := range 3 {
+		if _, blocked := l.blocked(a); blocked {
+			t.Fatalf("blocked after %d failures, budget is 3", i)
+		}
+		l.fail(a)
+		clock.Advance(10 * time.Second)
+	}
+	wait, blocked := l.blocked(a)
+	if !blocked || wait != 30*time.Second {
+		t.Fatalf("after 3 failures: blocked %v, wait %v; want blocked for the 30s left of the window", blocked, wait)
+	}
+	if _, blocked := l.blocked(b); blocked {
+		t.Error("another client is blocked too; budgets are per client")
+	}
+	clock.Advance(29 * time.Second)
+	if _, blocked := l.blocked(a); !blocked {
+		t.Error("unblocked before the window closed")
+	}
+	clock.Advance(time.Second)
+	if _, blocked := l.blocked(a); blocked {
+		t.Error("still blocked once the window closed")
+	}
+	// A fresh window: the budget is whole again.
+	l.fail(a)
+	l.fail(a)
+	if _, blocked := l.blocked(a); blocked {
+		t.Error("blocked after 2 failures in a new window")
+	}
+	// Failures spread wider than the window never block.
+	clock.Advance(2 * time.Minute)
+	for range 10 {
+		l.fail(b)
+		clock.Advance(61 * time.Second)
+		if _, blocked := l.blocked(b); blocked {
+			t.Fatal("one failure a window blocked the client")
+		}
+	}
+}
+
+func TestFailureLimiterBoundedMemory(t *testing.T) {
+	clock := newFakeClock()
+	l := newFailureLimiter(1, time.Hour, clock.Now)
+	l.capacity = 100
+	first := netip.MustParseAddr("10.0.0.1")
+	l.fail(first)
+	if _, blocked := l.blocked(first); !blocked {
+		t.Fatal("budget 1: one failure must block")
+	}
+	// A flood from many addresses keeps the limiter at its capacity and
+	// forgets the least recently seen client first.
+	keep := netip.MustParseAddr("10.0.0.2")
+	l.fail(keep)
+	addr := netip.MustParseAddr("10.1.0.0")
+	for i := range 1000 {
+		addr = addr.Next()
+		l.fail(addr)
+		if i%10 == 0 {
+			l.blocked(keep) // seen again: stays
+		}
+		if n := l.size(); n > 100 {
+			t.Fatalf("limiter holds %d clients, capacity 100", n)
+		}
+	}
+	if _, blocked := l.blocked(first); blocked {
+		t.Error("the least recently seen client was not the one forgotten")
+	}
+	if _, blocked := l.blocked(keep); !blocked {
+		t.Error("a recently seen client was forgotten")
+	}
+}
+
+func TestParseFailureBudget(t *testing.T) {
+	for in, want := range map[string][2]int64{"10/m": {10, int64(time.Minute)}, "1/s": {1, int64(time.Second)}, "500/h": {500, int64(time.Hour)}} {
+		n, per, err := parseFailureBudget(in)
+		if err != nil || int64(n) != want[0] || int64(per) != want[1] {
+			t.Errorf("parseFailureBudget(%q) = %d, %v, %v", in, n, per, err)
+		}
+	}
+	for _, bad := range []string{"", "10", "0/m", "-1/m", "1.5/m", "10/d", "10/", "/m", "ten/m", "10/min"} {
+		if _, _, err := parseFailureBudget(bad); err == nil {
+			t.Errorf("parseFailureBudget(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	for wait, want := range map[time.Duration]string{time.Second: "1", 1500 * time.Millisecond: "2", time.Nanosecond: "1", time.Minute: "60"} {
+		if got := retryAfter(wait); got != want {
+			t.Errorf("retryAfter(%v) = %q, want %q", wait, got, want)
+		}
+	}
+}

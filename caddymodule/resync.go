@@ -1,0 +1,179 @@
+package caddymodule
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/caddy-livefyre/caddy-livefyre/queue"
+)
+
+// maxBadLinesReported bounds the bad lines a resync report lists; it counts
+// all of them.
+const maxBadLinesReported = 100
+
+// maxResyncLine is the longest line a resync reads whole. User ids are far
+// shorter (queue.MaxIDLen); a longer line is reported bad and skipped.
+const maxResyncLine = 4096
+
+// resyncReport is the answer of POST /livefyre/resync: what became of each
+// line of the list.
+type resyncReport struct {
+	Network string `json:"network"`
+	// Lines is how many lines were read.
+	Lines int `json:"lines"`
+	// Queued counts users that got a new ping; Coalesced those whose ping
+	// was already owed (it covers this resync too).
+	Queued    int `json:"queued"`
+	Coalesced int `json:"coalesced"`
+	// Blank counts empty lines, which are skipped silently.
+	Blank int `json:"blank"`
+	// Bad counts lines that are not user ids; BadLines lists the first 100.
+	Bad      int       `json:"bad"`
+	BadLines []badLine `json:"bad_lines,omitempty"`
+}
+
+// badLine is a line of a resync list that was skipped.
+type badLine struct {
+	Line   int    `json:"line"`
+	Text   string `json:"text"`
+	Reason string `json:"reason"`
+}
+
+// How a resync enqueues: resyncBatch ids at a time, by resyncWorkers
+// goroutines. Concurrent enqueues share Badger commits (and, with
+// durability power, fsyncs); waiting for each batch keeps the report exact.
+const (
+	resyncBatch   = 256
+	resyncWorkers = 8
+)
+
+// resync queues a ping on network for every user id in list, one per line,
+// as it reads them: a list of a million ids is never held in memory. Blank
+// lines are skipped; surrounding spaces and CRLF line ends are allowed.
+// Lines that are not user ids are counted and skipped. It stops at the first
+// error of enqueue or of reading list, reporting how far it got.
+func resync(list io.Reader, network string, enqueue func(network, userID string) (bool, error)) (resyncReport, error) {
+	r := &resyncer{network: network, enqueue: enqueue, report: resyncReport{Network: network}}
+	br := bufio.NewReaderSize(list, maxResyncLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// ReadSlice's buffer is reused: keep the start for the report.
+			line = append([]byte(nil), line[:min(len(line), 128)]...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = br.ReadSlice('\n')
+			}
+			r.report.Lines++
+			r.report.bad(line, fmt.Sprintf("longer than %d bytes", maxResyncLine))
+		} else if len(line) > 0 {
+			r.report.Lines++
+			r.line(line)
+		}
+		if len(r.batch) == resyncBatch || err != nil {
+			if qerr := r.flush(); qerr != nil {
+				return r.report, qerr
+			}
+		}
+		switch {
+		case errors.Is(err, io.EOF):
+			return r.report, nil
+		case err != nil:
+			return r.report, badRequest("resync stopped reading the list after line %d: %v; the ids up to it are queued (%d new, %d already owed)",
+				r.report.Lines, err, r.report.Queued, r.report.Coalesced)
+		}
+	}
+}
+
+// resyncer is one resync under way.
+type resyncer struct {
+	network string
+	enqueue func(network, userID string) (bool, error)
+	report  resyncReport
+	batch   []resyncID
+}
+
+// resyncID is a user id waiting in a batch, with its line number.
+type resyncID struct {
+	line int
+	id   string
+}
+
+// line sorts one line of the list: blank, bad, or an id for the batch.
+func (r *resyncer) line(line []byte) {
+	id := string(bytes.TrimSpace(line))
+	switch {
+	case id == "":
+		r.report.Blank++
+	case len(id) > queue.MaxIDLen:
+		r.report.bad(line, fmt.Sprintf("longer than %d bytes", queue.MaxIDLen))
+	case !usableUserID(id):
+		r.report.bad(line, "not a Livefyre user id (letters, digits, _ . - only)")
+	default:
+		r.batch = append(r.batch, resyncID{line: r.report.Lines, id: id})
+	}
+}
+
+// flush enqueues the batch and counts the outcomes. On an error it reports
+// the first line that failed: the ids before it are queued.
+func (r *resyncer) flush() error {
+	n := len(r.batch)
+	if n == 0 {
+		return nil
+	}
+	type outcome struct {
+		coalesced bool
+		err       error
+	}
+	outcomes := make([]outcome, n)
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range min(resyncWorkers, n) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				outcomes[i].coalesced, outcomes[i].err = r.enqueue(r.network, r.batch[i].id)
+			}
+		})
+	}
+	wg.Wait()
+	for i, o := range outcomes {
+		if o.err != nil {
+			status := http.StatusInternalServerError
+			if errors.Is(o.err, queue.ErrClosed) || errors.Is(o.err, errStoreClosed) {
+				status = http.StatusServiceUnavailable
+			}
+			line := r.batch[i].line
+			return apiError(status, "resync stopped at line %d: %v; the ids before it are queued (%d new, %d already owed): send the list again from line %d",
+				line, o.err, r.report.Queued, r.report.Coalesced, line)
+		}
+		if o.coalesced {
+			r.report.Coalesced++
+		} else {
+			r.report.Queued++
+		}
+	}
+	r.batch = r.batch[:0]
+	return nil
+}
+
+// bad records a skipped line.
+func (r *resyncReport) bad(line []byte, reason string) {
+	r.Bad++
+	if len(r.BadLines) >= maxBadLinesReported {
+		return
+	}
+	text := strings.ToValidUTF8(string(bytes.TrimRight(line, "\r\n")), "\uFFFD")
+	if utf8.RuneCountInString(text) > 64 {
+		text = string([]rune(text)[:64]) + "…"
+	}
+	r.BadLines = append(r.BadLines, badLine{Line: r.Lines, Text: text, Reason: reason})
+}
