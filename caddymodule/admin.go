@@ -37,13 +37,7 @@ func init() {
 //
 // network may be left out where one network is meant and only one is
 // configured.
-type AdminAPI struct {
-	// app finds the livefyre app of the running config. It is looked up per
-	// request, not at Provision: admin routers are provisioned before the
-	// apps, and a config without the global livefyre block gets its app
-	// only when a site's handler is provisioned.
-	app func() (*App, error)
-}
+type AdminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
 func (AdminAPI) CaddyModule() caddy.ModuleInfo {
@@ -53,18 +47,17 @@ func (AdminAPI) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets up the routes' access to the running config.
-func (a *AdminAPI) Provision(caddy.Context) error {
-	a.app = runningApp
-	return nil
-}
-
 // Routes returns the livefyre admin routes.
 func (a *AdminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{{Pattern: "/livefyre/", Handler: caddy.AdminHandlerFunc(a.serve)}}
 }
 
-// runningApp returns the livefyre app of the config Caddy is running.
+// runningApp returns the livefyre app of the config Caddy is running. It
+// is looked up per request, not when the admin router is provisioned:
+// admin routers are provisioned before the apps, and a config without the
+// global livefyre block gets its app only when a site's handler is
+// provisioned. The active context is also the one a config reload leaves
+// running.
 func runningApp() (*App, error) {
 	v, err := caddy.ActiveContext().AppIfConfigured("livefyre")
 	if err != nil {
@@ -109,7 +102,7 @@ func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Allow", method)
 		return apiError(http.StatusMethodNotAllowed, "%s %s: method not allowed; use %s", r.Method, r.URL.Path, method)
 	}
-	app, err := a.app()
+	app, err := runningApp()
 	if err != nil {
 		return err
 	}
@@ -462,14 +455,12 @@ func (a *AdminAPI) resync(w http.ResponseWriter, r *http.Request, app *App) erro
 	if err != nil {
 		return err
 	}
-	s, err := app.openedStore()
-	if err != nil {
-		return unavailable(err)
-	}
 	// Caddy's admin server allows 10s to read a request; a long list takes
 	// longer, so the deadline moves with every read instead.
 	body := &idleDeadlineReader{r: r.Body, rc: http.NewResponseController(w), idle: time.Minute}
-	report, err := resync(body, network, s.queue.Enqueue)
+	// app.enqueue, as the watcher uses: a resync that outlasts its config
+	// (a reload) keeps queueing into the running config's queue.
+	report, err := resync(body, network, app.enqueue)
 	if err != nil {
 		return err
 	}
@@ -647,8 +638,5 @@ func unavailable(err error) error {
 	return apiError(http.StatusInternalServerError, "livefyre queue: %v", err)
 }
 
-// Interface guards
-var (
-	_ caddy.AdminRouter = (*AdminAPI)(nil)
-	_ caddy.Provisioner = (*AdminAPI)(nil)
-)
+// Interface guard
+var _ caddy.AdminRouter = (*AdminAPI)(nil)

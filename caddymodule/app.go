@@ -71,6 +71,9 @@ type App struct {
 	rate  rate.Limit
 	burst int
 	log   *zap.Logger
+	// events emits livefyre_ping_sent and livefyre_ping_dead; nil without
+	// an events app in the config.
+	events *pingEvents
 
 	mu       sync.Mutex
 	networks map[string]*pullclient.Client
@@ -112,6 +115,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.log = ctx.Logger()
 	a.networks = make(map[string]*pullclient.Client)
 	a.handlers = make(map[string][]*Handler)
+	if err := registerMetrics(ctx.GetMetricsRegistry(), a); err != nil {
+		return fmt.Errorf("registering metrics: %v", err)
+	}
+	a.events = newPingEvents(ctx)
 	a.dir = a.Storage
 	if a.dir == "" {
 		a.dir = filepath.Join(caddy.AppDataDir(), "livefyre")
@@ -325,7 +332,7 @@ func (a *App) deliveryConfig() delivery.Config {
 		policy.MaxInterval = time.Duration(a.Retry.MaxInterval)
 		policy.MaxRetryAfter = time.Duration(a.Retry.MaxRetryAfter)
 	}
-	return delivery.Config{Senders: senders, Policy: policy, Rate: a.rate, Burst: a.burst, Workers: a.Workers}
+	return delivery.Config{Senders: senders, Policy: policy, Rate: a.rate, Burst: a.burst, Workers: a.Workers, Observe: a.observeAttempt}
 }
 
 // Interface guards

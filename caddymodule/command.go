@@ -24,6 +24,12 @@ func init() {
 		Long: `
 Tools for the livefyre plugin, which keeps Livefyre's copy of user profiles in
 sync with your app through Livefyre's Ping for Pull protocol.
+
+status, ping, resync, dead, retry, purge, register and doctor talk to the
+running Caddy through its admin API (under /livefyre/), found like
+'caddy reload' finds it: --address, else the admin address in --config, else
+the default (localhost:2019). They never open the queue themselves. token and
+emulator need no running Caddy.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
 			emu := &cobra.Command{

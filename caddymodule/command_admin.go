@@ -437,7 +437,7 @@ func cmdRetry(fl caddycmd.Flags) (int, error) {
 	if id != "" {
 		fmt.Printf("the ping for %s is queued again\n", id)
 	} else {
-		fmt.Printf("%d dead letters queued again\n", rep.Replayed)
+		fmt.Printf("%s queued again\n", count(rep.Replayed, "dead letter"))
 	}
 	return caddy.ExitCodeSuccess, nil
 }
@@ -451,7 +451,7 @@ func cmdPurge(fl caddycmd.Flags) (int, error) {
 	if _, err := c.call(http.MethodDelete, "/livefyre/dead"+query("network", fl.String("network")), nil, "", &rep); err != nil {
 		return caddy.ExitCodeFailedStartup, err
 	}
-	fmt.Printf("%d dead letters deleted\n", rep.Purged)
+	fmt.Printf("%s deleted\n", count(rep.Purged, "dead letter"))
 	return caddy.ExitCodeSuccess, nil
 }
 
@@ -505,7 +505,7 @@ func cmdDoctor(fl caddycmd.Flags) (int, error) {
 				failed++
 			}
 		}
-		return caddy.ExitCodeFailedStartup, fmt.Errorf("doctor: %d checks failed", failed)
+		return caddy.ExitCodeFailedStartup, fmt.Errorf("doctor: %s failed", count(failed, "check"))
 	}
 	return caddy.ExitCodeSuccess, nil
 }
@@ -564,6 +564,14 @@ func networkKey(file string) (string, error) {
 		return "", fmt.Errorf("token: --key-file %s is empty", file)
 	}
 	return key, nil
+}
+
+// count says how many of a thing there are: "1 check", "2 checks".
+func count(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 // exitCode maps an error to the command's exit status.

@@ -432,7 +432,11 @@ func (d *doctorRun) checkQueue(network string, ns networkStats) {
 	}
 	if e := ns.LastError; e != nil && e.Time.After(ns.LastSuccess) {
 		problems = append(problems, fmt.Sprintf("the latest ping failed (user %s, %s): %s", e.UserID, e.Outcome, e.Error))
-		if fix == "" {
+		switch {
+		case fix != "":
+		case e.Outcome == pullclient.AuthFailure.String():
+			fix = "Livefyre refuses the key: fix network and key, then caddy reload (doctor --probe-livefyre checks them)"
+		default:
 			fix = "see Caddy's log; failed pings are retried with backoff"
 		}
 	}

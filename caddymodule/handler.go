@@ -56,6 +56,8 @@ type Handler struct {
 	client *pullclient.Client
 	tokens pullclient.TokenValidator
 	log    *zap.Logger
+	// metrics are this handler's network's metric children.
+	metrics *networkMetrics
 }
 
 // CaddyModule returns the Caddy module information.
@@ -96,6 +98,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.client = &pullclient.Client{Network: network, Key: key, QuillURL: quill, TokenTTL: ttl}
 	h.tokens = pullclient.TokenValidator{Network: network, Key: key}
+	h.metrics = metricsFor(network)
 
 	for i, w := range h.Watch {
 		if err := w.provision(); err != nil {
@@ -141,7 +144,7 @@ func (h *Handler) Validate() error {
 // and passes everything else on untouched.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if h.Pull != nil && h.Pull.owns(r.URL.Path) {
-		return h.servePull(w, r)
+		return h.servePullMetered(w, r)
 	}
 	for _, wt := range h.Watch {
 		if pathID, ok := wt.match(r); ok {

@@ -425,7 +425,7 @@ func (h *Handler) servePull(w http.ResponseWriter, r *http.Request) error {
 	if !cached {
 		gen := p.cache.begin(id)
 		var status int
-		body, status = p.profile(r, id, log)
+		body, status = p.profile(r, id, log, h.metrics)
 		p.cache.end(id, gen, body)
 		if body == nil {
 			http.Error(w, http.StatusText(status), status)
@@ -445,7 +445,7 @@ func (h *Handler) servePull(w http.ResponseWriter, r *http.Request) error {
 
 // profile fetches the app's JSON for id and maps it: the profile to send,
 // or nil and the status to answer with (the reason goes to log).
-func (p *Pull) profile(r *http.Request, id string, log *zap.Logger) ([]byte, int) {
+func (p *Pull) profile(r *http.Request, id string, log *zap.Logger, m *networkMetrics) ([]byte, int) {
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	target, err := p.upstreamURL(id, repl)
 	if err != nil {
@@ -454,11 +454,15 @@ func (p *Pull) profile(r *http.Request, id string, log *zap.Logger) ([]byte, int
 	}
 	status, doc, reason := p.fetch(r.Context(), target, repl)
 	if status != http.StatusOK {
+		if status != http.StatusNotFound {
+			m.upstreamFailed(status, false)
+		}
 		log.Warn("pull failed", zap.Int("status", status), zap.String("reason", reason))
 		return nil, status
 	}
 	res, err := p.mapper.Map(id, doc)
 	if err != nil {
+		m.upstreamFailed(http.StatusBadGateway, true)
 		var fe *profile.FieldError
 		if errors.As(err, &fe) {
 			log.Error("pull failed: the app's answer does not make a valid Livefyre profile",

@@ -47,9 +47,10 @@ type badLine struct {
 	Reason string `json:"reason"`
 }
 
-// How a resync enqueues: resyncBatch ids at a time, by resyncWorkers
-// goroutines. Concurrent enqueues share Badger commits (and, with
-// durability power, fsyncs); waiting for each batch keeps the report exact.
+// How a resync enqueues: up to resyncBatch ids at a time (fewer when the
+// sender pauses), by resyncWorkers goroutines. Concurrent enqueues share
+// Badger commits (and, with durability power, fsyncs); waiting for each
+// batch keeps the report exact.
 const (
 	resyncBatch   = 256
 	resyncWorkers = 8
@@ -77,7 +78,9 @@ func resync(list io.Reader, network string, enqueue func(network, userID string)
 			r.report.Lines++
 			r.line(line)
 		}
-		if len(r.batch) == resyncBatch || err != nil {
+		// Flush a full batch, and whatever has arrived before waiting for
+		// more: a slow sender's ids are queued as they come.
+		if len(r.batch) == resyncBatch || br.Buffered() == 0 || err != nil {
 			if qerr := r.flush(); qerr != nil {
 				return r.report, qerr
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-livefyre/caddy-livefyre/profile"
 )
@@ -158,16 +159,19 @@ func (h *Handler) serveWatched(w http.ResponseWriter, r *http.Request, next cadd
 	if status < 200 || status > 299 {
 		return nil
 	}
+	h.metrics.updateSeen()
 
 	id, err := wt.userID(r, ww, pathID)
 	if err != nil {
+		h.metrics.skipped("no_user_id")
 		h.log.Warn("profile update seen but no user id found; no ping queued",
-			zap.String("path", r.URL.Path), zap.String("reason", err.Error()))
+			zap.String("network", h.client.Network), zap.String("path", r.URL.Path), zap.String("reason", err.Error()))
 		return nil
 	}
 	if !usableUserID(id) {
+		h.metrics.skipped("invalid_user_id")
 		h.log.Warn("profile update for a user id Livefyre cannot take; no ping queued",
-			zap.String("path", r.URL.Path), zap.String("reason", "user id must match ^[A-Za-z0-9_.-]+$ and not be . or .."))
+			zap.String("network", h.client.Network), zap.String("path", r.URL.Path), zap.String("reason", "user id must match ^[A-Za-z0-9_.-]+$ and not be . or .."))
 		return nil
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
@@ -176,11 +180,17 @@ func (h *Handler) serveWatched(w http.ResponseWriter, r *http.Request, next cadd
 	coalesced, err := h.app.enqueue(h.client.Network, id)
 	invalidateProfile(h.client.Network, id) // the profile changed, queued or not
 	if err != nil {
+		h.metrics.skipped("queue_error")
 		h.log.Error("profile update seen but the ping could NOT be queued",
-			zap.String("network", h.client.Network), zap.String("user_id", id), zap.Error(err))
+			zap.String("network", h.client.Network), zap.String("user_id", id), zap.String("reason", err.Error()))
 		return nil
 	}
-	h.log.Debug("ping queued", zap.String("network", h.client.Network), zap.String("user_id", id), zap.Bool("coalesced", coalesced))
+	h.metrics.queued(coalesced)
+	// Check first: building the fields costs an allocation per update even
+	// when debug logging is off, which it is in production.
+	if ce := h.log.Check(zapcore.DebugLevel, "ping queued"); ce != nil {
+		ce.Write(zap.String("network", h.client.Network), zap.String("user_id", id), zap.Bool("coalesced", coalesced))
+	}
 	return nil
 }
 

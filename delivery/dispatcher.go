@@ -34,6 +34,26 @@ type Config struct {
 	// Workers is how many pings may be in flight at once; 0 keeps
 	// Options.Workers.
 	Workers int
+	// Observe, if set, is told how each ping that reached Livefyre (or
+	// failed trying) ended, after the outcome is recorded in the queue. It
+	// runs on the delivery worker, outside every lock: a slow Observe holds
+	// up that worker, not the others.
+	Observe func(Attempt)
+}
+
+// Attempt is how one ping attempt ended, as Config.Observe sees it.
+type Attempt struct {
+	// Job is the job as it was leased; Number is this attempt's number.
+	Job    queue.Job
+	Number int
+	Result pullclient.Result
+	// Dead is set when the job was dead-lettered: Livefyre refused the ping
+	// for good, or it kept failing for longer than Policy.RetryFor.
+	Dead bool
+	// Reason says why the attempt failed or the job died; "" when done.
+	Reason string
+	// At is when Livefyre answered, on the dispatcher's clock.
+	At time.Time
 }
 
 // Options configure a Dispatcher.
@@ -68,6 +88,14 @@ type Dispatcher struct {
 	// dispatcher (guarded by cfgMu).
 	limiters map[string]*rate.Limiter
 
+	// holds are the networks whose system token Livefyre refused, and until
+	// when none of their pings is sent; lifted lists the networks a new
+	// config released from a hold, whose jobs the loop makes due again.
+	holdMu sync.Mutex
+	holds  map[string]time.Time
+	lifted []string
+	wake   chan struct{} // the loop has lifted holds to act on
+
 	mu          sync.Mutex
 	running     bool
 	stopLeasing context.CancelFunc
@@ -91,6 +119,8 @@ func New(q *queue.Queue, opts Options) *Dispatcher {
 		log:      opts.Logger,
 		now:      opts.Now,
 		limiters: make(map[string]*rate.Limiter),
+		holds:    make(map[string]time.Time),
+		wake:     make(chan struct{}, 1),
 	}
 	if d.workers <= 0 {
 		d.workers = 4
@@ -113,7 +143,13 @@ func New(q *queue.Queue, opts Options) *Dispatcher {
 // limiter across configs, with the new rate and burst applied to it, so a
 // reload never refills a bucket: the limit holds through any number of
 // reloads.
+//
+// A network on hold after Livefyre refused its token is released, and its
+// pings are tried again at once: a reload is how an operator fixes the key.
+// If the key is still wrong, that costs a few refused pings (one per
+// worker) before the hold is back.
 func (d *Dispatcher) SetConfig(cfg Config) {
+	d.liftHolds(cfg.Senders)
 	d.cfgMu.Lock()
 	defer d.cfgMu.Unlock()
 	rc := &runtimeConfig{Config: cfg, policy: cfg.Policy.withDefaults(), workers: cfg.Workers, limiters: make(map[string]*rate.Limiter)}
@@ -186,6 +222,7 @@ func (d *Dispatcher) run(leaseCtx, sendCtx context.Context, done chan struct{}) 
 	var inflight atomic.Int64
 	freed := make(chan struct{}, 1)
 	for leaseCtx.Err() == nil {
+		d.retryLifted()
 		free := d.cfg.Load().workers - int(inflight.Load())
 		leases := []queue.Lease(nil)
 		leaseFailed := false
@@ -230,6 +267,7 @@ func (d *Dispatcher) run(leaseCtx, sendCtx context.Context, done chan struct{}) 
 		case <-timer.C:
 		case <-d.q.Notify():
 		case <-freed:
+		case <-d.wake:
 		case <-leaseCtx.Done():
 		}
 		timer.Stop()
@@ -269,6 +307,12 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 		d.settle(log, d.q.Retry(l, d.now().Add(time.Minute), reason))
 		return
 	}
+	if until, held := d.heldUntil(job.Network); held {
+		// Every ping of the network would be refused: keep them all
+		// without asking Livefyre, until the hold ends or a reload.
+		d.settle(log, d.q.Postpone(l, until))
+		return
+	}
 	if lim := cfg.limiters[job.Network]; lim != nil {
 		if err := lim.Wait(ctx); err != nil {
 			log.Debug("stopping before the ping was sent; it stays queued")
@@ -293,15 +337,21 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 	switch res.Outcome {
 	case pullclient.Done:
 		log.Debug("ping sent", zap.Int("status", res.Status), zap.Duration("since_update", now.Sub(job.UpdatedAt)))
+		d.unhold(job.Network)
 		d.settle(log, d.q.Ack(l))
+		cfg.observe(Attempt{Job: job, Number: attempt, Result: res, At: now})
 	case pullclient.Permanent:
 		log.Error("ping rejected; dead-lettered", zap.Int("status", res.Status), zap.String("reason", reason))
 		d.settle(log, d.q.Dead(l, reason))
+		cfg.observe(Attempt{Job: job, Number: attempt, Result: res, Dead: true, Reason: reason, At: now})
 	case pullclient.AuthFailure:
 		wait := max(cfg.policy.AuthBackoff, cfg.policy.Backoff(attempt))
-		log.Error("Livefyre refused the system token: check the network name and key; the ping is kept",
+		log.Error("Livefyre refused the system token: check the network name and key, then reload; "+
+			"the network's pings are kept and held back",
 			zap.Int("status", res.Status), zap.Duration("retry_in", wait))
+		d.hold(job.Network, now.Add(wait))
 		d.settle(log, d.q.Retry(l, now.Add(wait), reason))
+		cfg.observe(Attempt{Job: job, Number: attempt, Result: res, Reason: reason, At: now})
 	default: // pullclient.Retry
 		wait := cfg.policy.Backoff(attempt)
 		if res.RetryAfter > 0 {
@@ -309,11 +359,85 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 		}
 		if now.Add(wait).Sub(job.EnqueuedAt) > cfg.policy.RetryFor {
 			log.Error("ping failed for too long; dead-lettered", zap.Int("status", res.Status), zap.String("reason", reason))
-			d.settle(log, d.q.Dead(l, fmt.Sprintf("gave up after %d attempts over %s: %s", attempt, cfg.policy.RetryFor, reason)))
+			died := fmt.Sprintf("gave up after %d attempts over %s: %s", attempt, cfg.policy.RetryFor, reason)
+			d.settle(log, d.q.Dead(l, died))
+			cfg.observe(Attempt{Job: job, Number: attempt, Result: res, Dead: true, Reason: died, At: now})
 			return
 		}
 		log.Warn("ping failed; will retry", zap.Int("status", res.Status), zap.String("reason", reason), zap.Duration("retry_in", wait))
 		d.settle(log, d.q.Retry(l, now.Add(wait), reason))
+		cfg.observe(Attempt{Job: job, Number: attempt, Result: res, Reason: reason, At: now})
+	}
+}
+
+// hold stops the network's pings until until (or a later hold's end).
+func (d *Dispatcher) hold(network string, until time.Time) {
+	d.holdMu.Lock()
+	defer d.holdMu.Unlock()
+	if until.After(d.holds[network]) {
+		d.holds[network] = until
+	}
+}
+
+// unhold ends the network's hold: one of its pings went through.
+func (d *Dispatcher) unhold(network string) {
+	d.holdMu.Lock()
+	defer d.holdMu.Unlock()
+	delete(d.holds, network)
+}
+
+// heldUntil says whether the network is on hold, and until when.
+func (d *Dispatcher) heldUntil(network string) (time.Time, bool) {
+	d.holdMu.Lock()
+	defer d.holdMu.Unlock()
+	until, ok := d.holds[network]
+	if ok && !until.After(d.now()) {
+		delete(d.holds, network)
+		return time.Time{}, false
+	}
+	return until, ok
+}
+
+// liftHolds releases the held networks that senders configures, for the
+// loop to retry, and wakes it.
+func (d *Dispatcher) liftHolds(senders map[string]Sender) {
+	d.holdMu.Lock()
+	defer d.holdMu.Unlock()
+	for network := range d.holds {
+		if senders[network] != nil {
+			delete(d.holds, network)
+			d.lifted = append(d.lifted, network)
+		}
+	}
+	if len(d.lifted) > 0 {
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// retryLifted makes the pings of networks released from a hold due now.
+func (d *Dispatcher) retryLifted() {
+	d.holdMu.Lock()
+	lifted := d.lifted
+	d.lifted = nil
+	d.holdMu.Unlock()
+	for _, network := range lifted {
+		n, err := d.q.DueNow(network)
+		if err != nil {
+			d.log.Error("retrying pings held back after Livefyre refused the key", zap.String("network", network), zap.Error(err))
+			continue
+		}
+		d.log.Info("new configuration: retrying the pings held back after Livefyre refused the key",
+			zap.String("network", network), zap.Int("pings", n))
+	}
+}
+
+// observe hands a to Config.Observe, if one is set.
+func (c *runtimeConfig) observe(a Attempt) {
+	if c.Observe != nil {
+		c.Observe(a)
 	}
 }
 

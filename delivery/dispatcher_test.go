@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/caddy-livefyre/caddy-livefyre/livefyretest"
+	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
 )
 
@@ -577,5 +578,53 @@ func TestDeadLetterKeepsHistory(t *testing.T) {
 	waitEmpty(t, q, network)
 	if got := pingCounts(emu); got["u1"] != 4 || got["u2"] != 2 || got["u3"] != 2 {
 		t.Errorf("ping attempts per user %v, want u1 4, u2 2, u3 2", got)
+	}
+}
+
+// TestAuthFailureHoldsNetworkUntilReload: Livefyre refuses the key → the
+// network's pings are all kept without being sent, one refusal per worker
+// at most, until a new config (the fixed key) sends them at once.
+func TestAuthFailureHoldsNetworkUntilReload(t *testing.T) {
+	t.Parallel()
+	const workers, jobs = 3, 40
+	q := openQueue(t, nil)
+	emu := newEmulator(t, livefyretest.Config{})
+	wrong := &pullclient.Client{Network: network, Key: "not-the-key", QuillURL: emu.URL}
+	var users []string
+	for i := range jobs {
+		users = append(users, fmt.Sprintf("u%02d", i))
+	}
+	enqueue(t, q, network, users...)
+	d := start(t, q, Options{Workers: workers}, Config{
+		Senders: map[string]Sender{network: wrong},
+		Policy:  Policy{AuthBackoff: time.Hour},
+	})
+
+	waitFor(t, "every ping to be held back", func() bool {
+		next, ok, err := q.NextDue()
+		return err == nil && ok && time.Until(next) > 30*time.Minute
+	})
+	refused := len(emu.Pings())
+	if refused == 0 || refused > 2*workers {
+		t.Errorf("Livefyre refused %d pings, want between 1 and %d: the hold should stop the rest", refused, 2*workers)
+	}
+	held := 0
+	for _, u := range users {
+		job, err := q.Get(network, u)
+		if err != nil {
+			t.Fatalf("a ping refused for its key was dropped: %v", err)
+		}
+		if job.Attempts == 0 {
+			held++ // postponed without being sent
+		}
+	}
+	if held < jobs-2*workers {
+		t.Errorf("only %d jobs were held back unsent", held)
+	}
+
+	d.SetConfig(Config{Senders: map[string]Sender{network: client(network, emu.URL)}})
+	waitEmpty(t, q, network)
+	if got := acceptedPings(emu); len(got) != jobs {
+		t.Errorf("after the fix Livefyre accepted pings for %d users, want %d", len(got), jobs)
 	}
 }

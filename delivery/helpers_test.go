@@ -224,3 +224,14 @@ func waitSettledAs(t *testing.T, q *queue.Queue, network, user string, state que
 		return job.State == state
 	})
 }
+
+// acceptedPings counts the pings the emulator answered 200, per user.
+func acceptedPings(srv *livefyretest.Server) map[string]int {
+	n := make(map[string]int)
+	for _, p := range srv.Pings() {
+		if p.Status == http.StatusOK {
+			n[p.UserID]++
+		}
+	}
+	return n
+}

@@ -418,7 +418,7 @@ func TestAdminAPIRefusesBadInput(t *testing.T) {
 func TestAdminResyncStreamsAList(t *testing.T) {
 	e := newEnv(t, livefyretest.Config{PullWorkers: 16})
 	e.load(options{global: "rate 100000/s\n\t\tworkers 16"})
-	const n = 2000
+	const n = 300
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("r-%d", i)
@@ -450,7 +450,7 @@ func TestAdminResyncStreamsAList(t *testing.T) {
 	if rs.Lines != n+1 || rs.Queued != n || rs.Bad != 1 || rs.BadLines[0].Line != n/2+2 {
 		t.Errorf("report %s", raw)
 	}
-	waitPulls(t, e.emu, n, 60*time.Second)
+	waitPulls(t, e.emu, n, 30*time.Second)
 	counts := make(map[string]int)
 	for _, p := range e.emu.Pulls() {
 		if p.OK {
@@ -460,6 +460,48 @@ func TestAdminResyncStreamsAList(t *testing.T) {
 	for _, id := range ids {
 		if counts[id] != 1 {
 			t.Errorf("%s pulled %d times, want once", id, counts[id])
+		}
+	}
+}
+
+// TestAdminResyncOutlivesAReload reloads the config halfway through an
+// upload: the ids sent after the reload are queued too, and every user is
+// pulled.
+func TestAdminResyncOutlivesAReload(t *testing.T) {
+	e := newEnv(t, livefyretest.Config{})
+	e.load(options{global: "rate 100000/s"})
+	const n = 200
+	for i := range n {
+		id := fmt.Sprintf("reload-%d", i)
+		e.app.SetUser(id, map[string]any{"id": id, "name": "User " + id})
+	}
+	pr, pw := io.Pipe()
+	type answer struct {
+		status int
+		body   []byte
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		status, body := adminCallReader(t, http.MethodPost, "/livefyre/resync", pr)
+		answered <- answer{status, body}
+	}()
+	for i := range n / 2 {
+		fmt.Fprintf(pw, "reload-%d\n", i)
+	}
+	waitPulls(t, e.emu, n/2, 10*time.Second) // the first half is queued and sent
+	e.load(options{global: "rate 100000/s\n\t\tmin_interval 2s"})
+	for i := n / 2; i < n; i++ {
+		fmt.Fprintf(pw, "reload-%d\n", i)
+	}
+	pw.Close()
+	a := <-answered
+	if !strings.Contains(string(a.body), fmt.Sprintf(`"queued":%d`, n)) || a.status != http.StatusOK {
+		t.Fatalf("resync answered %d: %s", a.status, a.body)
+	}
+	waitPulls(t, e.emu, n, 10*time.Second)
+	for i := range n {
+		if id := fmt.Sprintf("reload-%d", i); pullsOf(e.emu, id) != 1 {
+			t.Errorf("%s pulled %d times", id, pullsOf(e.emu, id))
 		}
 	}
 }

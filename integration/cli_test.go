@@ -36,8 +36,10 @@ var (
 func buildCLI(t *testing.T) string {
 	t.Helper()
 	cliOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "caddy-livefyre-cli-")
-		if err != nil {
+		// TestMain points XDG_DATA_HOME into the temporary directory it
+		// removes at exit, so the binary goes with it.
+		dir := filepath.Join(filepath.Dir(os.Getenv("XDG_DATA_HOME")), "cli-bin")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			cliErr = err
 			return
 		}
@@ -214,7 +216,7 @@ func TestCLI(t *testing.T) {
 	faults.set("dead1", 0)
 	cli(t, "retry", "dead1").ok(t, "the ping for dead1 is queued again")
 	waitUntil(t, "dead1 pulled", 5*time.Second, func() bool { return pullsOf(e.emu, "dead1") == 1 })
-	cli(t, "retry", "--all").ok(t, "1 dead letters queued again")
+	cli(t, "retry", "--all").ok(t, "1 dead letter queued again")
 	waitUntil(t, "dead2 dead again", 5*time.Second, func() bool {
 		var h adminHistory
 		adminJSON(t, http.MethodGet, "/livefyre/jobs/"+network+"/dead2", "", http.StatusOK, &h)
@@ -223,7 +225,7 @@ func TestCLI(t *testing.T) {
 
 	// purge
 	cli(t, "purge", "--network", "nope.fyre.co").fails(t, "unknown network")
-	cli(t, "purge").ok(t, "1 dead letters deleted")
+	cli(t, "purge").ok(t, "1 dead letter deleted")
 	if stats(t).Total.Dead != 0 {
 		t.Error("purge left dead letters")
 	}
@@ -398,7 +400,7 @@ func TestCLIResync(t *testing.T) {
 		t.Skip("builds the caddy binary")
 	}
 	n := resyncIDs(t)
-	e := newEnv(t, livefyretest.Config{PullWorkers: 32})
+	e := newEnv(t, livefyretest.Config{PullWorkers: 8})
 	// The app knows every user: answer any id.
 	e.app.SetUser("probe", map[string]any{"name": "probe"})
 	for i := range n {
@@ -409,7 +411,7 @@ func TestCLIResync(t *testing.T) {
 		id := fmt.Sprintf("small-%d", i)
 		e.app.SetUser(id, map[string]any{"id": id, "name": "User " + id})
 	}
-	e.load(options{global: "rate 100000/s\n\t\tworkers 32"})
+	e.load(options{global: "rate 100000/s\n\t\tworkers 8"})
 
 	// A small list first: the baseline of the command's memory.
 	small := runCLIMeasured(t, true, nil, nil, "resync", writeIDs(t, "small", 100), "--address", "localhost:2999")

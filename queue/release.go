@@ -15,6 +15,18 @@ import (
 // Again is cleared: the released job's ping will be sent after every update
 // seen so far. ErrLeaseLost if l is no longer the job's current lease.
 func (q *Queue) Release(l Lease) error {
+	return q.handBack(l, time.Time{})
+}
+
+// Postpone hands a lease back like Release, but the job becomes due at due:
+// the worker chose not to send it yet (its network is on hold, say) and
+// no attempt was made.
+func (q *Queue) Postpone(l Lease, due time.Time) error {
+	return q.handBack(l, due)
+}
+
+// handBack ends lease l without an attempt, the job due at due (zero: now).
+func (q *Queue) handBack(l Lease, due time.Time) error {
 	if err := q.enter(); err != nil {
 		return err
 	}
@@ -24,20 +36,25 @@ func (q *Queue) Release(l Lease) error {
 		if err != nil {
 			return err
 		}
+		now := q.now()
 		rec := *old
 		rec.State = Pending
 		if rec.Attempts > 0 {
 			rec.State = Retrying
 		}
-		rec.Due = q.now()
+		rec.Due = now
+		if due.After(now) {
+			rec.Due = normalize(due)
+		} else {
+			t.wake = true
+		}
 		rec.LeaseID = 0
 		rec.Again = false
 		rec.againAt = time.Time{}
-		t.wake = true
 		return t.put(r, old, &rec)
 	})
 	if err != nil {
-		return fmt.Errorf("queue: release %s/%s: %w", l.Job.Network, l.Job.UserID, err)
+		return fmt.Errorf("queue: hand back %s/%s: %w", l.Job.Network, l.Job.UserID, err)
 	}
 	return nil
 }

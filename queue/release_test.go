@@ -175,3 +175,87 @@ func TestReplayManyBatches(t *testing.T) {
 		t.Errorf("stats: %+v", s)
 	}
 }
+
+func TestPostpone(t *testing.T) {
+	q, clk := newQueue(t)
+	enqueue(t, q, net, "u")
+	l := leaseOne(t, q, time.Minute)
+	notified(q)
+	until := clk.Now().Add(time.Hour)
+	if err := q.Postpone(l, until); err != nil {
+		t.Fatalf("Postpone: %v", err)
+	}
+	if notified(q) {
+		t.Error("Postpone into the future notified: nothing is due")
+	}
+	j := get(t, q, net, "u")
+	if j.State != Pending || j.Attempts != 0 || j.LastError != "" || !j.Due.Equal(until) {
+		t.Errorf("postponed job: %+v; want pending, no attempts, due %v", j, until)
+	}
+	if ls := lease(t, q, 10, time.Minute); len(ls) != 0 {
+		t.Errorf("a postponed job was leased before its time: %+v", ls)
+	}
+	if next, ok, err := q.NextDue(); err != nil || !ok || !next.Equal(until) {
+		t.Errorf("NextDue = %v, %v, %v; want %v", next, ok, err, until)
+	}
+	clk.Add(time.Hour)
+	leaseOne(t, q, time.Minute)
+}
+
+func TestDueNow(t *testing.T) {
+	q, clk := newQueue(t)
+	const other = "other.fyre.co"
+	// Retrying far ahead, on two networks; one pending due now; one dead;
+	// one leased.
+	for i := range 2*maxBatch + 5 {
+		enqueue(t, q, net, fmt.Sprintf("r%04d", i))
+	}
+	enqueue(t, q, other, "r")
+	for {
+		ls := lease(t, q, maxBatch, time.Minute)
+		if len(ls) == 0 {
+			break
+		}
+		for _, l := range ls {
+			if err := q.Retry(l, clk.Now().Add(time.Hour), "HTTP 403"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	enqueue(t, q, net, "dead")
+	if err := q.Dead(leaseOne(t, q, time.Minute), "HTTP 404"); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, q, net, "leased")
+	leased := leaseOne(t, q, time.Minute)
+	enqueue(t, q, net, "pending")
+	clk.Add(time.Second)
+	notified(q)
+
+	n, err := q.DueNow(net)
+	if err != nil || n != 2*maxBatch+5 {
+		t.Fatalf("DueNow = %d, %v; want the %d retrying jobs", n, err, 2*maxBatch+5)
+	}
+	if !notified(q) {
+		t.Error("DueNow did not notify")
+	}
+	j := get(t, q, net, "r0007")
+	if j.State != Retrying || j.Attempts != 1 || j.LastError != "HTTP 403" || !j.Due.Equal(clk.Now()) {
+		t.Errorf("after DueNow: %+v; want retrying, due now, history kept", j)
+	}
+	if j := get(t, q, other, "r"); !j.Due.Equal(clk.Now().Add(59*time.Minute + 59*time.Second)) {
+		t.Errorf("another network's job moved: due %v", j.Due)
+	}
+	if j := get(t, q, net, "leased"); j.State != Leased || j.LeaseID != leased.ID {
+		t.Errorf("a leased job changed: %+v", j)
+	}
+	if j := get(t, q, net, "dead"); j.State != Dead {
+		t.Errorf("a dead job changed: %+v", j)
+	}
+	if ls := lease(t, q, maxBatch, time.Minute); len(ls) != maxBatch {
+		t.Errorf("after DueNow %d jobs were leasable at once, want %d", len(ls), maxBatch)
+	}
+	if n, err := q.DueNow(""); !errors.Is(err, ErrInvalidID) || n != 0 {
+		t.Errorf("DueNow(\"\") = %d, %v; want ErrInvalidID", n, err)
+	}
+}

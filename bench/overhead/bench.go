@@ -1,0 +1,526 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
+)
+
+// The network and key every process of the benchmark shares.
+const (
+	benchNetwork = "bench.fyre.co"
+	benchKey     = "bench-key"
+)
+
+// ports are the loopback ports of one run, all within 100 of the base.
+type ports struct {
+	admin, plain, livefyre, upstream, emulator, closed int
+}
+
+func portsFrom(base int) ports {
+	return ports{admin: base + 19, plain: base + 80, livefyre: base + 81, upstream: base + 30, emulator: base + 99, closed: base + 98}
+}
+
+func loopURL(port int, path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", port, path) }
+
+// bench is one run: its settings, work directory and the processes that
+// outlive a scenario.
+type bench struct {
+	o        options
+	p        ports
+	work     string
+	env      []string
+	get      string // wrk script paths
+	patch    string
+	client   *http.Client
+	upstream *proc
+	emulator *proc
+	res      *results
+}
+
+func run(ctx context.Context, o options) (err error) {
+	b := &bench{o: o, p: portsFrom(o.portBase), client: &http.Client{Timeout: 30 * time.Second}}
+	if err := checkPortsFree(b.p.admin, b.p.plain, b.p.livefyre, b.p.upstream, b.p.emulator, b.p.closed); err != nil {
+		return err
+	}
+	if b.work, err = os.MkdirTemp("", "caddy-livefyre-bench-"); err != nil {
+		return err
+	}
+	defer func() {
+		if o.keep || err != nil {
+			fmt.Fprintf(os.Stderr, "work directory (logs, Caddyfiles): %s\n", b.work)
+			return
+		}
+		os.RemoveAll(b.work)
+	}()
+	b.env = []string{
+		"LIVEFYRE_NETWORK_KEY=" + benchKey,
+		"XDG_CONFIG_HOME=" + filepath.Join(b.work, "config"),
+		"XDG_DATA_HOME=" + filepath.Join(b.work, "data"),
+	}
+	if b.get, b.patch, err = writeScripts(b.work); err != nil {
+		return err
+	}
+	b.res = &results{opts: o, machine: describeMachine(), started: time.Now()}
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	b.upstream, err = startProc("upstream", filepath.Join(b.work, "upstream.log"), nil,
+		self, "upstream", "-listen", fmt.Sprintf("127.0.0.1:%d", b.p.upstream))
+	if err != nil {
+		return err
+	}
+	defer b.upstream.stop()
+	b.emulator, err = startProc("emulator", filepath.Join(b.work, "emulator.log"), b.env,
+		o.caddy, "livefyre", "emulator", "--listen", fmt.Sprintf("127.0.0.1:%d", b.p.emulator), "--network", benchNetwork)
+	if err != nil {
+		return err
+	}
+	defer b.emulator.stop()
+	if err := waitHTTP(ctx, b.upstream, loopURL(b.p.upstream, "/api/users/u1")); err != nil {
+		return err
+	}
+	if err := waitHTTP(ctx, b.emulator, loopURL(b.p.emulator, "/_emulator/template")); err != nil {
+		return err
+	}
+
+	if o.has(1) || o.has(2) || o.has(4) || o.has(5) {
+		if err := b.mainPhase(ctx); err != nil {
+			return err
+		}
+	}
+	if o.has(3) {
+		if err := b.pingPhase(ctx); err != nil {
+			return err
+		}
+	}
+	if o.has(5) {
+		if err := b.pendingPhase(ctx); err != nil {
+			return err
+		}
+	}
+	b.res.finished = time.Now()
+	b.res.loadAfter = loadAverage()
+	report := b.res.markdown()
+	fmt.Print(report)
+	if o.out != "" {
+		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(o.out, []byte(report), 0o644)
+	}
+	return nil
+}
+
+// caddyConfig is what differs between the Caddy configs of the phases.
+type caddyConfig struct {
+	name    string
+	plain   bool   // also serve the plain reverse_proxy site
+	rate    string // global livefyre rate, "" for the default
+	workers int    // global livefyre workers, 0 for the default
+	quill   int    // port Livefyre is reached on
+}
+
+func (b *bench) caddyfile(c caddyConfig) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, `{
+	admin 127.0.0.1:%d
+	persist_config off
+	grace_period 2s
+	storage file_system %s
+	livefyre {
+		storage %s
+		durability process
+`, b.p.admin, filepath.Join(b.work, c.name, "caddy-data"), filepath.Join(b.work, c.name, "queue"))
+	if c.rate != "" {
+		fmt.Fprintf(&sb, "\t\trate %s\n", c.rate)
+	}
+	if c.workers > 0 {
+		fmt.Fprintf(&sb, "\t\tworkers %d\n", c.workers)
+	}
+	sb.WriteString("\t}\n}\n")
+	if c.plain {
+		fmt.Fprintf(&sb, `
+http://127.0.0.1:%d {
+	bind 127.0.0.1
+	reverse_proxy 127.0.0.1:%d
+}
+`, b.p.plain, b.p.upstream)
+	}
+	fmt.Fprintf(&sb, `
+http://127.0.0.1:%[1]d {
+	bind 127.0.0.1
+	livefyre {
+		network %[2]s
+		key {env.LIVEFYRE_NETWORK_KEY}
+		quill http://127.0.0.1:%[3]d
+		watch PATCH /api/users/{id}
+		pull http://127.0.0.1:%[1]d/livefyre/pull/{id} {
+			upstream http://127.0.0.1:%[4]d/api/users/{id}
+			map display_name /name
+			map email /email
+			map image_url /avatar
+			map bio /bio
+			map tags /tags
+		}
+	}
+	reverse_proxy 127.0.0.1:%[4]d
+}
+`, b.p.livefyre, benchNetwork, c.quill, b.p.upstream)
+	return sb.String()
+}
+
+// startCaddy writes c's Caddyfile and runs Caddy on it until it serves.
+func (b *bench) startCaddy(ctx context.Context, c caddyConfig) (*proc, error) {
+	dir := filepath.Join(b.work, c.name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	file := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(file, []byte(b.caddyfile(c)), 0o644); err != nil {
+		return nil, err
+	}
+	p, err := startProc("caddy", filepath.Join(dir, "caddy.log"), b.env, b.o.caddy, "run", "--config", file, "--adapter", "caddyfile")
+	if err != nil {
+		return nil, err
+	}
+	if err := waitHTTP(ctx, p, loopURL(b.p.admin, "/config/")); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// pair is one round of a side-by-side scenario: the baseline and the
+// livefyre variant, run one after the other in the order given.
+type pair struct {
+	BaseFirst  bool
+	Base, Live wrkReport
+	// BaseCPU and LiveCPU are the CPU time Caddy used per request in each
+	// variant: a measure of cost that the machine's other load disturbs
+	// far less than throughput.
+	BaseCPU, LiveCPU time.Duration
+}
+
+// sideBySide runs base and live for each round, alternating which goes
+// first so a drift of the machine's load does not favour either, and
+// returns the rounds and the largest RSS of caddy seen during live runs.
+func (b *bench) sideBySide(ctx context.Context, name string, caddy *proc, base, live func(round int) wrkRun) ([]pair, memory, error) {
+	var peak memory
+	if b.o.warmup > 0 {
+		for _, w := range []wrkRun{base(-1), live(-1)} {
+			w.Duration = b.o.warmup
+			if _, err := runWrk(ctx, w); err != nil {
+				return nil, peak, err
+			}
+		}
+	}
+	pairs := make([]pair, 0, b.o.rounds)
+	for round := range b.o.rounds {
+		pr := pair{BaseFirst: round%2 == 0}
+		runLive := func() error {
+			sampler := sampleRSS(caddy.pid(), 200*time.Millisecond)
+			var profile chan error
+			if round == 0 && b.o.pprofDir != "" {
+				profile = make(chan error, 1)
+				go func() { profile <- b.cpuProfile(ctx, name, b.o.duration) }()
+			}
+			rep, cpu, err := b.runWrkCPU(ctx, caddy, live(round))
+			if m := sampler.peak(); m.RSS > peak.RSS {
+				peak = m
+			}
+			if profile != nil {
+				if perr := <-profile; perr != nil {
+					fmt.Fprintf(os.Stderr, "pprof: %v\n", perr)
+				}
+			}
+			pr.Live, pr.LiveCPU = rep, cpu
+			return err
+		}
+		runBase := func() (err error) {
+			pr.Base, pr.BaseCPU, err = b.runWrkCPU(ctx, caddy, base(round))
+			return err
+		}
+		steps := []func() error{runBase, runLive}
+		if !pr.BaseFirst {
+			steps[0], steps[1] = steps[1], steps[0]
+		}
+		for _, step := range steps {
+			if err := step(); err != nil {
+				return nil, peak, err
+			}
+		}
+		fmt.Fprintf(os.Stderr, "%s round %d: base %.0f req/s p99 %v, livefyre %.0f req/s p99 %v\n",
+			name, round+1, pr.Base.rps(), pr.Base.p99(), pr.Live.rps(), pr.Live.p99())
+		pairs = append(pairs, pr)
+	}
+	return pairs, peak, nil
+}
+
+// runWrkCPU runs w and returns, besides its summary, the CPU time caddy
+// used per request meanwhile.
+func (b *bench) runWrkCPU(ctx context.Context, caddy *proc, w wrkRun) (wrkReport, time.Duration, error) {
+	before, err := cpuTime(caddy.pid())
+	if err != nil {
+		return wrkReport{}, 0, err
+	}
+	rep, err := runWrk(ctx, w)
+	if err != nil {
+		return rep, 0, err
+	}
+	after, err := cpuTime(caddy.pid())
+	if err != nil {
+		return rep, 0, err
+	}
+	return rep, (after - before) / time.Duration(rep.Requests), nil
+}
+
+// cpuProfile saves a CPU profile of Caddy taken over d (less a second, so
+// it ends within the wrk run it covers).
+func (b *bench) cpuProfile(ctx context.Context, name string, d time.Duration) error {
+	secs := max(int((d-time.Second)/time.Second), 1)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loopURL(b.p.admin, fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs)), nil)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: d + 30*time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile: %s", resp.Status)
+	}
+	if err := os.MkdirAll(b.o.pprofDir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(b.o.pprofDir, name+".pprof"))
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// mainPhase runs scenarios 1, 2 and 4 against one Caddy serving both the
+// plain and the livefyre site, with the default ping rate, and records its
+// memory idle and under load (scenario 5).
+func (b *bench) mainPhase(ctx context.Context) error {
+	caddy, err := b.startCaddy(ctx, caddyConfig{name: "main", plain: true, quill: b.p.emulator})
+	if err != nil {
+		return err
+	}
+	defer caddy.stop()
+	if b.res.idle, err = readMemory(caddy.pid()); err != nil {
+		return err
+	}
+	threads, conns, d := b.o.threads, b.o.conns, b.o.duration
+	if b.o.has(1) {
+		get := func(port int) func(int) wrkRun {
+			return func(int) wrkRun {
+				return wrkRun{URL: loopURL(port, "/api/users/u1"), Script: b.get, Threads: threads, Conns: conns, Duration: d}
+			}
+		}
+		b.res.unwatched, b.res.unwatchedRSS, err = b.sideBySide(ctx, "unwatched", caddy, get(b.p.plain), get(b.p.livefyre))
+		if err != nil {
+			return err
+		}
+	}
+	if b.o.has(2) {
+		patch := func(port int, tag string) func(int) wrkRun {
+			return func(round int) wrkRun {
+				return wrkRun{URL: loopURL(port, "/"), Script: b.patch, Args: []string{fmt.Sprintf("%s%d", tag, round+1)}, Threads: threads, Conns: conns, Duration: d}
+			}
+		}
+		b.res.watched, b.res.watchedRSS, err = b.sideBySide(ctx, "watched", caddy, patch(b.p.plain, "plain"), patch(b.p.livefyre, "w"))
+		if err != nil {
+			return err
+		}
+		b.res.afterWatched, _ = readMemory(caddy.pid())
+	}
+	if b.o.has(4) {
+		token, err := pullclient.SystemToken(benchNetwork, benchKey, 24*time.Hour, time.Now())
+		if err != nil {
+			return err
+		}
+		pullConns := b.o.pullConns
+		pullThreads := min(threads, pullConns)
+		direct := func(int) wrkRun {
+			return wrkRun{URL: loopURL(b.p.upstream, "/api/users/u1"), Script: b.get, Threads: pullThreads, Conns: pullConns, Duration: d}
+		}
+		pull := func(int) wrkRun {
+			return wrkRun{URL: loopURL(b.p.livefyre, "/livefyre/pull/u1?lftoken="+token), Script: b.get, Threads: pullThreads, Conns: pullConns, Duration: d}
+		}
+		if b.res.pull, _, err = b.sideBySide(ctx, "pull", caddy, direct, pull); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pingStep is one run of scenario 3: updates at a fixed rate, and when
+// their pings reached the emulator.
+type pingStep struct {
+	Rate     float64 // offered, updates per second
+	Achieved float64 // sent, updates per second
+	pingLatency
+}
+
+// sustainableP99 is the update→ping p99 a sustainable rate must keep: the
+// target at 100 updates/s. A looser bound would let a backlog that grows
+// for the length of a short step pass as keeping up.
+const sustainableP99 = 250 * time.Millisecond
+
+// sustainable says the sidecar kept up: the updates went out at (nearly)
+// the offered rate, all answered 2xx, and every ping arrived within
+// sustainableP99 at p99.
+func (s pingStep) sustainable() bool {
+	return s.Achieved >= 0.95*s.Rate && s.Failed == 0 && s.Missing == 0 && s.P99 <= sustainableP99
+}
+
+// pingPhase is scenario 3, with its own Caddy whose rate limit is far above
+// what is offered: it measures the sidecar, not the configured limit.
+func (b *bench) pingPhase(ctx context.Context) error {
+	caddy, err := b.startCaddy(ctx, caddyConfig{name: "pings", rate: "100000/s", workers: b.o.pingWorkers, quill: b.p.emulator})
+	if err != nil {
+		return err
+	}
+	defer caddy.stop()
+	u := newUpdater(loopURL(b.p.livefyre, ""), 64)
+	step := 0
+	measure := func(rate float64, d time.Duration) (pingStep, error) {
+		step++
+		n := max(int(rate*d.Seconds()), 1)
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("s3-%d-%d", step, i)
+		}
+		if err := resetEmulator(ctx, b.client, loopURL(b.p.emulator, "")); err != nil {
+			return pingStep{}, err
+		}
+		ups, took := u.paced(ctx, ids, rate)
+		pings, err := b.waitPings(ctx, ids, 5*time.Second)
+		if err != nil {
+			return pingStep{}, err
+		}
+		s := pingStep{Rate: rate, Achieved: float64(n) / took.Seconds(), pingLatency: matchPings(ups, pings)}
+		if s.Missing > 0 {
+			// Let the backlog drain so that it does not slow the next step.
+			if _, err := b.waitPings(ctx, ids, time.Minute); err != nil {
+				return pingStep{}, err
+			}
+		}
+		fmt.Fprintf(os.Stderr, "update→ping at %.0f/s: sent %.0f/s, p50 %v, p99 %v, missing %d, failed %d\n",
+			rate, s.Achieved, s.P50, s.P99, s.Missing, s.Failed)
+		return s, nil
+	}
+	for range b.o.rounds {
+		s, err := measure(b.o.steadyRate, b.o.pingDuration)
+		if err != nil {
+			return err
+		}
+		b.res.steady = append(b.res.steady, s)
+	}
+	// Search: double until the sidecar falls behind, then halve the gap
+	// between the last rate it kept up with and the first it did not, twice.
+	good, bad := 0.0, 0.0
+	for rate := 2 * b.o.steadyRate; rate <= b.o.maxRate; rate *= 2 {
+		s, err := measure(rate, b.o.stepDuration)
+		if err != nil {
+			return err
+		}
+		b.res.search = append(b.res.search, s)
+		if !s.sustainable() {
+			bad = rate
+			break
+		}
+		good = rate
+	}
+	for range 2 {
+		if bad == 0 || good == 0 {
+			break
+		}
+		rate := (good + bad) / 2
+		s, err := measure(rate, b.o.stepDuration)
+		if err != nil {
+			return err
+		}
+		b.res.search = append(b.res.search, s)
+		if s.sustainable() {
+			good = rate
+		} else {
+			bad = rate
+		}
+	}
+	b.res.maxRate, b.res.maxRateCapped = good, bad == 0
+	return nil
+}
+
+// waitPings polls the emulator until a ping has arrived for every id, or
+// for at most wait, and returns the pings it holds.
+func (b *bench) waitPings(ctx context.Context, ids []string, wait time.Duration) ([]pingSeen, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		pings, err := fetchPings(ctx, b.client, loopURL(b.p.emulator, ""))
+		if err != nil {
+			return nil, err
+		}
+		if countArrived(ids, pings) == len(ids) || time.Now().After(deadline) {
+			return pings, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// pendingPhase is scenario 5's queue: a Caddy whose Livefyre is down (a
+// closed port), so every watched update leaves a pending ping.
+func (b *bench) pendingPhase(ctx context.Context) error {
+	caddy, err := b.startCaddy(ctx, caddyConfig{name: "pending", quill: b.p.closed})
+	if err != nil {
+		return err
+	}
+	defer caddy.stop()
+	if b.res.pendingIdle, err = readMemory(caddy.pid()); err != nil {
+		return err
+	}
+	ids := make([]string, b.o.pending)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("p-%d", i)
+	}
+	u := newUpdater(loopURL(b.p.livefyre, ""), 32)
+	ups, took := u.paced(ctx, ids, 0)
+	for _, up := range ups {
+		if up.Answered.IsZero() {
+			b.res.pendingFailed++
+		}
+	}
+	b.res.pendingRate = float64(len(ids)) / took.Seconds()
+	if b.res.pendingFull, err = readMemory(caddy.pid()); err != nil {
+		return err
+	}
+	// A deliberate interval: the dispatcher keeps retrying meanwhile.
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(10 * time.Second):
+	}
+	b.res.pendingLater, err = readMemory(caddy.pid())
+	return err
+}

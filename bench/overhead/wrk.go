@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// wrkReport is the summary one wrk run prints through reportLua.
+type wrkReport struct {
+	Requests      int64   `json:"requests"`
+	DurationUS    int64   `json:"duration_us"`
+	ConnectErrors int64   `json:"connect_errors"`
+	ReadErrors    int64   `json:"read_errors"`
+	WriteErrors   int64   `json:"write_errors"`
+	StatusErrors  int64   `json:"status_errors"`
+	Timeouts      int64   `json:"timeouts"`
+	P50US         int64   `json:"p50_us"`
+	P90US         int64   `json:"p90_us"`
+	P99US         int64   `json:"p99_us"`
+	MaxUS         int64   `json:"max_us"`
+	MeanUS        float64 `json:"mean_us"`
+}
+
+// rps is the run's throughput in requests per second.
+func (r wrkReport) rps() float64 {
+	if r.DurationUS == 0 {
+		return 0
+	}
+	return float64(r.Requests) / (float64(r.DurationUS) / 1e6)
+}
+
+// failed counts every failed request: socket errors, timeouts and answers
+// of 400 or more.
+func (r wrkReport) failed() int64 {
+	return r.ConnectErrors + r.ReadErrors + r.WriteErrors + r.StatusErrors + r.Timeouts
+}
+
+func (r wrkReport) p50() time.Duration { return time.Duration(r.P50US) * time.Microsecond }
+func (r wrkReport) p99() time.Duration { return time.Duration(r.P99US) * time.Microsecond }
+
+// reportMarker starts the line reportLua prints.
+const reportMarker = "WRKJSON "
+
+// reportLua prints wrk's summary as one JSON line (latencies in µs).
+const reportLua = `
+function done(summary, latency, requests)
+	local e = summary.errors
+	io.write(string.format("` + reportMarker + `{\"requests\":%d,\"duration_us\":%d,\"connect_errors\":%d,\"read_errors\":%d,\"write_errors\":%d,\"status_errors\":%d,\"timeouts\":%d,\"p50_us\":%d,\"p90_us\":%d,\"p99_us\":%d,\"max_us\":%d,\"mean_us\":%.1f}\n",
+		summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+		latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean))
+end
+`
+
+// patchLua sends PATCH /api/users/<prefix>-<thread>-<n>: every request
+// updates a user no earlier request touched, so with livefyre in front each
+// one is a 2xx profile update that enqueues a ping (no coalescing). The
+// prefix, wrk's first script argument, keeps rounds apart.
+const patchLua = `
+local threads = 0
+function setup(thread)
+	threads = threads + 1
+	thread:set("tid", threads)
+end
+function init(args)
+	prefix = "/api/users/" .. (args[1] or "u") .. "-" .. tid .. "-"
+	n = 0
+	headers = { ["Content-Type"] = "application/json" }
+end
+function request()
+	n = n + 1
+	return wrk.format("PATCH", prefix .. n, headers, '{"name":"Bench User"}')
+end
+` + reportLua
+
+// wrkRun is one wrk invocation.
+type wrkRun struct {
+	URL      string
+	Script   string // path of the Lua script
+	Args     []string
+	Threads  int
+	Conns    int
+	Duration time.Duration
+}
+
+// writeScripts writes the Lua scripts into dir and returns their paths.
+func writeScripts(dir string) (get, patch string, err error) {
+	get, patch = filepath.Join(dir, "report.lua"), filepath.Join(dir, "patch.lua")
+	if err := os.WriteFile(get, []byte(reportLua), 0o644); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(patch, []byte(patchLua), 0o644); err != nil {
+		return "", "", err
+	}
+	return get, patch, nil
+}
+
+// runWrk runs wrk to completion and returns its summary.
+func runWrk(ctx context.Context, w wrkRun) (wrkReport, error) {
+	args := []string{
+		"-t", strconv.Itoa(w.Threads), "-c", strconv.Itoa(w.Conns),
+		"-d", fmt.Sprintf("%ds", max(int(w.Duration.Round(time.Second)/time.Second), 1)),
+		"--timeout", "5s", "-s", w.Script, w.URL,
+	}
+	if len(w.Args) > 0 {
+		args = append(append(args, "--"), w.Args...)
+	}
+	var out, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "wrk", args...)
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return wrkReport{}, fmt.Errorf("wrk %s: %w: %s", w.URL, err, strings.TrimSpace(stderr.String()))
+	}
+	rep, err := parseWrk(out.Bytes())
+	if err != nil {
+		return wrkReport{}, fmt.Errorf("wrk %s: %w", w.URL, err)
+	}
+	return rep, nil
+}
+
+// parseWrk finds the summary line in wrk's output.
+func parseWrk(out []byte) (wrkReport, error) {
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), reportMarker)
+		if !ok {
+			continue
+		}
+		var rep wrkReport
+		if err := json.Unmarshal([]byte(line), &rep); err != nil {
+			return wrkReport{}, fmt.Errorf("summary line: %w", err)
+		}
+		if rep.Requests == 0 {
+			return wrkReport{}, errors.New("no requests completed")
+		}
+		return rep, nil
+	}
+	return wrkReport{}, errors.New("no summary line in the output")
+}
