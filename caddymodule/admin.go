@@ -28,7 +28,7 @@ func init() {
 //	GET    /livefyre/stats                          queue counts per network and state, last success and error
 //	GET    /livefyre/jobs?state=&network=&after=&limit=  jobs, a page at a time
 //	GET    /livefyre/jobs/{network}/{id}            one user's job and recent ping attempts
-//	POST   /livefyre/dead/retry?network=&id=        replay one dead letter, or all (no id)
+//	POST   /livefyre/dead/retry?network=&id=[&id=…] replay one dead letter, a list, or all (no id)
 //	DELETE /livefyre/dead?network=                  purge dead letters
 //	POST   /livefyre/ping                           queue a ping: {"user_id": "42", "network": "..."}
 //	POST   /livefyre/resync?network=                queue a ping per line of the body (user ids)
@@ -344,6 +344,26 @@ func (a *AdminAPI) retry(w http.ResponseWriter, r *http.Request, app *App) error
 	s, err := app.openedStore()
 	if err != nil {
 		return unavailable(err)
+	}
+	if ids := q["id"]; len(ids) > 1 {
+		for _, id := range ids {
+			if !usableUserID(id) {
+				return badRequest("invalid user id %q: it must match ^[A-Za-z0-9_.-]+$", id)
+			}
+		}
+		if network == "" {
+			if network, err = app.resolveNetwork(""); err != nil {
+				return err
+			}
+		} else if err := knownNetwork(app, s, network); err != nil {
+			return err
+		}
+		// Users whose ping is no longer dead are skipped: it is owed anyway.
+		n, err := s.queue.ReplayMany(network, ids)
+		if err != nil {
+			return apiError(http.StatusInternalServerError, "replayed %d dead letters, then: %v", n, err)
+		}
+		return writeJSON(w, http.StatusOK, replayReport{Replayed: n})
 	}
 	if id == "" {
 		if q.Has("id") {

@@ -81,9 +81,9 @@ progress line is printed every few seconds.
 	dead.Flags().Bool("json", false, "Print the admin API's JSON instead of a table")
 
 	retry := admin(&cobra.Command{
-		Use:   "retry <user id> | --all [--network <name>]",
+		Use:   "retry <user id>... | --all [--network <name>]",
 		Short: "Sends dead letters again: one user's, or all of them",
-		Args:  cobra.MaximumNArgs(1),
+		Args:  cobra.ArbitraryArgs,
 	}, cmdRetry)
 	retry.Flags().Bool("all", false, "Retry every dead letter (of --network, if given)")
 	retry.Flags().String("network", "", "Livefyre network (default: the only one configured; with --all, every one)")
@@ -421,22 +421,37 @@ func cmdDead(fl caddycmd.Flags) (int, error) {
 }
 
 func cmdRetry(fl caddycmd.Flags) (int, error) {
-	id, all := fl.Arg(0), fl.Bool("all")
-	if (id == "") == !all {
-		return caddy.ExitCodeFailedStartup, errors.New("retry: give one user id, or --all to retry every dead letter")
+	ids, all := fl.Args(), fl.Bool("all")
+	if (len(ids) == 0) == !all {
+		return caddy.ExitCodeFailedStartup, errors.New("retry: give one or more user ids, or --all to retry every dead letter")
 	}
 	c, err := newAdminClient(fl)
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, err
 	}
 	var rep replayReport
-	uri := "/livefyre/dead/retry" + query("network", fl.String("network"), "id", id)
+	v := url.Values{}
+	if n := fl.String("network"); n != "" {
+		v.Set("network", n)
+	}
+	for _, id := range ids {
+		v.Add("id", id)
+	}
+	uri := "/livefyre/dead/retry"
+	if len(v) > 0 {
+		uri += "?" + v.Encode()
+	}
 	if _, err := c.call(http.MethodPost, uri, nil, "", &rep); err != nil {
 		return caddy.ExitCodeFailedStartup, err
 	}
-	if id != "" {
-		fmt.Printf("the ping for %s is queued again\n", id)
-	} else {
+	switch {
+	case len(ids) == 1:
+		fmt.Printf("the ping for %s is queued again\n", ids[0])
+	case len(ids) > 1 && rep.Replayed < len(ids):
+		fmt.Printf("%s of %d queued again (the others were not dead)\n", count(rep.Replayed, "dead letter"), len(ids))
+	case len(ids) > 1:
+		fmt.Printf("%s queued again\n", count(rep.Replayed, "dead letter"))
+	default:
 		fmt.Printf("%s queued again\n", count(rep.Replayed, "dead letter"))
 	}
 	return caddy.ExitCodeSuccess, nil

@@ -146,11 +146,26 @@ func (w *Watch) match(r *http.Request) (string, bool) {
 // queues a ping before returning.
 func (h *Handler) serveWatched(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, wt *Watch, pathID string) error {
 	ww := &watchWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	recorded := false
 	if wt.UserIDJSON != "" {
 		ww.limit = wt.MaxBody
+	} else {
+		// The id does not depend on the body, so queue the ping as soon as
+		// the status is known and before any of the answer goes out: a
+		// client that has seen the 2xx can count on the ping being queued,
+		// even if the process dies while a large body is still streaming.
+		ww.onStatus = func(status int) {
+			if status >= 200 && status <= 299 {
+				recorded = true
+				h.recordUpdate(r, wt, ww, pathID)
+			}
+		}
 	}
 	if err := next.ServeHTTP(ww, r); err != nil {
 		return err
+	}
+	if recorded {
+		return nil
 	}
 	status := ww.status
 	if status == 0 {
@@ -159,6 +174,12 @@ func (h *Handler) serveWatched(w http.ResponseWriter, r *http.Request, next cadd
 	if status < 200 || status > 299 {
 		return nil
 	}
+	h.recordUpdate(r, wt, ww, pathID)
+	return nil
+}
+
+// recordUpdate queues a ping for the user a 2xx profile update names.
+func (h *Handler) recordUpdate(r *http.Request, wt *Watch, ww *watchWriter, pathID string) {
 	h.metrics.updateSeen()
 
 	id, err := wt.userID(r, ww, pathID)
@@ -166,13 +187,13 @@ func (h *Handler) serveWatched(w http.ResponseWriter, r *http.Request, next cadd
 		h.metrics.skipped("no_user_id")
 		h.log.Warn("profile update seen but no user id found; no ping queued",
 			zap.String("network", h.client.Network), zap.String("path", r.URL.Path), zap.String("reason", err.Error()))
-		return nil
+		return
 	}
 	if !usableUserID(id) {
 		h.metrics.skipped("invalid_user_id")
 		h.log.Warn("profile update for a user id Livefyre cannot take; no ping queued",
 			zap.String("network", h.client.Network), zap.String("path", r.URL.Path), zap.String("reason", "user id must match ^[A-Za-z0-9_.-]+$ and not be . or .."))
-		return nil
+		return
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("http.livefyre.user_id", id)
@@ -183,7 +204,7 @@ func (h *Handler) serveWatched(w http.ResponseWriter, r *http.Request, next cadd
 		h.metrics.skipped("queue_error")
 		h.log.Error("profile update seen but the ping could NOT be queued",
 			zap.String("network", h.client.Network), zap.String("user_id", id), zap.String("reason", err.Error()))
-		return nil
+		return
 	}
 	h.metrics.queued(coalesced)
 	// Check first: building the fields costs an allocation per update even
@@ -191,7 +212,6 @@ func (h *Handler) serveWatched(w http.ResponseWriter, r *http.Request, next cadd
 	if ce := h.log.Check(zapcore.DebugLevel, "ping queued"); ce != nil {
 		ce.Write(zap.String("network", h.client.Network), zap.String("user_id", id), zap.Bool("coalesced", coalesced))
 	}
-	return nil
 }
 
 // userID finds the id of the updated user by the watch's configured source.
@@ -221,18 +241,32 @@ type watchWriter struct {
 	limit    int64
 	body     bytes.Buffer
 	overflow bool
+	// onStatus, if set, runs once when the final status is known, before
+	// the header or any of the body is passed on.
+	onStatus func(status int)
+}
+
+// setStatus records the final status the first time it is known.
+func (ww *watchWriter) setStatus(code int) {
+	if ww.status != 0 {
+		return
+	}
+	ww.status = code
+	if ww.onStatus != nil {
+		ww.onStatus(code)
+	}
 }
 
 func (ww *watchWriter) WriteHeader(code int) {
-	if ww.status == 0 && code >= 200 {
-		ww.status = code
+	if code >= 200 {
+		ww.setStatus(code)
 	}
 	ww.ResponseWriter.WriteHeader(code)
 }
 
 func (ww *watchWriter) Write(b []byte) (int, error) {
 	if ww.status == 0 {
-		ww.status = http.StatusOK
+		ww.setStatus(http.StatusOK)
 	}
 	if ww.capturing() {
 		room := ww.limit - int64(ww.body.Len())
@@ -250,7 +284,7 @@ func (ww *watchWriter) Write(b []byte) (int, error) {
 // the copy would miss the body (file_server uses it).
 func (ww *watchWriter) ReadFrom(r io.Reader) (int64, error) {
 	if ww.status == 0 {
-		ww.status = http.StatusOK
+		ww.setStatus(http.StatusOK)
 	}
 	if ww.capturing() {
 		return io.Copy(writerOnly{ww}, r)

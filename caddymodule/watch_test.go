@@ -400,3 +400,61 @@ func TestServeWatched(t *testing.T) {
 		t.Errorf("a ping was queued although the chain failed: %v", err)
 	}
 }
+
+// TestPingQueuedBeforeTheAnswerGoesOut checks that for ids known without the
+// body, the ping is durable before the client can see the 2xx: a process
+// killed while a large answer streams must not lose the update.
+func TestPingQueuedBeforeTheAnswerGoesOut(t *testing.T) {
+	h, q := watchHandler(t,
+		&Watch{Methods: []string{"PUT"}, Path: "/api/users/{id}"},
+		&Watch{Methods: []string{"POST"}, Path: "/api/me", UserID: "{http.request.header.X-User-Id}"},
+	)
+	for _, tc := range []struct {
+		name, method, path, header, id string
+		explicit                       bool
+	}{
+		{"path id, WriteHeader", "PUT", "/api/users/e1", "", "e1", true},
+		{"path id, implicit 200", "PUT", "/api/users/e2", "", "e2", false},
+		{"header id, WriteHeader", "POST", "/api/me", "e3", "e3", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(tc.method, "http://example.com"+tc.path, nil)
+			if tc.header != "" {
+				r.Header.Set("X-User-Id", tc.header)
+			}
+			r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddyhttp.NewTestReplacer(r)))
+			rec := httptest.NewRecorder()
+			queuedWhenSent := false
+			next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+				if tc.explicit {
+					w.WriteHeader(http.StatusOK)
+				} else if _, err := w.Write([]byte("{")); err != nil {
+					return err
+				}
+				// Whatever the client may have seen so far, the job must exist.
+				_, err := q.Get("example.fyre.co", tc.id)
+				queuedWhenSent = err == nil
+				_, err = w.Write([]byte(`"big":"body"}`))
+				return err
+			})
+			if err := h.ServeHTTP(rec, r, next); err != nil {
+				t.Fatal(err)
+			}
+			if !queuedWhenSent {
+				t.Errorf("the ping for %s was not queued when the status went out", tc.id)
+			}
+			if n := len(mustList(t, q)); n == 0 {
+				t.Error("queue is empty after the update")
+			}
+		})
+	}
+}
+
+func mustList(t *testing.T, q *queue.Queue) []queue.Job {
+	t.Helper()
+	jobs, _, err := q.List("", "", "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jobs
+}

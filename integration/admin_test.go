@@ -249,12 +249,23 @@ func TestAdminAPI(t *testing.T) {
 		return stats(t).Total.Dead == 2 && len(h.Attempts) == 2
 	})
 
+	// Retry a list: dead1 has been delivered and has no job, so only the
+	// two dead letters are replayed; Livefyre takes dead2 now.
+	faults.set("dead2", 0)
+	adminJSON(t, http.MethodPost, "/livefyre/dead/retry?id=dead1&id=dead2&id=dead3", "", http.StatusOK, &replay)
+	if replay.Replayed != 2 {
+		t.Errorf("retry of a list replayed %d, want 2", replay.Replayed)
+	}
+	waitUntil(t, "dead2 pulled", 5*time.Second, func() bool { return pullsOf(e.emu, "dead2") == 1 })
+	wantAdminError(t, http.MethodPost, "/livefyre/dead/retry?id=dead3&id=bad%20id", "", http.StatusBadRequest, "invalid user id")
+	waitUntil(t, "dead3 dead again", 5*time.Second, func() bool { return stats(t).Total.Dead == 1 })
+
 	// Purge.
 	var purged struct {
 		Purged int `json:"purged"`
 	}
 	adminJSON(t, http.MethodDelete, "/livefyre/dead", "", http.StatusOK, &purged)
-	if purged.Purged != 2 || stats(t).Total.Dead != 0 {
+	if purged.Purged != 1 || stats(t).Total.Dead != 0 {
 		t.Errorf("purged %d; stats %+v", purged.Purged, stats(t).Total)
 	}
 

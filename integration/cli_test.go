@@ -211,7 +211,8 @@ func TestCLI(t *testing.T) {
 	cli(t, "dead", "--limit", "0").fails(t, "limit")
 
 	// retry
-	cli(t, "retry").fails(t, "give one user id, or --all")
+	cli(t, "retry").fails(t, "give one or more user ids, or --all")
+	cli(t, "retry", "dead1", "--all").fails(t, "give one or more user ids, or --all")
 	cli(t, "retry", "ghost").fails(t, "no job for user ghost")
 	faults.set("dead1", 0)
 	cli(t, "retry", "dead1").ok(t, "the ping for dead1 is queued again")
@@ -222,6 +223,9 @@ func TestCLI(t *testing.T) {
 		adminJSON(t, http.MethodGet, "/livefyre/jobs/"+network+"/dead2", "", http.StatusOK, &h)
 		return stats(t).Total.Dead == 1 && len(h.Attempts) == 2
 	})
+	// A list: dead1 was delivered (no job), so one of the two is replayed.
+	cli(t, "retry", "dead1", "dead2").ok(t, "1 dead letter of 2 queued again")
+	waitUntil(t, "dead2 dead once more", 5*time.Second, func() bool { return stats(t).Total.Dead == 1 })
 
 	// purge
 	cli(t, "purge", "--network", "nope.fyre.co").fails(t, "unknown network")

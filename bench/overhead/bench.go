@@ -206,8 +206,8 @@ type pair struct {
 	BaseFirst  bool
 	Base, Live wrkReport
 	// BaseCPU and LiveCPU are the CPU time Caddy used per request in each
-	// variant: a measure of cost that the machine's other load disturbs
-	// far less than throughput.
+	// variant: what the plugin costs Caddy itself, which the machine's
+	// other load disturbs less than it disturbs throughput.
 	BaseCPU, LiveCPU time.Duration
 }
 

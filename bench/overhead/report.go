@@ -93,7 +93,7 @@ func verdict(ok bool) string {
 func (r *results) markdown() string {
 	var sb strings.Builder
 	o := r.opts
-	fmt.Fprintf(&sb, "## Sidecar overhead (bench/run.sh): run of %s\n\n", r.started.Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&sb, "### Run of %s (bench/run.sh)\n\n", r.started.Format("2006-01-02 15:04 MST"))
 	for _, m := range r.machine {
 		fmt.Fprintf(&sb, "- %s\n", m)
 	}
@@ -103,18 +103,18 @@ func (r *results) markdown() string {
 	sb.WriteString("Everything ran on 127.0.0.1: a minimal Go app (`bench/overhead upstream`), the Livefyre emulator (`caddy livefyre emulator`) and one `caddy` built from `./cmd/caddy`, with `durability process`. Ratios are livefyre ÷ plain within one round; each row of a summary gives the median and, in brackets, the range over the rounds.\n\n")
 
 	if len(r.unwatched) > 0 {
-		sb.WriteString("### 1. Unwatched route: `GET /api/users/u1`\n\n`reverse_proxy` alone vs `livefyre` (watching `PATCH /api/users/{id}`, with a pull endpoint) + `reverse_proxy`, same Caddy, same app.\n\n")
+		sb.WriteString("#### 1. Unwatched route: `GET /api/users/u1`\n\n`reverse_proxy` alone vs `livefyre` (watching `PATCH /api/users/{id}`, with a pull endpoint) + `reverse_proxy`, same Caddy, same app.\n\n")
 		r.writePairs(&sb, r.unwatched, "plain", "livefyre", 0.98, 0.2, true)
 	}
 	if len(r.watched) > 0 {
-		sb.WriteString("### 2. Watched route: `PATCH /api/users/<new id>`\n\nEvery request updates a user not seen before, so with livefyre each one is a 2xx profile update that durably enqueues a ping before the answer (default rate 20/s: the queue grows during the run, as it would behind a real Livefyre limit).\n\n")
+		sb.WriteString("#### 2. Watched route: `PATCH /api/users/<new id>`\n\nEvery request updates a user not seen before, so with livefyre each one is a 2xx profile update that durably enqueues a ping before the answer (default rate 20/s: the queue grows during the run, as it would behind a real Livefyre limit).\n\n")
 		r.writePairs(&sb, r.watched, "plain", "livefyre", 0.90, 2, true)
 	}
 	if len(r.steady) > 0 || len(r.search) > 0 {
 		r.writePings(&sb)
 	}
 	if len(r.pull) > 0 {
-		fmt.Fprintf(&sb, "### 4. Pull endpoint vs a direct GET of the app\n\n`GET /api/users/u1` straight to the app vs `GET /livefyre/pull/u1?lftoken=…` through Caddy (token check, upstream GET, five mapped fields, profile validation), wrk -c%d.\n\n", o.pullConns)
+		fmt.Fprintf(&sb, "#### 4. Pull endpoint vs a direct GET of the app\n\n`GET /api/users/u1` straight to the app vs `GET /livefyre/pull/u1?lftoken=…` through Caddy (token check, upstream GET, five mapped fields, profile validation), wrk -c%d.\n\n", o.pullConns)
 		r.writePairs(&sb, r.pull, "direct", "pull", 0, 0, false)
 		p50 := make([]float64, len(r.pull))
 		for i, p := range r.pull {
@@ -184,7 +184,7 @@ func (r *results) writePings(sb *strings.Builder) {
 	if o.pingWorkers > 0 {
 		workers = fmt.Sprintf("`workers %d`", o.pingWorkers)
 	}
-	fmt.Fprintf(sb, "### 3. Profile update → ping on the wire\n\nA Go client sends `PATCH /api/users/<new id>` through Caddy (64 connections, open loop at a fixed rate) and notes when each 2xx answer arrived; the emulator notes when each ping arrived. Latency is the difference (both clocks are this machine's). Caddy here has `rate 100000/s`, so the rate limit is not what is measured, and %s.\n\n", workers)
+	fmt.Fprintf(sb, "#### 3. Profile update → ping on the wire\n\nA Go client sends `PATCH /api/users/<new id>` through Caddy (64 connections, open loop at a fixed rate) and notes when each 2xx answer arrived; the emulator notes when each ping arrived. Latency is the difference (both clocks are this machine's). Caddy here has `rate 100000/s`, so the rate limit is not what is measured, and %s.\n\n", workers)
 	sb.WriteString("| run | offered /s | sent /s | updates | p50 | p99 | max | missing | failed |\n|---|---|---|---|---|---|---|---|---|\n")
 	var p50s, p99s []float64
 	for i, s := range r.steady {
@@ -216,7 +216,7 @@ func (r *results) writePings(sb *strings.Builder) {
 }
 
 func (r *results) writeMemory(sb *strings.Builder) {
-	sb.WriteString("### 5. Resident memory of the Caddy process\n\nFrom `/proc/<pid>/status`; \"mapped files\" is mostly Caddy's own binary.\n\n| when | VmRSS | anonymous | mapped files | peak (VmHWM) |\n|---|---|---|---|---|\n")
+	sb.WriteString("#### 5. Resident memory of the Caddy process\n\nFrom `/proc/<pid>/status`; \"mapped files\" is mostly Caddy's own binary.\n\n| when | VmRSS | anonymous | mapped files | peak (VmHWM) |\n|---|---|---|---|---|\n")
 	row := func(when string, m memory) {
 		if m.RSS == 0 {
 			return
