@@ -174,8 +174,9 @@ func (h *Handler) serveWatched(w http.ResponseWriter, r *http.Request, next cadd
 	if status < 200 || status > 299 {
 		return nil
 	}
+	// For user_id_json the answer is still held: queue first, then send it.
 	h.recordUpdate(r, wt, ww, pathID)
-	return nil
+	return ww.release()
 }
 
 // recordUpdate queues a ping for the user a 2xx profile update names.
@@ -233,14 +234,18 @@ func (w *Watch) userID(r *http.Request, ww *watchWriter, pathID string) (string,
 	return pathID, nil
 }
 
-// watchWriter passes the response through untouched, noting its status and,
-// when limit > 0, keeping a copy of up to limit bytes of a 2xx body.
+// watchWriter passes the response through, noting its status. When limit
+// > 0 (user_id_json), it holds back the header and up to limit bytes of a
+// 2xx body, so the id can be read from the body and the ping committed
+// before the client sees the 2xx; release sends what it holds. A body over
+// the limit is released at once and streams on untouched.
 type watchWriter struct {
 	*caddyhttp.ResponseWriterWrapper
 	status   int
 	limit    int64
 	body     bytes.Buffer
-	overflow bool
+	held     bool // the header and body are held back
+	overflow bool // the body outgrew limit
 	// onStatus, if set, runs once when the final status is known, before
 	// the header or any of the body is passed on.
 	onStatus func(status int)
@@ -252,6 +257,9 @@ func (ww *watchWriter) setStatus(code int) {
 		return
 	}
 	ww.status = code
+	if ww.limit > 0 && code >= 200 && code <= 299 {
+		ww.held = true
+	}
 	if ww.onStatus != nil {
 		ww.onStatus(code)
 	}
@@ -260,6 +268,9 @@ func (ww *watchWriter) setStatus(code int) {
 func (ww *watchWriter) WriteHeader(code int) {
 	if code >= 200 {
 		ww.setStatus(code)
+		if ww.held {
+			return
+		}
 	}
 	ww.ResponseWriter.WriteHeader(code)
 }
@@ -268,32 +279,52 @@ func (ww *watchWriter) Write(b []byte) (int, error) {
 	if ww.status == 0 {
 		ww.setStatus(http.StatusOK)
 	}
-	if ww.capturing() {
-		room := ww.limit - int64(ww.body.Len())
-		if int64(len(b)) > room {
-			ww.overflow = true
-			ww.body.Write(b[:room])
-		} else {
+	if ww.held {
+		if int64(ww.body.Len())+int64(len(b)) <= ww.limit {
 			ww.body.Write(b)
+			return len(b), nil
+		}
+		ww.overflow = true
+		if err := ww.release(); err != nil {
+			return 0, err
 		}
 	}
 	return ww.ResponseWriter.Write(b)
 }
 
 // ReadFrom must be overridden: the promoted one would write past Write and
-// the copy would miss the body (file_server uses it).
+// the hold would miss the body (file_server uses it).
 func (ww *watchWriter) ReadFrom(r io.Reader) (int64, error) {
 	if ww.status == 0 {
 		ww.setStatus(http.StatusOK)
 	}
-	if ww.capturing() {
+	if ww.held {
 		return io.Copy(writerOnly{ww}, r)
 	}
 	return ww.ResponseWriterWrapper.ReadFrom(r)
 }
 
-func (ww *watchWriter) capturing() bool {
-	return ww.limit > 0 && !ww.overflow && ww.status >= 200 && ww.status <= 299
+// FlushError keeps a flush (reverse_proxy flushes streamed answers) from
+// sending a held header early; otherwise it flushes the client connection.
+func (ww *watchWriter) FlushError() error {
+	if ww.held {
+		return nil
+	}
+	return http.NewResponseController(ww.ResponseWriter).Flush()
+}
+
+// release sends the held header and body.
+func (ww *watchWriter) release() error {
+	if !ww.held {
+		return nil
+	}
+	ww.held = false
+	ww.ResponseWriter.WriteHeader(ww.status)
+	if ww.body.Len() == 0 {
+		return nil
+	}
+	_, err := ww.ResponseWriter.Write(ww.body.Bytes())
+	return err
 }
 
 // writerOnly hides ReadFrom so io.Copy calls Write.

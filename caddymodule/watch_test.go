@@ -159,13 +159,13 @@ func TestWatchWriterCapture(t *testing.T) {
 		{"no capture without a limit", 0, 200, func(w http.ResponseWriter) { _, _ = w.Write(body) }, 0, false},
 		{"Write under the cap", 1024, 200, func(w http.ResponseWriter) { _, _ = w.Write(body[:10]); _, _ = w.Write(body[10:]) }, len(body), false},
 		{"Write exactly the cap", int64(len(body)), 200, func(w http.ResponseWriter) { _, _ = w.Write(body) }, len(body), false},
-		{"Write past the cap", 50, 200, func(w http.ResponseWriter) { _, _ = w.Write(body) }, 50, true},
-		{"cap reached across writes", int64(len(body)) - 1, 200, func(w http.ResponseWriter) { _, _ = w.Write(body[:20]); _, _ = w.Write(body[20:]) }, len(body) - 1, true},
+		{"Write past the cap", 50, 200, func(w http.ResponseWriter) { _, _ = w.Write(body) }, 0, true},
+		{"cap reached across writes", int64(len(body)) - 1, 200, func(w http.ResponseWriter) { _, _ = w.Write(body[:20]); _, _ = w.Write(body[20:]) }, 20, true},
 		// http.ServeContent (file_server) copies through ReaderFrom: the
 		// override must still see the bytes. (io.Copy would take the
 		// bytes.Reader's WriteTo and call Write instead.)
 		{"ReadFrom under the cap", 1024, 200, func(w http.ResponseWriter) { _, _ = w.(io.ReaderFrom).ReadFrom(bytes.NewReader(body)) }, len(body), false},
-		{"ReadFrom past the cap", 64, 200, func(w http.ResponseWriter) { _, _ = w.(io.ReaderFrom).ReadFrom(bytes.NewReader(body)) }, 64, true},
+		{"ReadFrom past the cap", 64, 200, func(w http.ResponseWriter) { _, _ = w.(io.ReaderFrom).ReadFrom(bytes.NewReader(body)) }, 0, true},
 		{"ReadFrom without a limit", 0, 200, func(w http.ResponseWriter) { _, _ = w.(io.ReaderFrom).ReadFrom(bytes.NewReader(body)) }, 0, false},
 		{"no capture of a non-2xx body", 1024, 404, func(w http.ResponseWriter) { _, _ = w.Write(body) }, 0, false},
 		{"no capture of a non-2xx body via ReadFrom", 1024, 500, func(w http.ResponseWriter) { _, _ = w.(io.ReaderFrom).ReadFrom(bytes.NewReader(body)) }, 0, false},
@@ -175,6 +175,13 @@ func TestWatchWriterCapture(t *testing.T) {
 			ww, rec := newWatchWriter(tt.limit)
 			ww.WriteHeader(tt.status)
 			tt.write(ww)
+			// A held 2xx reaches the client only on release, after the ping.
+			if held := tt.limit > 0 && tt.status == 200 && !tt.wantOverflow; held != ww.held || held && rec.Body.Len() != 0 {
+				t.Errorf("held %v with %d bytes sent before release; want held %v and nothing sent", ww.held, rec.Body.Len(), held)
+			}
+			if err := ww.release(); err != nil {
+				t.Fatal(err)
+			}
 			if got := ww.body.Len(); got != tt.wantCaptured || ww.overflow != tt.wantOverflow {
 				t.Errorf("captured %d bytes, overflow %v; want %d, %v", got, ww.overflow, tt.wantCaptured, tt.wantOverflow)
 			}
@@ -253,6 +260,9 @@ func TestWatchWriterJSONID(t *testing.T) {
 				ww.Header().Set("Content-Encoding", tt.encoding)
 			}
 			_, _ = ww.Write(tt.body)
+			if err := ww.release(); err != nil {
+				t.Fatal(err)
+			}
 			if !bytes.Equal(rec.Body.Bytes(), tt.body) {
 				t.Fatalf("client body changed: %q", rec.Body.Bytes())
 			}
@@ -457,4 +467,75 @@ func mustList(t *testing.T, q *queue.Queue) []queue.Job {
 		t.Fatal(err)
 	}
 	return jobs
+}
+
+// sentinelWriter runs check before the first byte (header or body) reaches
+// the client.
+type sentinelWriter struct {
+	*httptest.ResponseRecorder
+	check func()
+	done  bool
+}
+
+func (s *sentinelWriter) first() {
+	if !s.done {
+		s.done = true
+		s.check()
+	}
+}
+
+func (s *sentinelWriter) WriteHeader(code int) { s.first(); s.ResponseRecorder.WriteHeader(code) }
+
+func (s *sentinelWriter) Write(b []byte) (int, error) { s.first(); return s.ResponseRecorder.Write(b) }
+
+// TestNothingReachesTheClientBeforeThePing covers all three watch forms,
+// user_id_json included: its answer is held until the id is read and the
+// ping committed.
+func TestNothingReachesTheClientBeforeThePing(t *testing.T) {
+	h, q := watchHandler(t,
+		&Watch{Methods: []string{"PUT"}, Path: "/api/users/{id}"},
+		&Watch{Methods: []string{"POST"}, Path: "/api/me", UserID: "{http.request.header.X-User-Id}"},
+		&Watch{Methods: []string{"POST"}, Path: "/api/profile", UserIDJSON: "/user/id"},
+	)
+	body := `{"user":{"id":"f3"},"pad":"` + strings.Repeat("x", 2000) + `"}`
+	for _, tc := range []struct{ name, method, path, header, id string }{
+		{"path", "PUT", "/api/users/f1", "", "f1"},
+		{"placeholder", "POST", "/api/me", "f2", "f2"},
+		{"body", "POST", "/api/profile", "", "f3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(tc.method, "http://example.com"+tc.path, nil)
+			if tc.header != "" {
+				r.Header.Set("X-User-Id", tc.header)
+			}
+			r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddyhttp.NewTestReplacer(r)))
+			queued := false
+			w := &sentinelWriter{ResponseRecorder: httptest.NewRecorder(), check: func() {
+				_, err := q.Get("example.fyre.co", tc.id)
+				queued = err == nil
+			}}
+			next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusCreated)
+				for i := 0; i < len(body); i += 500 {
+					if _, err := io.WriteString(w, body[i:min(i+500, len(body))]); err != nil {
+						return err
+					}
+					if err := http.NewResponseController(w).Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+						return err
+					}
+				}
+				return nil
+			})
+			if err := h.ServeHTTP(w, r, next); err != nil {
+				t.Fatal(err)
+			}
+			if !w.done || !queued {
+				t.Errorf("the first byte reached the client before %s's ping was queued", tc.id)
+			}
+			if w.Code != http.StatusCreated || w.Body.String() != body {
+				t.Errorf("client got %d and %d bytes, want 201 and the body untouched", w.Code, w.Body.Len())
+			}
+		})
+	}
 }
