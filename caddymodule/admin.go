@@ -330,6 +330,15 @@ func (a *AdminAPI) job(w http.ResponseWriter, r *http.Request, app *App) error {
 	return writeJSON(w, http.StatusOK, h)
 }
 
+// userNetwork is the network a request about particular users means: the
+// one named, which must be known, or the only one configured.
+func userNetwork(app *App, s *store, network string) (string, error) {
+	if network == "" {
+		return app.resolveNetwork("")
+	}
+	return network, knownNetwork(app, s, network)
+}
+
 // replayReport is the answer of POST /livefyre/dead/retry.
 type replayReport struct {
 	Replayed int `json:"replayed"`
@@ -351,11 +360,7 @@ func (a *AdminAPI) retry(w http.ResponseWriter, r *http.Request, app *App) error
 				return badRequest("invalid user id %q: it must match ^[A-Za-z0-9_.-]+$", id)
 			}
 		}
-		if network == "" {
-			if network, err = app.resolveNetwork(""); err != nil {
-				return err
-			}
-		} else if err := knownNetwork(app, s, network); err != nil {
+		if network, err = userNetwork(app, s, network); err != nil {
 			return err
 		}
 		// Users whose ping is no longer dead are skipped: it is owed anyway.
@@ -381,11 +386,7 @@ func (a *AdminAPI) retry(w http.ResponseWriter, r *http.Request, app *App) error
 	if !usableUserID(id) {
 		return badRequest("invalid user id %q: it must match ^[A-Za-z0-9_.-]+$", id)
 	}
-	if network == "" {
-		if network, err = app.resolveNetwork(""); err != nil {
-			return err
-		}
-	} else if err := knownNetwork(app, s, network); err != nil {
+	if network, err = userNetwork(app, s, network); err != nil {
 		return err
 	}
 	err = s.queue.Replay(network, id)
