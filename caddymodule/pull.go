@@ -380,14 +380,15 @@ func (h *Handler) servePull(w http.ResponseWriter, r *http.Request) error {
 	p := h.Pull
 	peer, client, addrOK := clientAddrs(r)
 	if p.allow != nil && (!addrOK || !p.allow.admits(peer, client)) {
-		h.log.Info("pull refused: client not in allow_ips",
+		h.log.Info("pull refused: client not in allow_ips", zap.String("network", h.tokens.Network),
 			zap.String("remote_ip", peer.String()), zap.String("client_ip", client.String()))
 		w.WriteHeader(http.StatusForbidden)
 		return nil
 	}
 	if p.failures != nil {
 		if wait, limited := p.failures.blocked(client); limited {
-			h.log.Debug("pull refused: too many invalid tokens from this client", zap.String("client_ip", client.String()))
+			h.log.Debug("pull refused: too many invalid tokens from this client",
+				zap.String("network", h.tokens.Network), zap.String("client_ip", client.String()))
 			w.Header().Set("Retry-After", retryAfter(wait))
 			w.WriteHeader(http.StatusTooManyRequests)
 			return nil
@@ -400,7 +401,7 @@ func (h *Handler) servePull(w http.ResponseWriter, r *http.Request) error {
 		if p.failures != nil {
 			p.failures.fail(client)
 		}
-		h.log.Info("pull refused: invalid lftoken", zap.String("path", r.URL.Path),
+		h.log.Info("pull refused: invalid lftoken", zap.String("network", h.tokens.Network), zap.String("path", r.URL.Path),
 			zap.String("client_ip", client.String()), zap.String("reason", tokenReason(err)))
 		w.WriteHeader(http.StatusForbidden)
 		return nil

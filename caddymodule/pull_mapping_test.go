@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -219,5 +220,31 @@ func assertSameJSON(t *testing.T, got []byte, want string) {
 	}
 	if !reflect.DeepEqual(g, w) {
 		t.Errorf("profile\n got %s\nwant %s", got, want)
+	}
+}
+
+// A refused pull is logged with the network it was for, and without the
+// token.
+func TestServePullRefusalLogNamesNetwork(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	h := &Handler{
+		Pull:   mustPull(t, &Pull{URL: "https://www.example.com/livefyre/pull/{id}", Upstream: "http://127.0.0.1:1/api/users/{id}"}),
+		tokens: pullclient.TokenValidator{Network: "example.fyre.co", Key: "pull-test-key"},
+		log:    zap.New(core),
+	}
+	token := mustToken(t, "another-key")
+	if rec := serve(t, h, http.MethodGet, "/livefyre/pull/u1?lftoken="+token); rec.Code != http.StatusForbidden {
+		t.Fatalf("status %d, want 403", rec.Code)
+	}
+	entries := logs.FilterMessageSnippet("pull refused").All()
+	if len(entries) != 1 {
+		t.Fatalf("%d refusal lines logged, want 1", len(entries))
+	}
+	fields := entries[0].ContextMap()
+	if fields["network"] != "example.fyre.co" {
+		t.Errorf("refusal logged with fields %v, want network example.fyre.co", fields)
+	}
+	if strings.Contains(fmt.Sprint(fields), token) {
+		t.Error("the refusal log line holds the token")
 	}
 }

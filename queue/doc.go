@@ -14,7 +14,7 @@
 //
 // Every job is in one of four states; every transition below is one Badger
 // transaction (shared by concurrent Enqueues, see Group commit) that
-// rewrites the job record and its index keys together.
+// rewrites the job record.
 //
 //	(absent) --Enqueue--> Pending
 //	Pending, Retrying --Lease--> Leased            (also Leased whose lease expired)
@@ -37,20 +37,11 @@
 // by its ref, network + "\x00" + userID; neither part may contain a NUL, so
 // the ref is unambiguous and sorts by network first.
 //
-//	m/format                         "caddy-livefyre-queue v1", written at first open;
-//	                                 Open refuses a non-empty database without it.
-//	m/lease                          Badger sequence that hands out lease ids.
-//	j/<ref>                          the job record (see below).
-//	d/<due><ref>                     due index, value empty: one key per non-dead job.
-//	                                 <due> is 8 bytes, big-endian unix nanoseconds
-//	                                 (clamped at 0), so keys sort by due time.
-//	                                 A Leased job is indexed at its lease expiry, so
-//	                                 the scan that finds due work also finds expired
-//	                                 leases.
-//	x/<ref>                          dead index, value empty: one key per dead job.
-//	o/<network>\x00<enqueued><user>  age index, value empty: one key per non-dead
-//	                                 job, so Stats can report the oldest owed ping of
-//	                                 a network with one seek instead of a scan.
+//	m/format    "caddy-livefyre-queue v2", written at first open; Open refuses
+//	            a non-empty database without it, and upgrades v1 (below).
+//	m/lease     Badger sequence that hands out lease ids.
+//	j/<ref>     the job record (see below).
+//	x/<ref>     dead index, value empty: one key per dead job.
 //
 // The job record is a version byte (1) followed by the state, a flag byte,
 // varint counters and times (unix nanoseconds; 0 means the zero time) and
@@ -59,36 +50,43 @@
 // the LSM tree, never in Badger's value log (RunGC has nothing to do unless
 // that changes).
 //
-// Every index key a transition leaves behind is deleted in the same
-// transaction that writes its replacement. Lease, ReplayAll, PurgeDead and
-// a batch of Enqueues touch at most 256 jobs per transaction, which keeps
-// each one inside Badger's transaction size limit even with ids of
-// MaxIDLen bytes.
+// Lease, ReplayAll, PurgeDead and a batch of Enqueues touch at most 256
+// jobs per transaction, which keeps each one inside Badger's transaction
+// size limit even with ids of MaxIDLen bytes.
 //
-// # Tombstones and the due floor
+// # Indexes in memory
 //
-// Each job that is leased and acked leaves deleted due-index keys behind:
-// Badger tombstones, which stay in the LSM tree until compaction reaches
-// the bottom level, and which an iterator skips one by one. A queue that
-// has delivered a million pings has a million of them, before (enqueue
-// times) and after (lease expiries) the live keys. So Lease does not scan
-// the due index from its start:
+// Badger holds the job records and nothing derived from them, so an
+// Enqueue of a new user reads one key and writes one, and an Ack reads one
+// and deletes one. What the queue needs to find jobs quickly lives in
+// memory, rebuilt by one scan of the job records at Open (which Open makes
+// anyway, to recover leases):
 //
-//   - It seeks to the due floor, an in-memory lower bound of the live due
-//     keys (see dueFloor): lowered after every commit that indexes a job,
-//     raised by Lease and NextDue to the first key they did not take.
-//   - It reads keys only, deleted ones included (AllVersions), and stops at
-//     the first key due after now even if that key is a tombstone; a plain
-//     iterator would skip, inside Badger, every tombstone up to the next
-//     live key, however far in the future.
+//   - The due heap: a hint (due time, ref) for every job that owes a ping,
+//     at its Due (a Leased job at its lease expiry). Hints are pushed after
+//     the transaction that set the due time commits, and never updated: a
+//     job that moves on leaves a stale hint behind, which Lease and NextDue
+//     recognise by reading the job record (its Due differs, or it is gone
+//     or dead) and drop. Lease pops the hints due by now, checks each in its
+//     transaction, and leases the jobs they still name; NextDue checks the
+//     earliest. A queue that has acked a million jobs has no tombstones in
+//     any index to step over, only, for a while, the stale hints of recent
+//     leases.
+//   - Per network, the job counts by state and the count of owed jobs by
+//     EnqueuedAt, for Stats and its OldestPending. Both are sums, moved after
+//     each commit, so commits that report back out of order still add up.
+//   - The time of each user's last acked ping, for MinInterval, kept for one
+//     interval. It is not rebuilt at Open: after a restart a user's next
+//     update pings at once.
 //
-// Each tombstone is thus read about once, when the floor passes it. NextDue
-// skips tombstones the plain way but raises the floor past them. Lease and
-// NextDue are serialised by a mutex: they both read the head of the due
-// index, so concurrent Leases would only make each other retry, and the
-// floor has one scan in flight at a time. Other transitions run
-// concurrently and retry on badger.ErrConflict. After a restart the floor
-// starts at zero, so the first Lease reads the old tombstones once.
+// Memory grows with the jobs owed, about 100 bytes each for the hint and
+// the age count (10 MB for 100,000); dead letters cost none.
+//
+// Version 1 of the format kept these indexes in Badger (d/<due><ref>,
+// o/<network>\x00<enqueued><user>, s/<ref> with a TTL). Open drops those
+// keys with Badger's DropPrefix and then rewrites the format marker, so an
+// interrupted upgrade runs again, and an older build refuses the upgraded
+// directory rather than miss its jobs.
 //
 // # Group commit
 //
@@ -127,13 +125,6 @@
 // syscall.ENOSPC and naming the directory otherwise. This
 // leaves Badger room to finish its memtable, flushes and compactions; it
 // cannot stop another program filling the disk meanwhile.
-//
-// # Counters
-//
-// Stats are in-memory counters per network, rebuilt by one scan of the job
-// records at Open and adjusted after each committed transaction; Stats never
-// scans. Transactions that lose a Badger conflict are retried from the start
-// and adjust nothing.
 //
 // # What it does not do
 //

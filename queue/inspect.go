@@ -1,10 +1,8 @@
 package queue
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -35,9 +33,8 @@ func (q *Queue) Get(network, userID string) (Job, error) {
 // NextDue returns the earliest Due among jobs that are not Dead (for a
 // Leased job, its lease expiry), and false if there are none.
 //
-// It raises the due floor to what it finds, so the tombstones it skipped
-// on the way are not read again; that makes it a scan like Lease, and it
-// waits for a Lease in progress.
+// It checks the earliest due hints against their job records and drops the
+// stale ones it meets (see hint), so it waits for a Lease in progress.
 func (q *Queue) NextDue() (time.Time, bool, error) {
 	if err := q.enter(); err != nil {
 		return time.Time{}, false, err
@@ -45,30 +42,25 @@ func (q *Queue) NextDue() (time.Time, bool, error) {
 	defer q.mu.RUnlock()
 	q.leaseMu.Lock()
 	defer q.leaseMu.Unlock()
-	next := uint64(math.MaxUint64)
-	from := q.floor.beginScan()
-	err := q.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixDue)})
-		defer it.Close()
-		it.Seek(dueFloorKey(from))
-		if !it.Valid() {
-			return nil
-		}
-		n, _, ok := parseDueKey(it.Item().Key())
+	for {
+		h, ok := q.hints.first()
 		if !ok {
-			return fmt.Errorf("malformed due key %q", it.Item().Key())
+			return time.Time{}, false, nil
 		}
-		next = n
-		return nil
-	})
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("queue: next due: %w", err)
+		var rec *record
+		err := q.db.View(func(txn *badger.Txn) error {
+			var err error
+			rec, err = (&tx{txn: txn}).get(ref(h.ref))
+			return err
+		})
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return time.Time{}, false, fmt.Errorf("queue: next due: %w", err)
+		}
+		if rec != nil && rec.State != Dead && dueNanos(rec.Due) == h.due {
+			return time.Unix(0, int64(h.due)).UTC(), true, nil
+		}
+		q.hints.drop(h)
 	}
-	q.floor.raise(next)
-	if next == math.MaxUint64 {
-		return time.Time{}, false, nil
-	}
-	return time.Unix(0, int64(next)).UTC(), true, nil
 }
 
 // Stats counts one network's jobs by state.
@@ -80,8 +72,7 @@ type Stats struct {
 	OldestPending time.Time
 }
 
-// Stats returns the job counts of every network that has jobs. The counts
-// are kept in memory; OldestPending costs one index seek per network.
+// Stats returns the job counts of every network that has jobs, from memory.
 func (q *Queue) Stats() (map[string]Stats, error) {
 	if err := q.enter(); err != nil {
 		return nil, err
@@ -89,27 +80,12 @@ func (q *Queue) Stats() (map[string]Stats, error) {
 	defer q.mu.RUnlock()
 	tallies := q.counters.snapshot()
 	out := make(map[string]Stats, len(tallies))
-	err := q.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{})
-		defer it.Close()
-		for network, t := range tallies {
-			s := Stats{Pending: t.pending, Leased: t.leased, Retrying: t.retrying, Dead: t.dead}
-			if t.live() > 0 {
-				p := agePrefix(network)
-				it.Seek(p)
-				if it.ValidForPrefix(p) {
-					k := it.Item().Key()[len(p):]
-					if len(k) >= 8 {
-						s.OldestPending = time.Unix(0, int64(binary.BigEndian.Uint64(k))).UTC()
-					}
-				}
-			}
-			out[network] = s
+	for network, t := range tallies {
+		s := Stats{Pending: t.pending, Leased: t.leased, Retrying: t.retrying, Dead: t.dead}
+		if oldest, ok := q.counters.oldest(network); ok && t.live() > 0 {
+			s.OldestPending = oldest
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("queue: stats: %w", err)
+		out[network] = s
 	}
 	return out, nil
 }

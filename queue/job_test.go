@@ -38,17 +38,3 @@ func TestRecordRoundTrip(t *testing.T) {
 		t.Errorf("a fresh record takes %d bytes, want at most 40", n)
 	}
 }
-
-func TestDueKeysSortByTime(t *testing.T) {
-	r := ref("n\x00u")
-	earlier := dueKey(time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC), r)
-	mid := dueKey(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), ref("z\x00z"))
-	later := dueKey(time.Date(2030, 1, 1, 0, 0, 0, 1, time.UTC), ref("a\x00a"))
-	if string(earlier) >= string(mid) || string(mid) >= string(later) {
-		t.Fatal("due keys do not sort by due time")
-	}
-	due, got, ok := parseDueKey(later)
-	if !ok || string(got) != "a\x00a" || due != uint64(time.Date(2030, 1, 1, 0, 0, 0, 1, time.UTC).UnixNano()) {
-		t.Fatalf("parseDueKey = %d, %q, %v", due, got, ok)
-	}
-}

@@ -3,7 +3,6 @@ package queue
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/binary"
 	"fmt"
 	"strings"
 	"time"
@@ -11,14 +10,19 @@ import (
 
 const (
 	prefixJob  = "j/"
-	prefixDue  = "d/"
 	prefixDead = "x/"
-	prefixAge  = "o/"
-	prefixSent = "s/"
 
 	keyFormat   = "m/format"
 	keyLeaseSeq = "m/lease"
-	formatValue = "caddy-livefyre-queue v1"
+	formatValue = "caddy-livefyre-queue v2"
+
+	// formatV1 kept the due index, the age index and the last-ping
+	// markers in Badger, under these prefixes; Open drops them and moves
+	// the directory to formatValue.
+	formatV1     = "caddy-livefyre-queue v1"
+	prefixV1Due  = "d/"
+	prefixV1Age  = "o/"
+	prefixV1Sent = "s/"
 
 	// MaxIDLen is the longest network or user id the queue accepts, in bytes.
 	MaxIDLen = 256
@@ -70,20 +74,6 @@ func jobKey(r ref) []byte { return cat(prefixJob, r) }
 
 func deadKey(r ref) []byte { return cat(prefixDead, r) }
 
-func sentKey(r ref) []byte { return cat(prefixSent, r) }
-
-func dueKey(due time.Time, r ref) []byte {
-	k := make([]byte, 0, len(prefixDue)+8+len(r))
-	k = append(k, prefixDue...)
-	k = binary.BigEndian.AppendUint64(k, dueNanos(due))
-	return append(k, r...)
-}
-
-// dueFloorKey is the first possible due-index key at due time n.
-func dueFloorKey(n uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte(prefixDue), n)
-}
-
 // dueNanos clamps times before 1970 to 0 so they still sort first.
 func dueNanos(t time.Time) uint64 {
 	n := t.UnixNano()
@@ -91,26 +81,6 @@ func dueNanos(t time.Time) uint64 {
 		return 0
 	}
 	return uint64(n)
-}
-
-// parseDueKey returns the due time and ref of a d/ key.
-func parseDueKey(k []byte) (uint64, ref, bool) {
-	if len(k) < len(prefixDue)+8 || string(k[:len(prefixDue)]) != prefixDue {
-		return 0, nil, false
-	}
-	rest := k[len(prefixDue):]
-	return binary.BigEndian.Uint64(rest[:8]), ref(rest[8:]), true
-}
-
-func agePrefix(network string) []byte {
-	return append([]byte(prefixAge+network), 0)
-}
-
-func ageKey(enqueued time.Time, r ref) []byte {
-	network, userID := r.split()
-	k := agePrefix(network)
-	k = binary.BigEndian.AppendUint64(k, dueNanos(enqueued))
-	return append(k, userID...)
 }
 
 // networkPrefix is the key prefix of every job of network under prefix,

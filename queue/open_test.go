@@ -292,3 +292,86 @@ func TestOpenCreatesAndReopens(t *testing.T) {
 		t.Fatalf("RunGC with nothing to collect = %v, want nil", err)
 	}
 }
+
+// A directory written by the first queue format, which kept the due, age
+// and last-ping indexes in Badger, opens: its jobs are leasable, its
+// indexes are gone, and it is marked with the current format.
+func TestOpenUpgradesFormatV1(t *testing.T) {
+	dir := t.TempDir()
+	clk := newClock()
+	q := open(t, dir, clk)
+	enqueue(t, q, net, "retrying")
+	l := leaseOne(t, q, time.Minute)
+	if err := q.Retry(l, clk.Now().Add(time.Hour), "503"); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, q, net, "waiting")
+	// What version 1 had besides the records: an index key per job and a
+	// last-ping marker.
+	if err := q.db.Update(func(txn *badger.Txn) error {
+		for _, k := range []string{"d/\x00\x00\x00\x00\x00\x00\x00\x01n\x00waiting", "o/n\x00\x00\x00\x00\x00\x00\x00\x00\x01waiting", "s/n\x00gone"} {
+			if err := txn.Set([]byte(k), nil); err != nil {
+				return err
+			}
+		}
+		return txn.Set([]byte(keyFormat), []byte(formatV1))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	q, err := Open(Options{Dir: dir, Now: clk.Now})
+	if err != nil {
+		t.Fatalf("Open of a version 1 directory: %v", err)
+	}
+	t.Cleanup(func() { q.Close() })
+	err = q.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := string(it.Item().Key())
+			if !strings.HasPrefix(k, prefixJob) && !strings.HasPrefix(k, prefixDead) && !strings.HasPrefix(k, "m/") {
+				t.Errorf("key %q survived the upgrade", k)
+			}
+		}
+		item, err := txn.Get([]byte(keyFormat))
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if string(v) != formatValue {
+				t.Errorf("format marker %q, want %q", v, formatValue)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := leaseOne(t, q, time.Minute); l.Job.UserID != "waiting" {
+		t.Fatalf("leased %s, want waiting", l.Job.UserID)
+	}
+	if due, ok, err := q.NextDue(); err != nil || !ok || !due.Equal(clk.Now().Add(time.Minute)) {
+		t.Fatalf("NextDue = %v, %v, %v; want the lease expiry", due, ok, err)
+	}
+	clk.Add(2 * time.Hour)
+	if ls := lease(t, q, 10, time.Minute); len(ls) != 2 {
+		t.Fatalf("after the backoff and the lease ran out, leased %d jobs, want 2", len(ls))
+	}
+
+	// A marker of a format this code does not know is refused.
+	if err := q.db.Update(func(txn *badger.Txn) error {
+		return txn.Set([]byte(keyFormat), []byte("caddy-livefyre-queue v9"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	if q, err := Open(Options{Dir: dir}); err == nil {
+		q.Close()
+		t.Fatal("opened a directory of an unknown format")
+	} else if !strings.Contains(err.Error(), "unsupported queue format") {
+		t.Fatalf("Open = %v", err)
+	}
+}

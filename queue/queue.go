@@ -90,15 +90,15 @@ type Queue struct {
 	mu     sync.RWMutex
 	closed bool
 
-	// leaseMu serialises Lease and NextDue calls: they all scan the head
-	// of the due index, so concurrent Leases would only conflict with each
-	// other, and both raise the due floor.
+	// leaseMu serialises Lease and NextDue calls: they both take hints
+	// off the head of the due heap.
 	leaseMu  sync.Mutex
 	leaseIDs *badger.Sequence
 
-	group groupCommit
-	floor dueFloor
-	disk  diskGuard
+	group  groupCommit
+	hints  hints
+	recent recentPings
+	disk   diskGuard
 
 	minInterval atomic.Int64 // time.Duration
 	counters    counters
@@ -241,17 +241,22 @@ func (q *Queue) start() error {
 }
 
 func (q *Queue) checkFormat() error {
-	return q.db.Update(func(txn *badger.Txn) error {
+	var v1 bool
+	err := q.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte(keyFormat))
 		if err == nil {
 			v, err := item.ValueCopy(nil)
 			if err != nil {
 				return fmt.Errorf("queue: open %s: %w", q.dir, err)
 			}
-			if string(v) != formatValue {
-				return fmt.Errorf("queue: open %s: unsupported queue format %q (want %q)", q.dir, v, formatValue)
+			switch string(v) {
+			case formatValue:
+				return nil
+			case formatV1:
+				v1 = true
+				return nil
 			}
-			return nil
+			return fmt.Errorf("queue: open %s: unsupported queue format %q (want %q)", q.dir, v, formatValue)
 		}
 		if !errors.Is(err, badger.ErrKeyNotFound) {
 			return fmt.Errorf("queue: open %s: %w", q.dir, err)
@@ -265,13 +270,29 @@ func (q *Queue) checkFormat() error {
 		}
 		return txn.Set([]byte(keyFormat), []byte(formatValue))
 	})
+	if err != nil || !v1 {
+		return err
+	}
+	// The version 1 indexes are rebuilt in memory from the job records; the
+	// marker moves on last, so an interrupted upgrade runs again.
+	if err := q.db.DropPrefix([]byte(prefixV1Due), []byte(prefixV1Age), []byte(prefixV1Sent)); err != nil {
+		return fmt.Errorf("queue: open %s: upgrading from %q: %w", q.dir, formatV1, err)
+	}
+	if err := q.db.Update(func(txn *badger.Txn) error {
+		return txn.Set([]byte(keyFormat), []byte(formatValue))
+	}); err != nil {
+		return fmt.Errorf("queue: open %s: upgrading from %q: %w", q.dir, formatV1, err)
+	}
+	return nil
 }
 
-// count rebuilds the counters with one scan of the job records and returns
-// the refs of Leased jobs.
+// count rebuilds the in-memory indexes (counters, ages, due hints) with one
+// scan of the job records and returns the refs of Leased jobs.
 func (q *Queue) count() ([]ref, error) {
-	var leased []ref
-	c := make(map[string]*tally)
+	var (
+		leased []ref
+		t      tx
+	)
 	err := q.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixJob), PrefetchValues: true, PrefetchSize: 100})
 		defer it.Close()
@@ -287,12 +308,7 @@ func (q *Queue) count() ([]ref, error) {
 			if err != nil {
 				return err
 			}
-			t := c[rec.Network]
-			if t == nil {
-				t = &tally{}
-				c[rec.Network] = t
-			}
-			t.add(rec.State, 1)
+			t.note(r, nil, rec)
 			if rec.State == Leased {
 				leased = append(leased, r)
 			}
@@ -302,7 +318,9 @@ func (q *Queue) count() ([]ref, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: open %s: counting jobs: %w", q.dir, err)
 	}
-	q.counters.byNetwork = c
+	q.counters.byNetwork = make(map[string]*tally)
+	q.counters.ages = make(map[string]*ageIndex)
+	q.committed(&t)
 	return leased, nil
 }
 

@@ -1,14 +1,9 @@
 package queue
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // Enqueue records that userID on network changed, and returns once that is
@@ -46,10 +41,7 @@ func (q *Queue) enqueueIn(t *tx, req *enqueueReq, now time.Time) (coalesced bool
 		return false, err
 	}
 	if old == nil || old.State == Dead {
-		due, err := q.notBefore(t, req.r, now)
-		if err != nil {
-			return false, err
-		}
+		due := q.notBefore(req.r, now)
 		t.wake = true
 		rec := &record{Job: Job{
 			Network: req.network, UserID: req.userID, State: Pending,
@@ -88,32 +80,44 @@ func (q *Queue) Lease(max int, d time.Duration) ([]Lease, error) {
 	q.leaseMu.Lock()
 	defer q.leaseMu.Unlock()
 
-	var (
-		leases []Lease
-		next   uint64
-	)
-	from := q.floor.beginScan()
+	var leases []Lease
+	for len(leases) < max {
+		// Hints are taken off the heap before the transaction that checks
+		// them begins, so its snapshot holds the commit behind each one:
+		// a hint it finds stale is stale.
+		popped := q.hints.popDue(dueNanos(q.now()), max-len(leases))
+		if len(popped) == 0 {
+			break
+		}
+		got, err := q.leaseHinted(popped, d)
+		if err != nil {
+			// The hints may still be good; checking them is the next
+			// Lease's job.
+			q.hints.push(popped...)
+			if len(leases) > 0 {
+				return leases, nil // the error comes back on the next call
+			}
+			return nil, fmt.Errorf("queue: lease: %w", err)
+		}
+		leases = append(leases, got...)
+	}
+	return leases, nil
+}
+
+// leaseHinted leases, in one transaction, the jobs that hints still name.
+func (q *Queue) leaseHinted(hs []hint, d time.Duration) ([]Lease, error) {
+	var leases []Lease
 	err := q.write(func(t *tx) error {
 		leases = leases[:0]
 		now := q.now()
-		var due []dueRef
-		var err error
-		due, next, err = dueRefs(t.txn, from, now, max)
-		if err != nil {
-			return err
-		}
-		for _, dr := range due {
-			old, err := t.get(dr.ref)
+		for _, h := range hs {
+			r := ref(h.ref)
+			old, err := t.get(r)
 			if err != nil && !errors.Is(err, ErrNotFound) {
 				return err
 			}
-			if old == nil || old.State == Dead || dueNanos(old.Due) != dr.due {
-				// A stray index key; put never leaves one, but if one
-				// appears, drop it rather than trip over it on every scan.
-				if err := t.txn.Delete(dueKey(time.Unix(0, int64(dr.due)), dr.ref)); err != nil {
-					return err
-				}
-				continue
+			if old == nil || old.State == Dead || dueNanos(old.Due) != h.due {
+				continue // a stale hint: the job moved on since
 			}
 			id, err := q.nextLeaseID()
 			if err != nil {
@@ -125,57 +129,14 @@ func (q *Queue) Lease(max int, d time.Duration) ([]Lease, error) {
 			rec.Due = now.Add(d)
 			rec.Again = false
 			rec.againAt = time.Time{}
-			if err := t.put(dr.ref, old, &rec); err != nil {
+			if err := t.put(r, old, &rec); err != nil {
 				return err
 			}
 			leases = append(leases, Lease{Job: rec.Job, ID: id, Until: rec.Due})
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("queue: lease: %w", err)
-	}
-	q.floor.raise(next)
-	return leases, nil
-}
-
-type dueRef struct {
-	due uint64
-	ref ref
-}
-
-// dueRefs returns up to max due-index entries due at or before now, in due
-// order, reading keys only from due time from on. next is a lower bound for
-// the due time of every live entry after them (math.MaxUint64 if there is
-// none).
-//
-// The iterator returns deleted keys too (AllVersions), so the scan stops at
-// the first key due after now even if that key is a tombstone: a plain
-// iterator would skip the tombstones internally, through all of those left
-// by leases that were acked long before they expired.
-func dueRefs(txn *badger.Txn, from uint64, now time.Time, max int) (due []dueRef, next uint64, err error) {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixDue), AllVersions: true})
-	defer it.Close()
-	limit := dueNanos(now)
-	var last []byte
-	for it.Seek(dueFloorKey(from)); it.Valid(); it.Next() {
-		item := it.Item()
-		if bytes.Equal(item.Key(), last) {
-			continue // an older version; the newest came first
-		}
-		last = item.KeyCopy(last)
-		n, r, ok := parseDueKey(last)
-		if !ok {
-			return nil, 0, fmt.Errorf("malformed due key %q", last)
-		}
-		if n > limit || len(due) == max {
-			return due, n, nil
-		}
-		if !item.IsDeletedOrExpired() {
-			due = append(due, dueRef{due: n, ref: bytes.Clone(r)})
-		}
-	}
-	return due, math.MaxUint64, nil
+	return leases, err
 }
 
 func (q *Queue) nextLeaseID() (uint64, error) {
@@ -222,11 +183,8 @@ func (q *Queue) Ack(l Lease) error {
 		}
 		now := q.now()
 		if !old.Again {
-			if interval := time.Duration(q.minInterval.Load()); interval > 0 {
-				e := badger.NewEntry(sentKey(r), encodeNanos(now)).WithTTL(interval + time.Second)
-				if err := t.txn.SetEntry(e); err != nil {
-					return err
-				}
+			if q.minInterval.Load() > 0 {
+				t.sent = append(t.sent, string(r))
 			}
 			return t.put(r, old, nil)
 		}
@@ -333,43 +291,15 @@ func (r *record) againStart(now time.Time) time.Time {
 
 // notBefore is when a new ping for r may be sent: now, or MinInterval after
 // the user's last acked ping if that was recent.
-func (q *Queue) notBefore(t *tx, r ref, now time.Time) (time.Time, error) {
+func (q *Queue) notBefore(r ref, now time.Time) time.Time {
 	interval := time.Duration(q.minInterval.Load())
 	if interval <= 0 {
-		return now, nil
+		return now
 	}
-	item, err := t.txn.Get(sentKey(r))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return now, nil
-	}
-	if err != nil {
-		return time.Time{}, err
-	}
-	var sent time.Time
-	err = item.Value(func(v []byte) error {
-		var ok bool
-		sent, ok = decodeNanos(v)
-		if !ok {
-			return fmt.Errorf("queue: last ping of %s: %w: malformed", r, errCorrupt)
+	if sent, ok := q.recent.last(string(r)); ok {
+		if next := sent.Add(interval); next.After(now) {
+			return next
 		}
-		return nil
-	})
-	if err != nil {
-		return time.Time{}, err
 	}
-	if next := sent.Add(interval); next.After(now) {
-		return next, nil
-	}
-	return now, nil
-}
-
-func encodeNanos(t time.Time) []byte {
-	return binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano()))
-}
-
-func decodeNanos(b []byte) (time.Time, bool) {
-	if len(b) != 8 {
-		return time.Time{}, false
-	}
-	return time.Unix(0, int64(binary.BigEndian.Uint64(b))).UTC(), true
+	return now
 }

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 const net = "example.fyre.co"
@@ -445,19 +443,22 @@ func TestReasonIsTruncated(t *testing.T) {
 	}
 }
 
-func TestLeaseDropsStrayIndexKeys(t *testing.T) {
+func TestLeaseDropsStaleHints(t *testing.T) {
 	q, clk := newQueue(t)
 	enqueue(t, q, net, "real")
-	r, _ := newRef(net, "ghost")
-	if err := q.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(dueKey(clk.Now().Add(-time.Second), r), nil)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if l := leaseOne(t, q, time.Minute); l.Job.UserID != "real" {
-		t.Fatalf("leased %s, want real", l.Job.UserID)
+	ghost, _ := newRef(net, "ghost")
+	live, _ := newRef(net, "real")
+	q.hints.push(
+		hint{due: dueNanos(clk.Now().Add(-time.Second)), ref: string(ghost)}, // no such job
+		hint{due: dueNanos(clk.Now().Add(-time.Second)), ref: string(live)},  // not its due time
+	)
+	if ls := lease(t, q, 1, time.Minute); len(ls) != 1 || ls[0].Job.UserID != "real" {
+		t.Fatalf("leased %v, want real alone", ls)
 	}
 	if due, _, _ := q.NextDue(); !due.Equal(clk.Now().Add(time.Minute)) {
-		t.Fatalf("NextDue = %v: the stray key is still indexed", due)
+		t.Fatalf("NextDue = %v: a stale hint is still in front", due)
+	}
+	if n := q.hints.len(); n != 1 {
+		t.Fatalf("%d hints left, want the lease's own", n)
 	}
 }

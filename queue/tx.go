@@ -3,28 +3,37 @@ package queue
 import (
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
 
 // tx is one transition's Badger transaction. put is the single place that
-// keeps the job record, its index keys and the counters in step.
+// keeps the job record, the dead index, and what the in-memory indexes
+// learn after the commit (counters, ages, due hints) in step.
 type tx struct {
 	txn   *badger.Txn
 	moves []move
+	ages  []ageMove
+	hints []hint
+	sent  []string // refs whose ping was acked
 	wake  bool
-	// minDue is the earliest due time this transaction indexed a job at
-	// (math.MaxUint64: none), for the due floor.
-	minDue uint64
 }
 
 // move is a job changing state; "" stands for absent.
 type move struct {
 	network  string
 	from, to State
+}
+
+// ageMove adds n (1 or -1) jobs owing a ping since at (unix nanoseconds) to
+// network's age index.
+type ageMove struct {
+	network string
+	at      int64
+	n       int
 }
 
 // write runs fn in a read-write transaction, retrying it from scratch when
@@ -35,17 +44,13 @@ func (q *Queue) write(fn func(t *tx) error) error {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		t := &tx{minDue: math.MaxUint64}
+		t := &tx{}
 		err := q.db.Update(func(txn *badger.Txn) error {
 			t.txn = txn
 			return fn(t)
 		})
 		if err == nil {
-			q.counters.apply(t.moves)
-			q.floor.lower(t.minDue)
-			if t.wake {
-				q.wake()
-			}
+			q.committed(t)
 			return nil
 		}
 		if badgerNoSpace(err) {
@@ -54,6 +59,24 @@ func (q *Queue) write(fn func(t *tx) error) error {
 		if !errors.Is(err, badger.ErrConflict) || attempt == maxConflictRetries {
 			return err
 		}
+	}
+}
+
+// committed tells the in-memory indexes what t changed, once it has
+// committed: never before, or a Lease could meet a hint for a job it cannot
+// see yet, take the hint for a stale one and drop it.
+func (q *Queue) committed(t *tx) {
+	q.counters.apply(t.moves, t.ages)
+	q.hints.push(t.hints...)
+	if len(t.sent) > 0 {
+		interval := time.Duration(q.minInterval.Load())
+		now := q.now()
+		for _, r := range t.sent {
+			q.recent.note(r, now, interval)
+		}
+	}
+	if t.wake {
+		q.wake()
 	}
 }
 
@@ -75,29 +98,11 @@ func (t *tx) get(r ref) (*record, error) {
 }
 
 // put replaces record old (nil: absent) with rec (nil: delete), moving the
-// due, dead and age index keys to match.
+// dead index key to match and noting the due hint and age moves.
 func (t *tx) put(r ref, old, rec *record) error {
-	oldLive := old != nil && old.State != Dead
-	newLive := rec != nil && rec.State != Dead
 	oldDead := old != nil && old.State == Dead
 	newDead := rec != nil && rec.State == Dead
-	dueMoved := !oldLive || !newLive || dueNanos(old.Due) != dueNanos(rec.Due)
-	ageMoved := !oldLive || !newLive || dueNanos(old.EnqueuedAt) != dueNanos(rec.EnqueuedAt)
-
 	w := keyWriter{txn: t.txn}
-	if oldLive && dueMoved {
-		w.del(dueKey(old.Due, r))
-	}
-	if newLive && dueMoved {
-		w.set(dueKey(rec.Due, r), nil)
-		t.minDue = min(t.minDue, dueNanos(rec.Due))
-	}
-	if oldLive && ageMoved {
-		w.del(ageKey(old.EnqueuedAt, r))
-	}
-	if newLive && ageMoved {
-		w.set(ageKey(rec.EnqueuedAt, r), nil)
-	}
 	if oldDead && !newDead {
 		w.del(deadKey(r))
 	}
@@ -112,7 +117,26 @@ func (t *tx) put(r ref, old, rec *record) error {
 	if w.err != nil {
 		return w.err
 	}
+	t.note(r, old, rec)
+	return nil
+}
 
+// note records what a change from old to rec means for the in-memory
+// indexes, to apply once the transaction has committed.
+func (t *tx) note(r ref, old, rec *record) {
+	oldLive := old != nil && old.State != Dead
+	newLive := rec != nil && rec.State != Dead
+	dueMoved := !oldLive || !newLive || dueNanos(old.Due) != dueNanos(rec.Due)
+	ageMoved := !oldLive || !newLive || dueNanos(old.EnqueuedAt) != dueNanos(rec.EnqueuedAt)
+	if newLive && dueMoved {
+		t.hints = append(t.hints, hint{due: dueNanos(rec.Due), ref: string(r)})
+	}
+	if oldLive && ageMoved {
+		t.ages = append(t.ages, ageMove{network: old.Network, at: int64(dueNanos(old.EnqueuedAt)), n: -1})
+	}
+	if newLive && ageMoved {
+		t.ages = append(t.ages, ageMove{network: rec.Network, at: int64(dueNanos(rec.EnqueuedAt)), n: 1})
+	}
 	m := move{}
 	if old != nil {
 		m.network, m.from = old.Network, old.State
@@ -123,7 +147,6 @@ func (t *tx) put(r ref, old, rec *record) error {
 	if m.from != m.to {
 		t.moves = append(t.moves, m)
 	}
-	return nil
 }
 
 // keyWriter keeps the first error of a run of writes.
@@ -162,13 +185,18 @@ func (t *tally) add(s State, n int) {
 
 func (t *tally) live() int { return t.pending + t.leased + t.retrying }
 
+// counters are the job counts and ages per network, in memory: rebuilt
+// from the job records at Open and moved after every commit. Both are sums,
+// so commits that finish in another order than they committed in still
+// leave them right.
 type counters struct {
 	mu        sync.Mutex
 	byNetwork map[string]*tally
+	ages      map[string]*ageIndex
 }
 
-func (c *counters) apply(moves []move) {
-	if len(moves) == 0 {
+func (c *counters) apply(moves []move, ages []ageMove) {
+	if len(moves) == 0 && len(ages) == 0 {
 		return
 	}
 	c.mu.Lock()
@@ -181,8 +209,19 @@ func (c *counters) apply(moves []move) {
 		}
 		t.add(m.from, -1)
 		t.add(m.to, 1)
-		if t.live()+t.dead == 0 {
+		if *t == (tally{}) {
 			delete(c.byNetwork, m.network)
+		}
+	}
+	for _, m := range ages {
+		a := c.ages[m.network]
+		if a == nil {
+			a = &ageIndex{count: make(map[int64]int)}
+			c.ages[m.network] = a
+		}
+		a.add(m.at, m.n)
+		if len(a.count) == 0 {
+			delete(c.ages, m.network)
 		}
 	}
 }
@@ -195,4 +234,60 @@ func (c *counters) snapshot() map[string]tally {
 		s[n] = *t
 	}
 	return s
+}
+
+// oldest returns the earliest EnqueuedAt among network's jobs that owe a
+// ping.
+func (c *counters) oldest(network string) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a := c.ages[network]
+	if a == nil {
+		return time.Time{}, false
+	}
+	n, ok := a.oldest()
+	return time.Unix(0, n).UTC(), ok
+}
+
+// ageIndex counts one network's jobs that owe a ping by their EnqueuedAt
+// (unix nanoseconds), so Stats can report the oldest without a scan. A
+// count may dip below zero for a moment: the commit that took a job out
+// can reach apply before the one that put it in.
+type ageIndex struct {
+	count map[int64]int
+	// min is the least key with a positive count while minOK; a change
+	// that may make it wrong clears minOK, and oldest looks again.
+	min   int64
+	minOK bool
+}
+
+func (a *ageIndex) add(at int64, n int) {
+	c := a.count[at] + n
+	if c == 0 {
+		delete(a.count, at)
+	} else {
+		a.count[at] = c
+	}
+	switch {
+	case c <= 0 && at == a.min:
+		a.minOK = false
+	case c > 0 && a.minOK && at < a.min:
+		a.min = at
+	}
+}
+
+func (a *ageIndex) oldest() (int64, bool) {
+	if !a.minOK {
+		found := false
+		for at, c := range a.count {
+			if c > 0 && (!found || at < a.min) {
+				a.min, found = at, true
+			}
+		}
+		if !found {
+			return 0, false
+		}
+		a.minOK = true
+	}
+	return a.min, true
 }

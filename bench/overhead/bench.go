@@ -229,25 +229,19 @@ func (b *bench) sideBySide(ctx context.Context, name string, caddy *proc, base, 
 		pr := pair{BaseFirst: round%2 == 0}
 		runLive := func() error {
 			sampler := sampleRSS(caddy.pid(), 200*time.Millisecond)
-			var profile chan error
-			if round == 0 && b.o.pprofDir != "" {
-				profile = make(chan error, 1)
-				go func() { profile <- b.cpuProfile(ctx, name, b.o.duration) }()
-			}
+			profiled := b.profileRound(ctx, round, name)
 			rep, cpu, err := b.runWrkCPU(ctx, caddy, live(round))
 			if m := sampler.peak(); m.RSS > peak.RSS {
 				peak = m
 			}
-			if profile != nil {
-				if perr := <-profile; perr != nil {
-					fmt.Fprintf(os.Stderr, "pprof: %v\n", perr)
-				}
-			}
+			profiled()
 			pr.Live, pr.LiveCPU = rep, cpu
 			return err
 		}
 		runBase := func() (err error) {
+			profiled := b.profileRound(ctx, round, name+"-plain")
 			pr.Base, pr.BaseCPU, err = b.runWrkCPU(ctx, caddy, base(round))
+			profiled()
 			return err
 		}
 		steps := []func() error{runBase, runLive}
@@ -264,6 +258,21 @@ func (b *bench) sideBySide(ctx context.Context, name string, caddy *proc, base, 
 		pairs = append(pairs, pr)
 	}
 	return pairs, peak, nil
+}
+
+// profileRound starts a CPU profile of Caddy, saved as name, when this is
+// the first round and -pprof is set; the returned func waits for it.
+func (b *bench) profileRound(ctx context.Context, round int, name string) (wait func()) {
+	if round != 0 || b.o.pprofDir == "" {
+		return func() {}
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.cpuProfile(ctx, name, b.o.duration) }()
+	return func() {
+		if err := <-done; err != nil {
+			fmt.Fprintf(os.Stderr, "pprof %s: %v\n", name, err)
+		}
+	}
 }
 
 // runWrkCPU runs w and returns, besides its summary, the CPU time caddy

@@ -7,36 +7,45 @@ import (
 	"time"
 )
 
-func TestDueFloor(t *testing.T) {
-	var f dueFloor // starts at 0: scan everything
-	if from := f.beginScan(); from != 0 {
-		t.Fatalf("a fresh floor starts scans at %d, want 0", from)
+func TestHintHeap(t *testing.T) {
+	var s hints
+	s.push(hint{due: 30, ref: "c"}, hint{due: 10, ref: "b"}, hint{due: 10, ref: "a"}, hint{due: 20, ref: "d"})
+	s.push(hint{due: 5, ref: "e"})
+	if h, ok := s.first(); !ok || h != (hint{due: 5, ref: "e"}) {
+		t.Fatalf("first = %v, %v", h, ok)
 	}
-	f.raise(100)
-	if from := f.beginScan(); from != 100 {
-		t.Fatalf("after raise(100) scans start at %d", from)
+	got := s.popDue(20, 10)
+	want := []hint{{5, "e"}, {10, "a"}, {10, "b"}, {20, "d"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("popDue(20, 10) = %v, want %v", got, want)
 	}
-	// A key committed during the scan, below what the scan will find in
-	// its older snapshot, must stay above the floor.
-	f.lower(150)
-	f.raise(200)
-	if from := f.beginScan(); from != 150 {
-		t.Fatalf("after lower(150) during a scan that found 200, scans start at %d, want 150", from)
+	if got := s.popDue(math.MaxUint64, 0); len(got) != 0 {
+		t.Fatalf("popDue with max 0 took %v", got)
 	}
-	f.raise(math.MaxUint64)
-	if from := f.beginScan(); from != math.MaxUint64 {
-		t.Fatalf("an empty index starts scans at %d", from)
+	s.drop(hint{due: 99, ref: "x"}) // not the first: nothing happens
+	if s.len() != 1 {
+		t.Fatalf("%d hints left, want 1", s.len())
 	}
-	f.lower(50) // between scans
-	f.raise(70)
-	if from := f.beginScan(); from != 50 {
-		t.Fatalf("a key lowered before the scan began was lost: scans start at %d, want 50", from)
+	s.drop(hint{due: 30, ref: "c"})
+	if _, ok := s.first(); ok {
+		t.Fatal("the heap is not empty after dropping its last hint")
+	}
+
+	// Many hints come out in order.
+	for i := range 1000 {
+		s.push(hint{due: uint64((i * 7919) % 1000), ref: fmt.Sprint(i)})
+	}
+	last := uint64(0)
+	for _, h := range s.popDue(math.MaxUint64, 2000) {
+		if h.due < last {
+			t.Fatalf("hint due %d came after %d", h.due, last)
+		}
+		last = h.due
 	}
 }
 
-// Jobs indexed below the floor by later transitions are found: the floor
-// comes down for a Retry due in the past, a replay, and a new enqueue after
-// Lease and NextDue raised it past everything.
+// Jobs due earlier than everything Lease and NextDue have looked at are
+// found: a Retry due in the past, a replay, and a new enqueue.
 func TestFloorComesDownForEarlierJobs(t *testing.T) {
 	q, clk := newQueue(t)
 	enqueue(t, q, net, "a")
@@ -67,9 +76,8 @@ func TestFloorComesDownForEarlierJobs(t *testing.T) {
 	}
 }
 
-// Badger keeps older versions of a key until compaction, and Lease reads
-// them all (AllVersions) to stop at tombstones: only the newest version of
-// each due key may count.
+// A job due again at a time it was due before is leased once, and hints of
+// acked jobs lease nothing.
 func TestLeaseReadsOnlyNewestVersionOfDueKeys(t *testing.T) {
 	q, clk := newQueue(t)
 	due := clk.Now()
@@ -98,8 +106,8 @@ func TestLeaseReadsOnlyNewestVersionOfDueKeys(t *testing.T) {
 	}
 }
 
-// Lease stops at the first key due after now even when it is a tombstone,
-// and the floor it leaves behind still finds a job indexed below it.
+// Hints left by acked jobs, due before and after now, lease nothing and do
+// not hide a job enqueued later.
 func TestLeaseStopsAtLaterTombstones(t *testing.T) {
 	q, clk := newQueue(t)
 	for i := range 100 {
@@ -110,7 +118,7 @@ func TestLeaseStopsAtLaterTombstones(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// 100 tombstones an hour ahead, 100 behind; nothing live.
+	// 100 stale hints an hour ahead; nothing live.
 	if ls := lease(t, q, 10, time.Minute); len(ls) != 0 {
 		t.Fatalf("leased %d jobs from an index of tombstones", len(ls))
 	}
