@@ -57,10 +57,10 @@
 // # Indexes in memory
 //
 // Badger holds the job records and nothing derived from them, so an
-// Enqueue of a new user reads one key and writes one, and an Ack reads one
-// and deletes one. What the queue needs to find jobs quickly lives in
-// memory, rebuilt by one scan of the job records at Open (which Open makes
-// anyway, to recover leases):
+// Enqueue of a new user writes one key, and an Ack reads one and deletes
+// one. What the queue needs to find jobs quickly lives in memory, rebuilt by
+// one scan of the job records at Open (which Open makes anyway, to recover
+// leases):
 //
 //   - The due heap: a hint (due time, ref) for every job that owes a ping,
 //     at its Due (a Leased job at its lease expiry). Hints are pushed after
@@ -78,9 +78,16 @@
 //   - The time of each user's last acked ping, for MinInterval, kept for one
 //     interval. It is not rebuilt at Open: after a restart a user's next
 //     update pings at once.
+//   - An existence filter: a counting Bloom filter of the refs that have a
+//     record (4 MiB of counters), so that an Enqueue of a user with no job
+//     skips the Badger read, which for a missing key searches every level.
+//     It may say "maybe" for a ref with no record (then Enqueue reads), never
+//     "no" for one with a record; see existence for why the order of its
+//     updates guarantees that.
 //
 // Memory grows with the jobs owed, about 100 bytes each for the hint and
-// the age count (10 MB for 100,000); dead letters cost none.
+// the age count (10 MB for 100,000), plus the filter's 4 MiB; dead letters
+// cost nothing but their share of the filter.
 //
 // Version 1 of the format kept these indexes in Badger (d/<due><ref>,
 // o/<network>\x00<enqueued><user>, s/<ref> with a TTL). Open drops those

@@ -98,6 +98,7 @@ type Queue struct {
 	group  groupCommit
 	hints  hints
 	recent recentPings
+	exists *existence
 	disk   diskGuard
 
 	minInterval atomic.Int64 // time.Duration
@@ -159,6 +160,7 @@ func Open(opts Options) (*Queue, error) {
 		disk:   diskGuard{dir: opts.Dir},
 		now:    func() time.Time { return normalize(now()) },
 		notify: make(chan struct{}, 1),
+		exists: newExistence(),
 	}
 	if err := q.start(); err != nil {
 		db.Close()
@@ -309,6 +311,7 @@ func (q *Queue) count() ([]ref, error) {
 				return err
 			}
 			t.note(r, nil, rec)
+			q.exists.add(r)
 			if rec.State == Leased {
 				leased = append(leased, r)
 			}

@@ -36,9 +36,16 @@ func (q *Queue) Enqueue(network, userID string) (coalesced bool, err error) {
 // errCorrupt before writing anything when the user's stored records are
 // unreadable, so the rest of the batch can go on.
 func (q *Queue) enqueueIn(t *tx, req *enqueueReq, now time.Time) (coalesced bool, err error) {
-	old, err := t.get(req.r)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return false, err
+	var old *record
+	if q.exists.mayHave(req.r) {
+		old, err = t.get(req.r)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return false, err
+		}
+	}
+	if old == nil {
+		// Before the commit: see existence.
+		q.exists.add(req.r)
 	}
 	if old == nil || old.State == Dead {
 		due := q.notBefore(req.r, now)

@@ -19,6 +19,7 @@ type tx struct {
 	ages  []ageMove
 	hints []hint
 	sent  []string // refs whose ping was acked
+	gone  []ref    // refs whose record was deleted
 	wake  bool
 }
 
@@ -68,6 +69,9 @@ func (q *Queue) write(fn func(t *tx) error) error {
 func (q *Queue) committed(t *tx) {
 	q.counters.apply(t.moves, t.ages)
 	q.hints.push(t.hints...)
+	for _, r := range t.gone {
+		q.exists.remove(r)
+	}
 	if len(t.sent) > 0 {
 		interval := time.Duration(q.minInterval.Load())
 		now := q.now()
@@ -111,6 +115,9 @@ func (t *tx) put(r ref, old, rec *record) error {
 	}
 	if rec == nil {
 		w.del(jobKey(r))
+		if old != nil {
+			t.gone = append(t.gone, r)
+		}
 	} else {
 		w.set(jobKey(r), rec.encode())
 	}

@@ -261,9 +261,10 @@ func (b *bench) sideBySide(ctx context.Context, name string, caddy *proc, base, 
 }
 
 // profileRound starts a CPU profile of Caddy, saved as name, when this is
-// the first round and -pprof is set; the returned func waits for it.
+// the last round (where the watched scenario's queue is longest) and -pprof
+// is set; the returned func waits for it.
 func (b *bench) profileRound(ctx context.Context, round int, name string) (wait func()) {
-	if round != 0 || b.o.pprofDir == "" {
+	if round != b.o.rounds-1 || b.o.pprofDir == "" {
 		return func() {}
 	}
 	done := make(chan error, 1)

@@ -72,7 +72,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.pingWorkers, "ping-workers", 0, "livefyre workers (pings in flight) of scenario 3's Caddy; 0 is the plugin's default (4)")
 	fs.IntVar(&o.pending, "pending", 100000, "pending pings for scenario 5")
 	fs.IntVar(&o.portBase, "port-base", 18100, "first of the 100 loopback ports used")
-	fs.StringVar(&o.pprofDir, "pprof", "", "save CPU profiles of Caddy during the first round of each variant here (<scenario>.pprof, <scenario>-plain.pprof)")
+	fs.StringVar(&o.pprofDir, "pprof", "", "save CPU profiles of Caddy during the last round of each variant here (<scenario>.pprof, <scenario>-plain.pprof)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (Caddyfiles, logs, queues)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
