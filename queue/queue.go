@@ -58,7 +58,7 @@ type Options struct {
 // Badger settings for a sidecar: the queue holds small records, so the
 // memtables, caches and value-log files are far below Badger's defaults
 // (64 MiB memtables ×5, 256 MiB block cache, 1 GiB value-log files).
-// With 100k jobs queued, the whole Caddy process holds 120–150 MB resident
+// With 100k jobs queued, the whole Caddy process holds 110–115 MB resident
 // (bench/queue-rss.sh; BENCHMARKS.md), half of it Caddy's own binary.
 const (
 	memTableSize     = 8 << 20
