@@ -375,3 +375,44 @@ func TestOpenUpgradesFormatV1(t *testing.T) {
 		t.Fatalf("Open = %v", err)
 	}
 }
+
+// Open rebuilds the in-memory indexes of a queue bigger than one chunk of
+// its scan: every job is counted, aged and leasable again.
+func TestReopenRebuildsIndexesOfManyJobs(t *testing.T) {
+	dir := t.TempDir()
+	clk := newClock()
+	q := open(t, dir, clk)
+	const jobs = 5000
+	enqueue(t, q, net, "gone")
+	if err := q.Dead(leaseOne(t, q, time.Minute), "404"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range jobs {
+		enqueue(t, q, net, fmt.Sprint(i))
+	}
+	clk.Add(time.Second)
+	enqueue(t, q, "other.fyre.co", "late")
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	q = open(t, dir, clk)
+	s := stats(t, q)
+	if got := s[net]; got.Pending != jobs || got.Dead != 1 || !got.OldestPending.Equal(clk.Now().Add(-time.Second)) {
+		t.Fatalf("stats of %s after reopen: %+v", net, got)
+	}
+	if got := s["other.fyre.co"]; got.Pending != 1 || !got.OldestPending.Equal(clk.Now()) {
+		t.Fatalf("stats of other.fyre.co after reopen: %+v", got)
+	}
+	leased := 0
+	for {
+		ls := lease(t, q, 256, time.Minute)
+		if len(ls) == 0 {
+			break
+		}
+		leased += len(ls)
+	}
+	if leased != jobs+1 {
+		t.Fatalf("leased %d jobs after reopen, want %d", leased, jobs+1)
+	}
+}

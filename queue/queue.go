@@ -291,6 +291,8 @@ func (q *Queue) checkFormat() error {
 // count rebuilds the in-memory indexes (counters, ages, due hints) with one
 // scan of the job records and returns the refs of Leased jobs.
 func (q *Queue) count() ([]ref, error) {
+	q.counters.byNetwork = make(map[string]*tally)
+	q.counters.ages = make(map[string]*ageIndex)
 	var (
 		leased []ref
 		t      tx
@@ -315,14 +317,16 @@ func (q *Queue) count() ([]ref, error) {
 			if rec.State == Leased {
 				leased = append(leased, r)
 			}
+			if len(t.moves) == 4096 { // a million jobs need not be held twice
+				q.committed(&t)
+				t = tx{}
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: open %s: counting jobs: %w", q.dir, err)
 	}
-	q.counters.byNetwork = make(map[string]*tally)
-	q.counters.ages = make(map[string]*ageIndex)
 	q.committed(&t)
 	return leased, nil
 }

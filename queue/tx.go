@@ -38,7 +38,7 @@ type ageMove struct {
 }
 
 // write runs fn in a read-write transaction, retrying it from scratch when
-// it loses a conflict, and applies its counter moves once it commits. It
+// it loses a conflict, and tells the in-memory indexes once it commits. It
 // writes nothing while the disk is below the reserve (see diskReserve).
 func (q *Queue) write(fn func(t *tx) error) error {
 	if err := q.disk.check(); err != nil {
