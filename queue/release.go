@@ -1,9 +1,6 @@
 package queue
 
-import (
-	"fmt"
-	"time"
-)
+import "time"
 
 // Release hands a lease back without counting an attempt: the job becomes
 // due now, Pending (or Retrying if it had failed before), with its
@@ -27,16 +24,7 @@ func (q *Queue) Postpone(l Lease, due time.Time) error {
 
 // handBack ends lease l without an attempt, the job due at due (zero: now).
 func (q *Queue) handBack(l Lease, due time.Time) error {
-	if err := q.enter(); err != nil {
-		return err
-	}
-	defer q.mu.RUnlock()
-	err := q.write(func(t *tx) error {
-		r, old, err := t.leased(l)
-		if err != nil {
-			return err
-		}
-		now := q.now()
+	return q.settle("hand back", l, func(t *tx, r ref, old *record, now time.Time) error {
 		rec := *old
 		rec.State = Pending
 		if rec.Attempts > 0 {
@@ -53,8 +41,4 @@ func (q *Queue) handBack(l Lease, due time.Time) error {
 		rec.againAt = time.Time{}
 		return t.put(r, old, &rec)
 	})
-	if err != nil {
-		return fmt.Errorf("queue: hand back %s/%s: %w", l.Job.Network, l.Job.UserID, err)
-	}
-	return nil
 }

@@ -179,16 +179,7 @@ func (t *tx) leased(l Lease) (ref, *record, error) {
 // then it starts a new episode, Pending and due now, with no attempts or
 // errors, EnqueuedAt being the first update seen during the lease.
 func (q *Queue) Ack(l Lease) error {
-	if err := q.enter(); err != nil {
-		return err
-	}
-	defer q.mu.RUnlock()
-	err := q.write(func(t *tx) error {
-		r, old, err := t.leased(l)
-		if err != nil {
-			return err
-		}
-		now := q.now()
+	return q.settle("ack", l, func(t *tx, r ref, old *record, now time.Time) error {
 		if !old.Again {
 			if q.minInterval.Load() > 0 {
 				t.sent = append(t.sent, string(r))
@@ -202,10 +193,6 @@ func (q *Queue) Ack(l Lease) error {
 		}}
 		return t.put(r, old, rec)
 	})
-	if err != nil {
-		return fmt.Errorf("queue: ack %s/%s: %w", l.Job.Network, l.Job.UserID, err)
-	}
-	return nil
 }
 
 // Retry records a failed attempt and makes the job Retrying, due at due.
@@ -213,17 +200,9 @@ func (q *Queue) Ack(l Lease) error {
 // is the first). Again is cleared: the retried ping comes after the update
 // that set it, so it is the ping owed.
 func (q *Queue) Retry(l Lease, due time.Time, reason string) error {
-	if err := q.enter(); err != nil {
-		return err
-	}
-	defer q.mu.RUnlock()
-	err := q.write(func(t *tx) error {
-		r, old, err := t.leased(l)
-		if err != nil {
-			return err
-		}
+	return q.settle("retry", l, func(t *tx, r ref, old *record, now time.Time) error {
 		rec := *old
-		rec.recordFailure(q.now(), reason)
+		rec.recordFailure(now, reason)
 		rec.State = Retrying
 		rec.Due = normalize(due)
 		rec.LeaseID = 0
@@ -231,10 +210,6 @@ func (q *Queue) Retry(l Lease, due time.Time, reason string) error {
 		rec.againAt = time.Time{}
 		return t.put(r, old, &rec)
 	})
-	if err != nil {
-		return fmt.Errorf("queue: retry %s/%s: %w", l.Job.Network, l.Job.UserID, err)
-	}
-	return nil
 }
 
 // Dead gives up on the job: Attempts grows by one, reason is recorded as in
@@ -245,16 +220,7 @@ func (q *Queue) Retry(l Lease, due time.Time, reason string) error {
 // Pending, due now, with Attempts 0 and EnqueuedAt the first update seen
 // during the lease; the failure stays recorded in FirstError/LastError.
 func (q *Queue) Dead(l Lease, reason string) error {
-	if err := q.enter(); err != nil {
-		return err
-	}
-	defer q.mu.RUnlock()
-	err := q.write(func(t *tx) error {
-		r, old, err := t.leased(l)
-		if err != nil {
-			return err
-		}
-		now := q.now()
+	return q.settle("dead", l, func(t *tx, r ref, old *record, now time.Time) error {
 		rec := *old
 		rec.recordFailure(now, reason)
 		rec.LeaseID = 0
@@ -273,8 +239,25 @@ func (q *Queue) Dead(l Lease, reason string) error {
 		rec.DeadAt = now
 		return t.put(r, old, &rec)
 	})
+}
+
+// settle ends lease l: it runs fn on the job the lease still holds, in one
+// transaction, and names the transition (what) in its error.
+// ErrLeaseLost if l is no longer the job's current lease.
+func (q *Queue) settle(what string, l Lease, fn func(t *tx, r ref, old *record, now time.Time) error) error {
+	if err := q.enter(); err != nil {
+		return err
+	}
+	defer q.mu.RUnlock()
+	err := q.write(func(t *tx) error {
+		r, old, err := t.leased(l)
+		if err != nil {
+			return err
+		}
+		return fn(t, r, old, q.now())
+	})
 	if err != nil {
-		return fmt.Errorf("queue: dead %s/%s: %w", l.Job.Network, l.Job.UserID, err)
+		return fmt.Errorf("queue: %s %s/%s: %w", what, l.Job.Network, l.Job.UserID, err)
 	}
 	return nil
 }
