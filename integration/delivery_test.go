@@ -442,7 +442,11 @@ func TestReloadsUnderLoadDeliverOnce(t *testing.T) {
 // backoff.
 func TestWrongKeyHoldsPingsUntilReload(t *testing.T) {
 	const fixed = "the-right-key"
-	e := newEnv(t, livefyretest.Config{Key: fixed})
+	// The pings go out as soon as the new configuration starts, while the
+	// old one (with the wrong key) may still answer a pull on its way out:
+	// a pull at that moment is refused. Livefyre pulls minutes after a
+	// ping; the emulator waits half a second, as in the reload tests.
+	e := newEnv(t, livefyretest.Config{Key: fixed, PullDelay: reloadEmulator.PullDelay})
 	e.load(options{global: "workers 4"})
 	users := userIDs("key", 40)
 	updateUsers(t, sidecar, users, 4)
