@@ -76,8 +76,9 @@
 //     EnqueuedAt, for Stats and its OldestPending. Both are sums, moved after
 //     each commit, so commits that report back out of order still add up.
 //   - The time of each user's last acked ping, for MinInterval, kept for one
-//     interval. It is not rebuilt at Open: after a restart a user's next
-//     update pings at once.
+//     interval and noted before the Ack commits, so an Enqueue that loses a
+//     conflict to the Ack sees it on its retry. It is not rebuilt at Open:
+//     after a restart a user's next update pings at once.
 //   - An existence filter: a counting Bloom filter of the refs that have a
 //     record (4 MiB of counters), so that an Enqueue of a user with no job
 //     skips the Badger read, which for a missing key searches every level.

@@ -21,8 +21,10 @@ const existSlots = 1 << 22
 // commits (only Enqueue creates records, and Enqueue batches commit one at a
 // time), and removed only after the transaction that deletes it commits.
 // Adding early and removing late can only make it say "maybe" for a ref
-// with no record, which costs the read it would have made anyway. A counter
-// that reaches 255 stays there.
+// with no record, which costs the read it would have made anyway. An
+// attempt that does not commit (a lost conflict, a failed batch) takes its
+// adds back, so retries do not leave counts behind. A counter that reaches
+// 255 stays there.
 type existence struct {
 	mu     sync.Mutex
 	seed   maphash.Seed

@@ -84,3 +84,39 @@ func TestEnqueueAfterRecordsComeAndGo(t *testing.T) {
 		t.Fatalf("stats %+v, want one pending job", s)
 	}
 }
+
+// An enqueue batch that loses a Badger conflict runs again; the refs its
+// first attempt added to the filter are taken back, so a user whose job is
+// later delivered reads as absent again instead of "maybe" for good.
+func TestExistenceForgetsAddsOfAnAttemptThatLost(t *testing.T) {
+	q, _ := newQueue(t)
+	enqueue(t, q, net, "old")
+	fresh, _ := newRef(net, "fresh")
+	old, _ := newRef(net, "old")
+	attempts := 0
+	err := q.write(func(tx *tx) error {
+		attempts++
+		if _, err := q.enqueueIn(tx, newReq(t, net, "fresh"), q.now()); err != nil {
+			return err
+		}
+		if _, err := tx.get(old); err != nil {
+			return err
+		}
+		if attempts == 1 { // another commit touches "old": this attempt loses
+			enqueue(t, q, net, "old")
+		}
+		return nil
+	})
+	if err != nil || attempts != 2 {
+		t.Fatalf("write = %v after %d attempts, want success on the second", err, attempts)
+	}
+	for _, l := range lease(t, q, 10, time.Minute) {
+		if err := q.Ack(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantNotFound(t, q, net, "fresh")
+	if q.exists.mayHave(fresh) {
+		t.Error("the filter still counts a delivered job: the lost attempt's add was kept")
+	}
+}

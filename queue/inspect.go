@@ -53,7 +53,7 @@ func (q *Queue) NextDue() (time.Time, bool, error) {
 			rec, err = (&tx{txn: txn}).get(ref(h.ref))
 			return err
 		})
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, errCorrupt) {
 			return time.Time{}, false, fmt.Errorf("queue: next due: %w", err)
 		}
 		if rec != nil && rec.State != Dead && dueNanos(rec.Due) == h.due {

@@ -44,8 +44,10 @@ func (q *Queue) enqueueIn(t *tx, req *enqueueReq, now time.Time) (coalesced bool
 		}
 	}
 	if old == nil {
-		// Before the commit: see existence.
+		// Before the commit, and taken back if it does not (see existence
+		// and write).
 		q.exists.add(req.r)
+		t.added = append(t.added, req.r)
 	}
 	if old == nil || old.State == Dead {
 		due := q.notBefore(req.r, now)
@@ -71,7 +73,8 @@ func (q *Queue) enqueueIn(t *tx, req *enqueueReq, now time.Time) (coalesced bool
 // the same job while the first is current. max is capped at 256.
 //
 // Leasing clears Again: the ping about to be sent comes after every update
-// seen so far.
+// seen so far. A job whose record cannot be decoded is skipped (it cannot
+// be sent) rather than failing every Lease.
 func (q *Queue) Lease(max int, d time.Duration) ([]Lease, error) {
 	if max < 1 {
 		return nil, fmt.Errorf("queue: lease: max %d < 1", max)
@@ -120,6 +123,9 @@ func (q *Queue) leaseHinted(hs []hint, d time.Duration) ([]Lease, error) {
 		for _, h := range hs {
 			r := ref(h.ref)
 			old, err := t.get(r)
+			if errors.Is(err, errCorrupt) {
+				continue // it cannot be sent; it must not hold up the rest
+			}
 			if err != nil && !errors.Is(err, ErrNotFound) {
 				return err
 			}
@@ -138,6 +144,11 @@ func (q *Queue) leaseHinted(hs []hint, d time.Duration) ([]Lease, error) {
 			rec.againAt = time.Time{}
 			if err := t.put(r, old, &rec); err != nil {
 				return err
+			}
+			if dueNanos(rec.Due) == h.due {
+				// A clock that stepped back by d: put saw no new due
+				// time, but this hint is spent.
+				t.hints = append(t.hints, h)
 			}
 			leases = append(leases, Lease{Job: rec.Job, ID: id, Until: rec.Due})
 		}
@@ -181,8 +192,12 @@ func (t *tx) leased(l Lease) (ref, *record, error) {
 func (q *Queue) Ack(l Lease) error {
 	return q.settle("ack", l, func(t *tx, r ref, old *record, now time.Time) error {
 		if !old.Again {
-			if q.minInterval.Load() > 0 {
-				t.sent = append(t.sent, string(r))
+			// Noted before the commit: an Enqueue that loses a conflict
+			// to this Ack must find the ping on its retry. If the Ack does
+			// not commit, the user's next ping waits for nothing worse
+			// than the interval.
+			if interval := time.Duration(q.minInterval.Load()); interval > 0 {
+				q.recent.note(string(r), now, interval)
 			}
 			return t.put(r, old, nil)
 		}

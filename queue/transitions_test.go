@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 const net = "example.fyre.co"
@@ -460,5 +463,66 @@ func TestLeaseDropsStaleHints(t *testing.T) {
 	}
 	if n := q.hints.len(); n != 1 {
 		t.Fatalf("%d hints left, want the lease's own", n)
+	}
+}
+
+// A wall clock that steps back by exactly the lease time between Lease
+// taking a hint and its transaction leaves the job's Due where it was; the
+// spent hint is pushed again, so an expired lease is still found.
+func TestLeaseKeepsAHintWhenTheClockStepsBack(t *testing.T) {
+	const d = time.Minute
+	base := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	var (
+		mu    sync.Mutex
+		cur   = base
+		steps []time.Time // the next readings, then cur for ever
+	)
+	now := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(steps) > 0 {
+			cur, steps = steps[0], steps[1:]
+		}
+		return cur
+	}
+	q, err := Open(Options{Dir: t.TempDir(), Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	enqueue(t, q, net, "u") // due at base
+	mu.Lock()
+	steps = []time.Time{base, base.Add(-d)} // Lease's pop, then its transaction
+	mu.Unlock()
+	if ls := lease(t, q, 1, d); len(ls) != 1 || !ls[0].Until.Equal(base) {
+		t.Fatalf("leased %+v, want u until %v", ls, base)
+	}
+	mu.Lock()
+	steps = []time.Time{base.Add(time.Hour)} // the worker died; the lease ran out
+	mu.Unlock()
+	if due, ok, err := q.NextDue(); err != nil || !ok || !due.Equal(base) {
+		t.Fatalf("NextDue = %v, %v, %v; want the lease expiry %v", due, ok, err, base)
+	}
+	if ls := lease(t, q, 1, d); len(ls) != 1 {
+		t.Fatalf("the expired lease was not leased again (%d leases)", len(ls))
+	}
+}
+
+// A job record that cannot be decoded cannot be sent, and does not stop
+// Lease and NextDue from handing out the others.
+func TestCorruptRecordDoesNotBlockLease(t *testing.T) {
+	q, clk := newQueue(t)
+	enqueue(t, q, net, "bad")
+	clk.Add(time.Second)
+	enqueue(t, q, net, "good")
+	r, _ := newRef(net, "bad")
+	if err := q.db.Update(func(txn *badger.Txn) error { return txn.Set(jobKey(r), []byte{9}) }); err != nil {
+		t.Fatal(err)
+	}
+	if due, ok, err := q.NextDue(); err != nil || !ok || !due.Equal(clk.Now()) {
+		t.Fatalf("NextDue = %v, %v, %v; want good's due time", due, ok, err)
+	}
+	if ls := lease(t, q, 10, time.Minute); len(ls) != 1 || ls[0].Job.UserID != "good" {
+		t.Fatalf("leased %+v, want good alone", ls)
 	}
 }

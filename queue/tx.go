@@ -18,8 +18,10 @@ type tx struct {
 	moves []move
 	ages  []ageMove
 	hints []hint
-	sent  []string // refs whose ping was acked
-	gone  []ref    // refs whose record was deleted
+	gone  []ref // refs whose record was deleted
+	// added are the refs this attempt added to the existence filter; an
+	// attempt that does not commit takes them back.
+	added []ref
 	wake  bool
 }
 
@@ -46,13 +48,23 @@ func (q *Queue) write(fn func(t *tx) error) error {
 	}
 	for attempt := 0; ; attempt++ {
 		t := &tx{}
+		var fnErr error
 		err := q.db.Update(func(txn *badger.Txn) error {
 			t.txn = txn
-			return fn(t)
+			fnErr = fn(t)
+			return fnErr
 		})
 		if err == nil {
 			q.committed(t)
 			return nil
+		}
+		if fnErr != nil || errors.Is(err, badger.ErrConflict) {
+			// Nothing was written. (After any other error the commit may
+			// have gone through, and the filter keeps the refs: a "maybe"
+			// too many is safe.)
+			for _, r := range t.added {
+				q.exists.remove(r)
+			}
 		}
 		if badgerNoSpace(err) {
 			return fmt.Errorf("%w: %s: %v", syscall.ENOSPC, q.dir, err)
@@ -71,13 +83,6 @@ func (q *Queue) committed(t *tx) {
 	q.hints.push(t.hints...)
 	for _, r := range t.gone {
 		q.exists.remove(r)
-	}
-	if len(t.sent) > 0 {
-		interval := time.Duration(q.minInterval.Load())
-		now := q.now()
-		for _, r := range t.sent {
-			q.recent.note(r, now, interval)
-		}
 	}
 	if t.wake {
 		q.wake()
