@@ -449,8 +449,6 @@ func cmdRetry(fl caddycmd.Flags) (int, error) {
 		fmt.Printf("the ping for %s is queued again\n", ids[0])
 	case len(ids) > 1 && rep.Replayed < len(ids):
 		fmt.Printf("%s of %d queued again (the others were not dead)\n", count(rep.Replayed, "dead letter"), len(ids))
-	case len(ids) > 1:
-		fmt.Printf("%s queued again\n", count(rep.Replayed, "dead letter"))
 	default:
 		fmt.Printf("%s queued again\n", count(rep.Replayed, "dead letter"))
 	}
