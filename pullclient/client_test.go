@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -469,4 +470,18 @@ func TestValidUserID(t *testing.T) {
 			t.Errorf("ValidUserID(%q) = %v, want %v", id, got, want)
 		}
 	}
+}
+
+// FuzzValidUserID checks the hand-written id check against the pattern the
+// docs and every library give.
+func FuzzValidUserID(f *testing.F) {
+	pattern := regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+	for _, id := range []string{"42", "jane.doe-42", "", "abc\n", "a b", "é", "a\x00", "..", "\xff"} {
+		f.Add(id)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		if got, want := ValidUserID(id), pattern.MatchString(id); got != want {
+			t.Errorf("ValidUserID(%q) = %v, the pattern says %v", id, got, want)
+		}
+	})
 }
