@@ -123,7 +123,8 @@ type networkStats struct {
 	// Configured is false for a network that has jobs but no handler in the
 	// running config: its pings wait until it comes back.
 	Configured bool `json:"configured"`
-	// OldestPending is when the oldest update still owed a ping was seen.
+	// OldestPending is when the oldest update still owed a ping was seen
+	// (to the second).
 	OldestPending    time.Time `json:"oldest_pending,omitzero"`
 	OldestPendingAge float64   `json:"oldest_pending_age_seconds,omitempty"`
 	// LastSuccess and LastError come from the pings sent since Caddy

@@ -6,9 +6,18 @@ import (
 )
 
 // existSlots is the size of the existence filter: 4 MiB of counters, which
-// keeps false positives under 0.1% up to 100,000 job records and near 13% at
-// a million (each one costs a Badger read, nothing else).
+// gives about 0.1% false positives at 100,000 job records and 14% at a
+// million (each one costs a Badger read, nothing else).
 const existSlots = 1 << 22
+
+// existBlock is how many counters one ref's three lie among: one 64-byte
+// cache line, so that a check or an update of the filter costs one cache
+// miss rather than three. (Measured in front of an app, three misses into
+// 4 MiB cost a watched update about a microsecond.) The price is a few more
+// false positives: 0.1% rather than 0.03% at 100,000 records, 14% rather
+// than 13% at a million. (A slice this large starts on a page boundary, so
+// every block is a cache line.)
+const existBlock = 64
 
 // existence is a counting Bloom filter over the refs that have a job record
 // (live or dead). Enqueue consults it so that a user with no job, the usual
@@ -35,12 +44,16 @@ func newExistence() *existence {
 	return &existence{seed: maphash.MakeSeed(), counts: make([]uint8, existSlots)}
 }
 
-// slots returns the three counters of r.
+// slots returns the three counters of r, all in one block.
 func (e *existence) slots(r ref) [3]uint32 {
 	h := maphash.Bytes(e.seed, r)
-	lo, hi := uint32(h), uint32(h>>32)|1
-	const mask = existSlots - 1
-	return [3]uint32{lo & mask, (lo + hi) & mask, (lo + 2*hi) & mask}
+	const (
+		blocks = existSlots / existBlock
+		within = existBlock - 1
+	)
+	base := uint32(h%blocks) * existBlock
+	h /= blocks
+	return [3]uint32{base + uint32(h)&within, base + uint32(h>>6)&within, base + uint32(h>>12)&within}
 }
 
 func (e *existence) add(r ref) {

@@ -67,8 +67,9 @@ func (q *Queue) NextDue() (time.Time, bool, error) {
 type Stats struct {
 	Pending, Leased, Retrying, Dead int
 	// OldestPending is the earliest EnqueuedAt among the network's jobs
-	// that still owe a ping (Pending, Leased or Retrying): how long the
-	// oldest undelivered update has waited. Zero if there are none.
+	// that still owe a ping (Pending, Leased or Retrying), rounded down to
+	// the second: how long the oldest undelivered update has waited. Zero
+	// if there are none.
 	OldestPending time.Time
 }
 

@@ -70,3 +70,39 @@ func TestAgeIndexTakesMovesInAnyOrder(t *testing.T) {
 		t.Fatalf("empty index keeps %v", a.count)
 	}
 }
+
+// OldestPending is counted by the second: updates within one second share
+// one entry of the age index, and the oldest is rounded down.
+func TestOldestPendingBySecond(t *testing.T) {
+	q, clk := newQueue(t)
+	t0 := clk.Now() // a whole second
+	clk.Add(300 * time.Millisecond)
+	for i := range 50 {
+		enqueue(t, q, net, fmt.Sprint(i))
+		clk.Add(10 * time.Millisecond)
+	}
+	// now t0+800ms
+	clk.Add(time.Second)
+	enqueue(t, q, net, "later")
+	if got := stats(t, q)[net].OldestPending; !got.Equal(t0) {
+		t.Fatalf("OldestPending = %v, want %v (rounded down to the second)", got, t0)
+	}
+	if n := len(q.counters.ages[net].count); n != 2 {
+		t.Fatalf("age index holds %d entries for updates in two seconds", n)
+	}
+	ls := lease(t, q, 50, time.Minute)
+	if len(ls) != 50 {
+		t.Fatalf("leased %d of the first second's 50 jobs", len(ls))
+	}
+	for _, l := range ls {
+		if l.Job.UserID == "later" {
+			t.Fatal("the later job was leased before the first second's")
+		}
+		if err := q.Ack(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := stats(t, q)[net].OldestPending; !got.Equal(t0.Add(time.Second)) {
+		t.Fatalf("OldestPending = %v once the first second's jobs are acked, want %v", got, t0.Add(time.Second))
+	}
+}

@@ -31,7 +31,7 @@ type move struct {
 	from, to State
 }
 
-// ageMove adds n (1 or -1) jobs owing a ping since at (unix nanoseconds) to
+// ageMove adds n (1 or -1) jobs owing a ping since at (unix seconds) to
 // network's age index.
 type ageMove struct {
 	network string
@@ -139,15 +139,15 @@ func (t *tx) note(r ref, old, rec *record) {
 	oldLive := old != nil && old.State != Dead
 	newLive := rec != nil && rec.State != Dead
 	dueMoved := !oldLive || !newLive || dueNanos(old.Due) != dueNanos(rec.Due)
-	ageMoved := !oldLive || !newLive || dueNanos(old.EnqueuedAt) != dueNanos(rec.EnqueuedAt)
+	ageMoved := !oldLive || !newLive || old.EnqueuedAt.Unix() != rec.EnqueuedAt.Unix()
 	if newLive && dueMoved {
 		t.hints = append(t.hints, hint{due: dueNanos(rec.Due), ref: string(r)})
 	}
 	if oldLive && ageMoved {
-		t.ages = append(t.ages, ageMove{network: old.Network, at: int64(dueNanos(old.EnqueuedAt)), n: -1})
+		t.ages = append(t.ages, ageMove{network: old.Network, at: old.EnqueuedAt.Unix(), n: -1})
 	}
 	if newLive && ageMoved {
-		t.ages = append(t.ages, ageMove{network: rec.Network, at: int64(dueNanos(rec.EnqueuedAt)), n: 1})
+		t.ages = append(t.ages, ageMove{network: rec.Network, at: rec.EnqueuedAt.Unix(), n: 1})
 	}
 	m := move{}
 	if old != nil {
@@ -249,7 +249,7 @@ func (c *counters) snapshot() map[string]tally {
 }
 
 // oldest returns the earliest EnqueuedAt among network's jobs that owe a
-// ping.
+// ping, rounded down to the second.
 func (c *counters) oldest(network string) (time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -258,11 +258,13 @@ func (c *counters) oldest(network string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	n, ok := a.oldest()
-	return time.Unix(0, n).UTC(), ok
+	return time.Unix(n, 0).UTC(), ok
 }
 
-// ageIndex counts one network's jobs that owe a ping by their EnqueuedAt
-// (unix nanoseconds), so Stats can report the oldest without a scan. A
+// ageIndex counts one network's jobs that owe a ping by the second of their
+// EnqueuedAt (unix seconds), so Stats can report the oldest without a scan.
+// Seconds keep it to one entry per second of history however fast updates
+// come, where nanoseconds made it an entry per job. A
 // count may dip below zero for a moment: the commit that took a job out
 // can reach apply before the one that put it in.
 type ageIndex struct {
