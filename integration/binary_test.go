@@ -28,11 +28,11 @@ var (
 )
 
 // buildCaddy builds ./cmd/caddy once per test binary (with -race when the
-// tests run with it, so the build cache is shared).
+// tests run with it, so the build cache is shared), into scratch.
 func buildCaddy(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "caddy-livefyre-bin-")
+		dir, err := os.MkdirTemp(scratch, "bin-")
 		if err != nil {
 			buildErr = err
 			return

@@ -28,6 +28,10 @@ const (
 	sidecar      = "http://127.0.0.1:9080"
 )
 
+// scratch is the test binary's temporary directory, removed when it exits:
+// XDG homes and the Caddy binary buildCaddy makes (about 100 MB) live there.
+var scratch string
+
 func TestMain(m *testing.M) {
 	// The in-process Caddy writes autosave.json, instance ids and its data
 	// dir under XDG paths: keep them out of $HOME.
@@ -36,6 +40,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	scratch = tmp
 	os.Setenv("XDG_CONFIG_HOME", tmp+"/config")
 	os.Setenv("XDG_DATA_HOME", tmp+"/data")
 	os.Setenv("LIVEFYRE_TEST_KEY", key)
