@@ -3,10 +3,13 @@ package queue
 import (
 	"flag"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
 )
 
 // ackedJobs is how many jobs BenchmarkLeaseAfterManyAcks enqueues, leases
@@ -39,14 +42,71 @@ func benchmarkEnqueue(b *testing.B, syncWrites bool, writers int) {
 	defer q.Close()
 
 	b.ReportAllocs()
+	cpu := startCPU()
 	b.ResetTimer()
 	start := time.Now()
 	enqueueConcurrently(b, q, 0, b.N, writers)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "enqueues/s")
+	cpu.report(b)
 
 	if s := stats(b, q)["bench.fyre.co"]; s.Pending != b.N {
 		b.Fatalf("%d pending after %d enqueues", s.Pending, b.N)
+	}
+}
+
+// BenchmarkBadgerWrite is the floor under BenchmarkEnqueue: one bare Badger
+// transaction per operation, writing a fresh job key with a typical record,
+// with the queue's Badger options, one writer and nothing else (no read, no
+// in-memory indexes, no batching). What an enqueue costs above this is the
+// queue's own work; this much no durable enqueue into Badger avoids. The
+// cpu-µs/op metric counts every goroutine of the process, Badger's writer
+// and watermark goroutines included.
+func BenchmarkBadgerWrite(b *testing.B) {
+	for _, syncWrites := range []bool{false, true} {
+		b.Run(fmt.Sprintf("sync=%v", syncWrites), func(b *testing.B) {
+			db, err := badger.Open(badgerOptions(Options{Dir: b.TempDir(), SyncWrites: syncWrites}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			now := time.Now()
+			val := (&record{Job: Job{State: Pending, EnqueuedAt: now, UpdatedAt: now, Due: now}}).encode()
+
+			b.ReportAllocs()
+			cpu := startCPU()
+			b.ResetTimer()
+			for i := range b.N {
+				r, err := newRef("bench.fyre.co", strconv.Itoa(i))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := db.Update(func(txn *badger.Txn) error { return txn.Set(jobKey(r), val) }); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			cpu.report(b)
+		})
+	}
+}
+
+// cpuMeter measures the process's CPU time over a benchmark.
+type cpuMeter struct {
+	start time.Duration
+	ok    bool
+}
+
+func startCPU() cpuMeter {
+	t, ok := cpuTime()
+	return cpuMeter{t, ok}
+}
+
+// report adds the process CPU time per operation as cpu-µs/op, where the
+// system can tell.
+func (m cpuMeter) report(b *testing.B) {
+	if t, ok := cpuTime(); ok && m.ok {
+		b.ReportMetric(float64(t-m.start)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
 	}
 }
 

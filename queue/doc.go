@@ -73,22 +73,24 @@
 //     any index to step over, only, for a while, the stale hints of recent
 //     leases.
 //   - Per network, the job counts by state and the count of owed jobs by
-//     EnqueuedAt, for Stats and its OldestPending. Both are sums, moved after
-//     each commit, so commits that report back out of order still add up.
+//     the second of their EnqueuedAt, for Stats and its OldestPending (so
+//     that is rounded down to the second). Both are sums, moved after each
+//     commit, so commits that report back out of order still add up.
 //   - The time of each user's last acked ping, for MinInterval, kept for one
 //     interval and noted before the Ack commits, so an Enqueue that loses a
 //     conflict to the Ack sees it on its retry. It is not rebuilt at Open:
 //     after a restart a user's next update pings at once.
 //   - An existence filter: a counting Bloom filter of the refs that have a
-//     record (4 MiB of counters), so that an Enqueue of a user with no job
-//     skips the Badger read, which for a missing key searches every level.
+//     record (4 MiB of counters, a ref's three in one cache line), so that
+//     an Enqueue of a user with no job skips the Badger read, which for a
+//     missing key searches every level.
 //     It may say "maybe" for a ref with no record (then Enqueue reads), never
 //     "no" for one with a record; see existence for why the order of its
 //     updates guarantees that.
 //
-// Memory grows with the jobs owed, about 100 bytes each for the hint and
-// the age count (10 MB for 100,000), plus the filter's 4 MiB; dead letters
-// cost nothing but their share of the filter.
+// Memory grows with the jobs owed, about 60 bytes each for the hint (6 MB
+// for 100,000), plus the filter's 4 MiB and an age count per second of
+// updates; dead letters cost nothing but their share of the filter.
 //
 // Version 1 of the format kept these indexes in Badger (d/<due><ref>,
 // o/<network>\x00<enqueued><user>, s/<ref> with a TTL). Open drops those

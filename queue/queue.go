@@ -124,19 +124,7 @@ func Open(opts Options) (*Queue, error) {
 	if now == nil {
 		now = time.Now
 	}
-	bo := badger.DefaultOptions(opts.Dir).
-		WithSyncWrites(opts.SyncWrites).
-		WithLogger(opts.Logger).
-		WithNumVersionsToKeep(1).
-		WithMemTableSize(memTableSize).
-		WithNumMemtables(numMemtables).
-		WithValueLogFileSize(valueLogFileSize).
-		// Uncompressed tables need no block cache; the OS page cache serves
-		// their mmapped blocks.
-		WithCompression(options.None).
-		WithBlockCacheSize(0).
-		WithNumCompactors(2).
-		WithMetricsEnabled(false)
+	bo := badgerOptions(opts)
 	if _, err := checkSpace(opts.Dir); err != nil {
 		return nil, fmt.Errorf("queue: open: %w", err)
 	}
@@ -168,6 +156,23 @@ func Open(opts Options) (*Queue, error) {
 	}
 	q.SetMinInterval(opts.MinInterval)
 	return q, nil
+}
+
+// badgerOptions are the Badger settings of a queue opened with opts.
+func badgerOptions(opts Options) badger.Options {
+	return badger.DefaultOptions(opts.Dir).
+		WithSyncWrites(opts.SyncWrites).
+		WithLogger(opts.Logger).
+		WithNumVersionsToKeep(1).
+		WithMemTableSize(memTableSize).
+		WithNumMemtables(numMemtables).
+		WithValueLogFileSize(valueLogFileSize).
+		// Uncompressed tables need no block cache; the OS page cache serves
+		// their mmapped blocks.
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
+		WithNumCompactors(2).
+		WithMetricsEnabled(false)
 }
 
 // SetMinInterval changes Options.MinInterval of an open queue; it applies
