@@ -88,12 +88,13 @@ type Dispatcher struct {
 	// dispatcher (guarded by cfgMu).
 	limiters map[string]*rate.Limiter
 
-	// holds are the networks whose system token Livefyre refused, and until
-	// when none of their pings is sent; lifted lists the networks a new
-	// config released from a hold, whose jobs the loop makes due again.
+	// holds are the networks none of whose pings is sent for now, because
+	// Livefyre refused their system token or no config has a handler for
+	// them, and until when; lifted lists the networks a new config released
+	// from a hold, whose jobs the loop makes due again.
 	holdMu sync.Mutex
-	holds  map[string]time.Time
-	lifted []string
+	holds  map[string]hold
+	lifted []hold
 	wake   chan struct{} // the loop has lifted holds to act on
 
 	mu          sync.Mutex
@@ -119,7 +120,7 @@ func New(q *queue.Queue, opts Options) *Dispatcher {
 		log:      opts.Logger,
 		now:      opts.Now,
 		limiters: make(map[string]*rate.Limiter),
-		holds:    make(map[string]time.Time),
+		holds:    make(map[string]hold),
 		wake:     make(chan struct{}, 1),
 	}
 	if d.workers <= 0 {
@@ -147,7 +148,8 @@ func New(q *queue.Queue, opts Options) *Dispatcher {
 // A network on hold after Livefyre refused its token is released, and its
 // pings are tried again at once: a reload is how an operator fixes the key.
 // If the key is still wrong, that costs a few refused pings (one per
-// worker) before the hold is back.
+// worker) before the hold is back. So is a network that had pings queued
+// but no handler, once cfg has one for it.
 func (d *Dispatcher) SetConfig(cfg Config) {
 	d.liftHolds(cfg.Senders)
 	d.cfgMu.Lock()
@@ -300,16 +302,22 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 	attempt := job.Attempts + 1
 	log := d.log.With(zap.String("network", job.Network), zap.String("user_id", job.UserID), zap.Int("attempt", attempt))
 
-	sender := cfg.Senders[job.Network]
-	if sender == nil {
-		reason := fmt.Sprintf("no livefyre handler is configured for network %s", job.Network)
-		log.Warn("cannot send ping", zap.String("reason", reason))
-		d.settle(log, d.q.Retry(l, d.now().Add(time.Minute), reason))
+	if until, held := d.heldUntil(job.Network); held {
+		// None of the network's pings can go out: keep them all without
+		// asking Livefyre, until the hold ends or a reload.
+		d.settle(log, d.q.Postpone(l, until))
 		return
 	}
-	if until, held := d.heldUntil(job.Network); held {
-		// Every ping of the network would be refused: keep them all
-		// without asking Livefyre, until the hold ends or a reload.
+	sender := cfg.Senders[job.Network]
+	if sender == nil {
+		// A network dropped from the config, or not in it yet: its pings
+		// are kept unsent, no attempt counted, and looked at again now and
+		// then; a reload that configures it sends them at once.
+		until := d.now().Add(unconfiguredRecheck)
+		if d.hold(job.Network, until, holdUnconfigured) {
+			d.log.Warn("pings queued for a network no livefyre handler is configured for: kept, not sent, until a config has one",
+				zap.String("network", job.Network), zap.Duration("recheck_in", unconfiguredRecheck))
+		}
 		d.settle(log, d.q.Postpone(l, until))
 		return
 	}
@@ -349,7 +357,7 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 		log.Error("Livefyre refused the system token: check the network name and key, then reload; "+
 			"the network's pings are kept and held back",
 			zap.Int("status", res.Status), zap.Duration("retry_in", wait))
-		d.hold(job.Network, now.Add(wait))
+		d.hold(job.Network, now.Add(wait), holdRefusedKey)
 		d.settle(log, d.q.Retry(l, now.Add(wait), reason))
 		cfg.observe(Attempt{Job: job, Number: attempt, Result: res, Reason: reason, At: now})
 	default: // pullclient.Retry
@@ -370,13 +378,36 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 	}
 }
 
-// hold stops the network's pings until until (or a later hold's end).
-func (d *Dispatcher) hold(network string, until time.Time) {
+// unconfiguredRecheck is how long the pings of a network that no config
+// has a handler for wait before they are looked at again. A reload that
+// configures the network sends them at once; a restart into such a config
+// sends them within this time.
+const unconfiguredRecheck = 5 * time.Minute
+
+// hold is why a network's pings are held back, and until when.
+type hold struct {
+	network string
+	until   time.Time
+	why     string
+}
+
+// Reasons for a hold, as the logs give them.
+const (
+	holdRefusedKey   = "Livefyre refused the system token"
+	holdUnconfigured = "no livefyre handler was configured for the network"
+)
+
+// hold stops the network's pings until until (or a later hold's end), and
+// reports whether the network was not on hold before.
+func (d *Dispatcher) hold(network string, until time.Time, why string) (started bool) {
 	d.holdMu.Lock()
 	defer d.holdMu.Unlock()
-	if until.After(d.holds[network]) {
-		d.holds[network] = until
+	h, ok := d.holds[network]
+	started = !ok || !h.until.After(d.now())
+	if started || until.After(h.until) {
+		d.holds[network] = hold{network: network, until: until, why: why}
 	}
+	return started
 }
 
 // unhold ends the network's hold: one of its pings went through.
@@ -390,12 +421,12 @@ func (d *Dispatcher) unhold(network string) {
 func (d *Dispatcher) heldUntil(network string) (time.Time, bool) {
 	d.holdMu.Lock()
 	defer d.holdMu.Unlock()
-	until, ok := d.holds[network]
-	if ok && !until.After(d.now()) {
+	h, ok := d.holds[network]
+	if ok && !h.until.After(d.now()) {
 		delete(d.holds, network)
 		return time.Time{}, false
 	}
-	return until, ok
+	return h.until, ok
 }
 
 // liftHolds releases the held networks that senders configures, for the
@@ -403,10 +434,10 @@ func (d *Dispatcher) heldUntil(network string) (time.Time, bool) {
 func (d *Dispatcher) liftHolds(senders map[string]Sender) {
 	d.holdMu.Lock()
 	defer d.holdMu.Unlock()
-	for network := range d.holds {
+	for network, h := range d.holds {
 		if senders[network] != nil {
 			delete(d.holds, network)
-			d.lifted = append(d.lifted, network)
+			d.lifted = append(d.lifted, h)
 		}
 	}
 	if len(d.lifted) > 0 {
@@ -423,14 +454,14 @@ func (d *Dispatcher) retryLifted() {
 	lifted := d.lifted
 	d.lifted = nil
 	d.holdMu.Unlock()
-	for _, network := range lifted {
-		n, err := d.q.DueNow(network)
+	for _, h := range lifted {
+		n, err := d.q.DueNow(h.network)
 		if err != nil {
-			d.log.Error("retrying pings held back after Livefyre refused the key", zap.String("network", network), zap.Error(err))
+			d.log.Error("sending the pings held back", zap.String("network", h.network), zap.String("held_because", h.why), zap.Error(err))
 			continue
 		}
-		d.log.Info("new configuration: retrying the pings held back after Livefyre refused the key",
-			zap.String("network", network), zap.Int("pings", n))
+		d.log.Info("new configuration: sending the pings held back",
+			zap.String("network", h.network), zap.String("held_because", h.why), zap.Int("pings", n))
 	}
 }
 

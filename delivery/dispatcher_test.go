@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/caddy-livefyre/caddy-livefyre/livefyretest"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
@@ -173,23 +177,37 @@ func TestRetriesUntilDelivered(t *testing.T) {
 	}
 }
 
-func TestUnknownNetworkIsKept(t *testing.T) {
+// Pings for a network no config has a handler for are kept, unsent and
+// with no attempt counted, and looked at again later, with one warning for
+// the lot rather than one per ping.
+func TestUnknownNetworkIsHeld(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
 	q := openQueue(t, clk.Now)
 	emu := newEmulator(t, livefyretest.Config{})
-	enqueue(t, q, "other.fyre.co", "u1")
-	start(t, q, Options{Now: clk.Now}, Config{Senders: map[string]Sender{network: client(network, emu.URL)}})
+	core, logs := observer.New(zapcore.WarnLevel)
+	enqueue(t, q, "other.fyre.co", "u1", "u2", "u3")
+	start(t, q, Options{Now: clk.Now, Logger: zap.New(core)}, Config{Senders: map[string]Sender{network: client(network, emu.URL)}})
 
-	job := waitSettled(t, q, "other.fyre.co", "u1")
-	if job.State != queue.Retrying || !strings.Contains(job.LastError, "no livefyre handler") {
-		t.Errorf("job is %s with LastError %q, want retrying for want of a handler", job.State, job.LastError)
+	for _, u := range []string{"u1", "u2", "u3"} {
+		job := waitPostponed(t, q, clk, "other.fyre.co", u)
+		if job.State != queue.Pending || job.Attempts != 0 || job.LastError != "" {
+			t.Errorf("%s is %s after %d attempts (%q), want pending and never tried", u, job.State, job.Attempts, job.LastError)
+		}
+		if want := clk.Now().Add(unconfiguredRecheck); !job.Due.Equal(want) {
+			t.Errorf("%s due %v from now, want %v", u, job.Due.Sub(clk.Now()), unconfiguredRecheck)
+		}
 	}
-	if want := clk.Now().Add(time.Minute); !job.Due.Equal(want) {
-		t.Errorf("due %v from now, want 1m", job.Due.Sub(clk.Now()))
-	}
+	// A later update of the same network joins the hold.
+	enqueue(t, q, "other.fyre.co", "u4")
+	waitPostponed(t, q, clk, "other.fyre.co", "u4")
+
 	if n := len(emu.Pings()); n != 0 {
 		t.Errorf("emulator saw %d pings, want none", n)
+	}
+	warned := logs.FilterMessageSnippet("no livefyre handler").Len()
+	if warned != 1 || logs.Len() != 1 {
+		t.Errorf("%d warnings about the missing handler and %d log lines in all, want one of each: %v", warned, logs.Len(), logs.All())
 	}
 }
 
@@ -203,27 +221,36 @@ func TestSetConfigAddsNetwork(t *testing.T) {
 	d := start(t, q, Options{Now: clk.Now}, Config{Senders: onlyA})
 
 	enqueue(t, q, "b.fyre.co", "u1")
-	if job := waitSettled(t, q, "b.fyre.co", "u1"); job.State != queue.Retrying {
-		t.Fatalf("job for a network without a handler is %s, want retrying", job.State)
-	}
+	waitPostponed(t, q, clk, "b.fyre.co", "u1")
 
+	// The reload that brings network b sends its held ping at once, with
+	// no time passing on the clock.
 	d.SetConfig(Config{Senders: map[string]Sender{
 		"a.fyre.co": onlyA["a.fyre.co"],
 		"b.fyre.co": client("b.fyre.co", emuB.URL),
 	}})
-	clk.Advance(time.Minute)
-	// The dispatcher sleeps in real time until the retry is due; a new
-	// update wakes it, as one would in production.
-	enqueue(t, q, "a.fyre.co", "poke")
-
 	waitGone(t, q, "b.fyre.co", "u1")
-	waitGone(t, q, "a.fyre.co", "poke")
 	if got := pingCounts(emuB); len(got) != 1 || got["u1"] != 1 {
 		t.Errorf("network b pings: %v, want u1 once", got)
 	}
-	if got := pingCounts(emuA); len(got) != 1 || got["poke"] != 1 {
-		t.Errorf("network a pings: %v, want poke once", got)
+	if n := len(emuA.Pings()); n != 0 {
+		t.Errorf("network a saw %d pings, want none", n)
 	}
+}
+
+// waitPostponed waits until the job is due after now: handed back unsent.
+func waitPostponed(t *testing.T, q *queue.Queue, clk *clock, network, user string) queue.Job {
+	t.Helper()
+	var job queue.Job
+	waitFor(t, user+" to be held back", func() bool {
+		var err error
+		job, err = q.Get(network, user)
+		if err != nil {
+			t.Fatalf("get %s: %v", user, err)
+		}
+		return job.State != queue.Leased && job.Due.After(clk.Now())
+	})
+	return job
 }
 
 func TestSetConfigKeepsLimiter(t *testing.T) {
