@@ -151,7 +151,6 @@ func New(q *queue.Queue, opts Options) *Dispatcher {
 // worker) before the hold is back. So is a network that had pings queued
 // but no handler, once cfg has one for it.
 func (d *Dispatcher) SetConfig(cfg Config) {
-	d.liftHolds(cfg.Senders)
 	d.cfgMu.Lock()
 	defer d.cfgMu.Unlock()
 	rc := &runtimeConfig{Config: cfg, policy: cfg.Policy.withDefaults(), workers: cfg.Workers, limiters: make(map[string]*rate.Limiter)}
@@ -174,6 +173,8 @@ func (d *Dispatcher) SetConfig(cfg Config) {
 		}
 	}
 	d.cfg.Store(rc)
+	// After the Store: see holdBack.
+	d.liftHolds(cfg.Senders)
 }
 
 // Start launches the dispatch loop. Calling it on a running dispatcher does
@@ -297,28 +298,20 @@ func (d *Dispatcher) leaseTime() time.Duration {
 
 // deliver sends one ping and records the outcome in the queue.
 func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
-	cfg := d.cfg.Load()
 	job := l.Job
 	attempt := job.Attempts + 1
 	log := d.log.With(zap.String("network", job.Network), zap.String("user_id", job.UserID), zap.Int("attempt", attempt))
 
-	if until, held := d.heldUntil(job.Network); held {
-		// None of the network's pings can go out: keep them all without
-		// asking Livefyre, until the hold ends or a reload.
-		d.settle(log, d.q.Postpone(l, until))
+	if d.holdBack(log, l) {
 		return
 	}
+	// Loaded after holdBack, which found the network in the running config.
+	cfg := d.cfg.Load()
 	sender := cfg.Senders[job.Network]
 	if sender == nil {
-		// A network dropped from the config, or not in it yet: its pings
-		// are kept unsent, no attempt counted, and looked at again now and
-		// then; a reload that configures it sends them at once.
-		until := d.now().Add(unconfiguredRecheck)
-		if d.hold(job.Network, until, holdUnconfigured) {
-			d.log.Warn("pings queued for a network no livefyre handler is configured for: kept, not sent, until a config has one",
-				zap.String("network", job.Network), zap.Duration("recheck_in", unconfiguredRecheck))
-		}
-		d.settle(log, d.q.Postpone(l, until))
+		// A reload dropped the network just now: next time round the
+		// job is held with the rest of the network's.
+		d.settle(log, d.q.Release(l))
 		return
 	}
 	if lim := cfg.limiters[job.Network]; lim != nil {
@@ -353,6 +346,16 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 		d.settle(log, d.q.Dead(l, reason))
 		cfg.observe(Attempt{Job: job, Number: attempt, Result: res, Dead: true, Reason: reason, At: now})
 	case pullclient.AuthFailure:
+		if d.cfg.Load() != cfg {
+			// A reload since the ping went out may have fixed the key:
+			// hold nothing, and try this one again as after any failure.
+			wait := cfg.policy.Backoff(attempt)
+			log.Warn("Livefyre refused the system token of the previous config; will retry with the new one",
+				zap.Int("status", res.Status), zap.Duration("retry_in", wait))
+			d.settle(log, d.q.Retry(l, now.Add(wait), reason))
+			cfg.observe(Attempt{Job: job, Number: attempt, Result: res, Reason: reason, At: now})
+			return
+		}
 		wait := max(cfg.policy.AuthBackoff, cfg.policy.Backoff(attempt))
 		log.Error("Livefyre refused the system token: check the network name and key, then reload; "+
 			"the network's pings are kept and held back",
@@ -397,17 +400,49 @@ const (
 	holdUnconfigured = "no livefyre handler was configured for the network"
 )
 
-// hold stops the network's pings until until (or a later hold's end), and
-// reports whether the network was not on hold before.
-func (d *Dispatcher) hold(network string, until time.Time, why string) (started bool) {
+// hold stops the network's pings until until (or a later hold's end).
+func (d *Dispatcher) hold(network string, until time.Time, why string) {
 	d.holdMu.Lock()
 	defer d.holdMu.Unlock()
-	h, ok := d.holds[network]
-	started = !ok || !h.until.After(d.now())
-	if started || until.After(h.until) {
+	if h, ok := d.holds[network]; !ok || until.After(h.until) {
 		d.holds[network] = hold{network: network, until: until, why: why}
 	}
-	return started
+}
+
+// holdBack postpones l, with no attempt counted, if its network is on hold
+// or has no sender in the running config; the latter puts the network on
+// hold (with one warning). It reports whether it postponed l.
+//
+// All of it, the Postpone included, runs under holdMu, and SetConfig
+// stores the new config before it lifts holds under holdMu. So a reload
+// that configures the network or fixes its key either comes first (holdBack
+// then sees the new config and no hold) or finds the job postponed and no
+// longer leased, where the lift's DueNow makes it due again. Without that,
+// a job postponed just after a lift would wait out a hold that no longer
+// exists, and one that saw the old config would hold the network again.
+func (d *Dispatcher) holdBack(log *zap.Logger, l queue.Lease) bool {
+	network := l.Job.Network
+	d.holdMu.Lock()
+	defer d.holdMu.Unlock()
+	h, held := d.holds[network]
+	if held && !h.until.After(d.now()) {
+		delete(d.holds, network)
+		held = false
+	}
+	if !held {
+		if d.cfg.Load().Senders[network] != nil {
+			return false
+		}
+		// A network dropped from the config, or not in it yet: its pings
+		// are kept unsent and looked at again now and then; a reload that
+		// configures it sends them at once.
+		h = hold{network: network, until: d.now().Add(unconfiguredRecheck), why: holdUnconfigured}
+		d.holds[network] = h
+		d.log.Warn("pings queued for a network no livefyre handler is configured for: kept, not sent, until a config has one",
+			zap.String("network", network), zap.Duration("recheck_in", unconfiguredRecheck))
+	}
+	d.settle(log, d.q.Postpone(l, h.until))
+	return true
 }
 
 // unhold ends the network's hold: one of its pings went through.
@@ -415,18 +450,6 @@ func (d *Dispatcher) unhold(network string) {
 	d.holdMu.Lock()
 	defer d.holdMu.Unlock()
 	delete(d.holds, network)
-}
-
-// heldUntil says whether the network is on hold, and until when.
-func (d *Dispatcher) heldUntil(network string) (time.Time, bool) {
-	d.holdMu.Lock()
-	defer d.holdMu.Unlock()
-	h, ok := d.holds[network]
-	if ok && !h.until.After(d.now()) {
-		delete(d.holds, network)
-		return time.Time{}, false
-	}
-	return h.until, ok
 }
 
 // liftHolds releases the held networks that senders configures, for the

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -654,4 +655,108 @@ func TestAuthFailureHoldsNetworkUntilReload(t *testing.T) {
 	if got := acceptedPings(emu); len(got) != jobs {
 		t.Errorf("after the fix Livefyre accepted pings for %d users, want %d", len(got), jobs)
 	}
+}
+
+// A reload that configures a network while a worker is already on one of
+// its pings, the worker having started under the old config, sends that
+// ping with the new config and leaves the network unheld.
+func TestReloadRacingUnconfiguredNetwork(t *testing.T) {
+	t.Parallel()
+	q := openQueue(t, nil)
+	emuA := newEmulator(t, livefyretest.Config{Network: "a.fyre.co"})
+	emuB := newEmulator(t, livefyretest.Config{Network: "b.fyre.co"})
+	onlyA := map[string]Sender{"a.fyre.co": client("a.fyre.co", emuA.URL)}
+	pause := newPause("b.fyre.co")
+	d := start(t, q, Options{Logger: zap.New(pause.core(zapcore.NewNopCore()))}, Config{Senders: onlyA})
+
+	enqueue(t, q, "b.fyre.co", "u1")
+	<-pause.reached // a worker leased u1 under the config without b
+	d.SetConfig(Config{Senders: map[string]Sender{
+		"a.fyre.co": onlyA["a.fyre.co"],
+		"b.fyre.co": client("b.fyre.co", emuB.URL),
+	}})
+	close(pause.release)
+
+	waitGone(t, q, "b.fyre.co", "u1")
+	enqueue(t, q, "b.fyre.co", "u2") // not held either
+	waitGone(t, q, "b.fyre.co", "u2")
+	if got := pingCounts(emuB); len(got) != 2 || got["u1"] != 1 || got["u2"] != 1 {
+		t.Errorf("network b pings: %v, want u1 and u2 once each", got)
+	}
+}
+
+// A 403 for a ping sent with the old key, answered after a reload brought
+// the right one, does not hold the network: the reload is the fix.
+func TestRefusedKeyAfterReloadDoesNotHold(t *testing.T) {
+	t.Parallel()
+	q := openQueue(t, nil)
+	emu := newEmulator(t, livefyretest.Config{})
+	wrong := &pausedSender{Sender: &pullclient.Client{Network: network, Key: "not-the-key", QuillURL: emu.URL},
+		reached: make(chan struct{}), release: make(chan struct{})}
+	d := start(t, q, Options{Workers: 1}, Config{
+		Senders: map[string]Sender{network: wrong},
+		Policy:  Policy{AuthBackoff: time.Hour, Initial: time.Millisecond, MaxInterval: time.Millisecond},
+	})
+
+	enqueue(t, q, network, "u1")
+	<-wrong.reached // the ping with the wrong key is on its way
+	d.SetConfig(Config{
+		Senders: map[string]Sender{network: client(network, emu.URL)},
+		Policy:  Policy{AuthBackoff: time.Hour, Initial: time.Millisecond, MaxInterval: time.Millisecond},
+	})
+	close(wrong.release)
+
+	waitGone(t, q, network, "u1")
+	enqueue(t, q, network, "u2")
+	waitGone(t, q, network, "u2")
+	if got := acceptedPings(emu); len(got) != 2 {
+		t.Errorf("accepted pings %v, want u1 and u2", got)
+	}
+}
+
+// pause stops the first worker that makes a logger for network's pings
+// (deliver does so first thing) until release is closed.
+type pause struct {
+	network string
+	once    sync.Once
+	reached chan struct{}
+	release chan struct{}
+}
+
+func newPause(network string) *pause {
+	return &pause{network: network, reached: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (p *pause) core(c zapcore.Core) zapcore.Core { return &pausingCore{Core: c, p: p} }
+
+type pausingCore struct {
+	zapcore.Core
+	p *pause
+}
+
+func (c *pausingCore) With(fields []zapcore.Field) zapcore.Core {
+	for _, f := range fields {
+		if f.Key == "network" && f.String == c.p.network {
+			c.p.once.Do(func() {
+				close(c.p.reached)
+				<-c.p.release
+			})
+		}
+	}
+	return &pausingCore{Core: c.Core.With(fields), p: c.p}
+}
+
+// pausedSender holds its first ping until release is closed.
+type pausedSender struct {
+	Sender
+	once             sync.Once
+	reached, release chan struct{}
+}
+
+func (s *pausedSender) Ping(ctx context.Context, userID string) pullclient.Result {
+	s.once.Do(func() {
+		close(s.reached)
+		<-s.release
+	})
+	return s.Sender.Ping(ctx, userID)
 }
