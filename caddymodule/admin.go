@@ -131,6 +131,16 @@ type networkStats struct {
 	// started.
 	LastSuccess time.Time    `json:"last_success,omitzero"`
 	LastError   *pingAttempt `json:"last_error,omitempty"`
+	// Held is set while the network's pings are kept back unsent, none of
+	// them tried: Livefyre refused its key, or no handler is configured
+	// for it. A reload that fixes that sends them at once.
+	Held *heldPings `json:"held,omitempty"`
+}
+
+// heldPings says why and until when a network's pings are held back.
+type heldPings struct {
+	Until  time.Time `json:"until"`
+	Reason string    `json:"reason"`
 }
 
 // statsReport is the answer of GET /livefyre/stats.
@@ -172,6 +182,11 @@ func (s *store) stats(configured []string, now time.Time) (statsReport, error) {
 			ns.OldestPending = c.OldestPending
 			ns.OldestPendingAge = max(now.Sub(c.OldestPending).Seconds(), 0)
 		}
+		report.Networks[name] = ns
+	}
+	for name, h := range s.dispatcher.Held() {
+		ns := report.Networks[name]
+		ns.Held = &heldPings{Until: h.Until.UTC(), Reason: h.Reason}
 		report.Networks[name] = ns
 	}
 	for name, ns := range report.Networks {

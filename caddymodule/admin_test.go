@@ -351,3 +351,23 @@ func TestProbeUserCaddyfile(t *testing.T) {
 		}
 	}
 }
+
+// The status table is followed by a line for each held network, saying
+// why, and for how long.
+func TestPrintStatusShowsHeldNetworks(t *testing.T) {
+	now := time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC)
+	rep := statsReport{Time: now, Networks: map[string]networkStats{
+		"a.fyre.co": {Configured: true, stateCounts: stateCounts{Pending: 3},
+			Held: &heldPings{Until: now.Add(90 * time.Second), Reason: delivery.HoldRefusedKey}},
+		"b.fyre.co": {Configured: true},
+	}}
+	var out strings.Builder
+	printStatus(&out, rep)
+	want := "a.fyre.co: pings held back, none sent, for 1m30s more (until 2031-01-02T03:05:35Z): " + delivery.HoldRefusedKey
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("status output lacks %q:\n%s", want, out.String())
+	}
+	if strings.Contains(out.String(), "b.fyre.co: pings held") {
+		t.Errorf("status output says b is held:\n%s", out.String())
+	}
+}

@@ -360,7 +360,7 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 		log.Error("Livefyre refused the system token: check the network name and key, then reload; "+
 			"the network's pings are kept and held back",
 			zap.Int("status", res.Status), zap.Duration("retry_in", wait))
-		d.hold(job.Network, now.Add(wait), holdRefusedKey)
+		d.hold(job.Network, now.Add(wait), HoldRefusedKey)
 		d.settle(log, d.q.Retry(l, now.Add(wait), reason))
 		cfg.observe(Attempt{Job: job, Number: attempt, Result: res, Reason: reason, At: now})
 	default: // pullclient.Retry
@@ -394,11 +394,32 @@ type hold struct {
 	why     string
 }
 
-// Reasons for a hold, as the logs give them.
+// Reasons for a hold, as Held and the logs give them.
 const (
-	holdRefusedKey   = "Livefyre refused the system token"
-	holdUnconfigured = "no livefyre handler was configured for the network"
+	HoldRefusedKey   = "Livefyre refused the system token"
+	HoldUnconfigured = "no livefyre handler was configured for the network"
 )
+
+// Hold says why a network's pings are held back, and until when.
+type Hold struct {
+	Until  time.Time
+	Reason string
+}
+
+// Held returns the networks whose pings are held back now: Livefyre refused
+// their system token, or no config has a handler for them.
+func (d *Dispatcher) Held() map[string]Hold {
+	d.holdMu.Lock()
+	defer d.holdMu.Unlock()
+	now := d.now()
+	held := make(map[string]Hold, len(d.holds))
+	for network, h := range d.holds {
+		if h.until.After(now) {
+			held[network] = Hold{Until: h.until, Reason: h.why}
+		}
+	}
+	return held
+}
 
 // hold stops the network's pings until until (or a later hold's end).
 func (d *Dispatcher) hold(network string, until time.Time, why string) {
@@ -436,7 +457,7 @@ func (d *Dispatcher) holdBack(log *zap.Logger, l queue.Lease) bool {
 		// A network dropped from the config, or not in it yet: its pings
 		// are kept unsent and looked at again now and then; a reload that
 		// configures it sends them at once.
-		h = hold{network: network, until: d.now().Add(unconfiguredRecheck), why: holdUnconfigured}
+		h = hold{network: network, until: d.now().Add(unconfiguredRecheck), why: HoldUnconfigured}
 		d.holds[network] = h
 		d.log.Warn("pings queued for a network no livefyre handler is configured for: kept, not sent, until a config has one",
 			zap.String("network", network), zap.Duration("recheck_in", unconfiguredRecheck))

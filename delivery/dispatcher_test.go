@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -188,7 +189,7 @@ func TestUnknownNetworkIsHeld(t *testing.T) {
 	emu := newEmulator(t, livefyretest.Config{})
 	core, logs := observer.New(zapcore.WarnLevel)
 	enqueue(t, q, "other.fyre.co", "u1", "u2", "u3")
-	start(t, q, Options{Now: clk.Now, Logger: zap.New(core)}, Config{Senders: map[string]Sender{network: client(network, emu.URL)}})
+	d := start(t, q, Options{Now: clk.Now, Logger: zap.New(core)}, Config{Senders: map[string]Sender{network: client(network, emu.URL)}})
 
 	for _, u := range []string{"u1", "u2", "u3"} {
 		job := waitPostponed(t, q, clk, "other.fyre.co", u)
@@ -202,6 +203,10 @@ func TestUnknownNetworkIsHeld(t *testing.T) {
 	// A later update of the same network joins the hold.
 	enqueue(t, q, "other.fyre.co", "u4")
 	waitPostponed(t, q, clk, "other.fyre.co", "u4")
+	want := map[string]Hold{"other.fyre.co": {Until: clk.Now().Add(unconfiguredRecheck), Reason: HoldUnconfigured}}
+	if got := d.Held(); !maps.EqualFunc(got, want, func(a, b Hold) bool { return a.Until.Equal(b.Until) && a.Reason == b.Reason }) {
+		t.Errorf("Held() = %v, want %v", got, want)
+	}
 
 	if n := len(emu.Pings()); n != 0 {
 		t.Errorf("emulator saw %d pings, want none", n)
@@ -650,10 +655,17 @@ func TestAuthFailureHoldsNetworkUntilReload(t *testing.T) {
 		t.Errorf("only %d jobs were held back unsent", held)
 	}
 
+	if h, ok := d.Held()[network]; !ok || h.Reason != HoldRefusedKey || time.Until(h.Until) < 30*time.Minute {
+		t.Errorf("Held() = %v, want %s held for about an hour: %s", d.Held(), network, HoldRefusedKey)
+	}
+
 	d.SetConfig(Config{Senders: map[string]Sender{network: client(network, emu.URL)}})
 	waitEmpty(t, q, network)
 	if got := acceptedPings(emu); len(got) != jobs {
 		t.Errorf("after the fix Livefyre accepted pings for %d users, want %d", len(got), jobs)
+	}
+	if h := d.Held(); len(h) != 0 {
+		t.Errorf("Held() = %v after the fix, want none", h)
 	}
 }
 

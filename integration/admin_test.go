@@ -73,6 +73,10 @@ type adminStats struct {
 			Status  int    `json:"status"`
 			Error   string `json:"error"`
 		} `json:"last_error"`
+		Held *struct {
+			Until  time.Time `json:"until"`
+			Reason string    `json:"reason"`
+		} `json:"held"`
 	} `json:"networks"`
 }
 

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-livefyre/caddy-livefyre/delivery"
 	"github.com/caddy-livefyre/caddy-livefyre/livefyretest"
 )
 
@@ -455,11 +456,17 @@ func TestWrongKeyHoldsPingsUntilReload(t *testing.T) {
 		return q.Leased == 0 && q.Pending+q.Retrying == len(users) && len(e.emu.Pings()) > 0
 	})
 	refused := len(e.emu.Pings())
+	if h := stats(t).Networks[network].Held; h == nil || h.Reason != delivery.HoldRefusedKey || time.Until(h.Until) < time.Minute {
+		t.Errorf("stats say the network is held %+v, want held for minutes: %s", h, delivery.HoldRefusedKey)
+	}
 
 	t.Setenv("LIVEFYRE_TEST_KEY", fixed)
 	e.load(options{global: "workers 5"})
 	waitAllPinged(t, e.emu, users, 20*time.Second)
 	waitQueueSettled(t, admin, 10*time.Second)
+	if h := stats(t).Networks[network].Held; h != nil {
+		t.Errorf("stats say the network is still held after the fix: %+v", h)
+	}
 	if refused > 8 {
 		t.Errorf("Livefyre refused %d pings before the fix; the network should have been held after the first few", refused)
 	}
