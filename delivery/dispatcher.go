@@ -265,10 +265,18 @@ func (d *Dispatcher) run(leaseCtx, sendCtx context.Context, done chan struct{}) 
 				wait = min(wait, max(next.Sub(d.now()), 0))
 			}
 		}
+		// With every worker busy a new job cannot be leased anyway: leave
+		// the queue's notice waiting (it keeps one) rather than wake up for
+		// every enqueue, as would happen all the time while the rate limit
+		// holds the workers back. A freed worker wakes the loop.
+		notify := d.q.Notify()
+		if free <= 0 {
+			notify = nil
+		}
 		timer := time.NewTimer(wait)
 		select {
 		case <-timer.C:
-		case <-d.q.Notify():
+		case <-notify:
 		case <-freed:
 		case <-d.wake:
 		case <-leaseCtx.Done():

@@ -483,6 +483,32 @@ func TestWorkersBound(t *testing.T) {
 	}
 }
 
+// While every worker is busy, enqueues do not wake the loop (it could lease
+// nothing): the queue's notice stays waiting for it. Once a worker is free,
+// the jobs enqueued meanwhile go out.
+func TestBusyWorkersIgnoreEnqueues(t *testing.T) {
+	t.Parallel()
+	q := openQueue(t, nil)
+	g := newGate(t)
+	enqueue(t, q, network, "first")
+	start(t, q, Options{Workers: 1}, Config{Senders: map[string]Sender{network: client(network, g.URL)}})
+	g.next(t) // the only worker is busy
+
+	for i := range 20 {
+		enqueue(t, q, network, fmt.Sprintf("u%d", i))
+	}
+	// Nothing can signal that the loop will never take the notice; give it
+	// time to.
+	time.Sleep(100 * time.Millisecond)
+	if n := len(q.Notify()); n != 1 {
+		t.Errorf("the queue's notice was taken while no worker was free (%d left)", n)
+	}
+
+	g.Open()
+	g.release <- struct{}{}  // the ping in flight
+	waitEmpty(t, q, network) // every job acked: pinged and answered 200
+}
+
 func TestStopWithoutStart(t *testing.T) {
 	t.Parallel()
 	q := openQueue(t, nil)
