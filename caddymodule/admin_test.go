@@ -363,7 +363,7 @@ func TestPrintStatusShowsHeldNetworks(t *testing.T) {
 	}}
 	var out strings.Builder
 	printStatus(&out, rep)
-	want := "a.fyre.co: pings held back, none sent, for 1m30s more (until 2031-01-02T03:05:35Z): " + delivery.HoldRefusedKey
+	want := "a.fyre.co: pings held back for 1m30s more (until 2031-01-02T03:05:35Z): " + delivery.HoldRefusedKey
 	if !strings.Contains(out.String(), want) {
 		t.Errorf("status output lacks %q:\n%s", want, out.String())
 	}

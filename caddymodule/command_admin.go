@@ -288,7 +288,7 @@ func printStatus(w io.Writer, rep statsReport) {
 	tw.Flush()
 	for _, name := range names {
 		if h := rep.Networks[name].Held; h != nil {
-			fmt.Fprintf(w, "\n%s: pings held back, none sent, for %s more (until %s): %s\n", name,
+			fmt.Fprintf(w, "\n%s: pings held back for %s more (until %s): %s\n", name,
 				humanDuration(h.Until.Sub(rep.Time)), h.Until.Format(time.RFC3339), h.Reason)
 		}
 		if e := rep.Networks[name].LastError; e != nil {

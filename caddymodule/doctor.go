@@ -431,7 +431,7 @@ func (d *doctorRun) checkQueue(network string, ns networkStats) {
 		}
 	}
 	if h := ns.Held; h != nil {
-		problems = append(problems, fmt.Sprintf("its pings are held back, none sent, until %s: %s", h.Until.Format(time.RFC3339), h.Reason))
+		problems = append(problems, fmt.Sprintf("its pings are held back until %s: %s", h.Until.Format(time.RFC3339), h.Reason))
 	}
 	if e := ns.LastError; e != nil && e.Time.After(ns.LastSuccess) {
 		problems = append(problems, fmt.Sprintf("the latest ping failed (user %s, %s): %s", e.UserID, e.Outcome, e.Error))

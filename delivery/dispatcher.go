@@ -95,7 +95,7 @@ type Dispatcher struct {
 	holdMu sync.Mutex
 	holds  map[string]hold
 	lifted []hold
-	wake   chan struct{} // the loop has lifted holds to act on
+	wake   chan struct{} // a new config: workers to start, lifted holds to act on
 
 	mu          sync.Mutex
 	running     bool
@@ -173,7 +173,8 @@ func (d *Dispatcher) SetConfig(cfg Config) {
 		}
 	}
 	d.cfg.Store(rc)
-	// After the Store: see holdBack.
+	// After the Store: see holdBack. It also wakes the loop for the new
+	// number of workers.
 	d.liftHolds(cfg.Senders)
 }
 
@@ -482,7 +483,9 @@ func (d *Dispatcher) unhold(network string) {
 }
 
 // liftHolds releases the held networks that senders configures, for the
-// loop to retry, and wakes it.
+// loop to retry, and wakes the loop: besides lifted holds, the new config
+// may allow more workers, and a loop whose workers were all busy is not
+// woken by enqueues.
 func (d *Dispatcher) liftHolds(senders map[string]Sender) {
 	d.holdMu.Lock()
 	defer d.holdMu.Unlock()
@@ -492,11 +495,9 @@ func (d *Dispatcher) liftHolds(senders map[string]Sender) {
 			d.lifted = append(d.lifted, h)
 		}
 	}
-	if len(d.lifted) > 0 {
-		select {
-		case d.wake <- struct{}{}:
-		default:
-		}
+	select {
+	case d.wake <- struct{}{}:
+	default:
 	}
 }
 

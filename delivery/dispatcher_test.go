@@ -493,6 +493,10 @@ func TestBusyWorkersIgnoreEnqueues(t *testing.T) {
 	enqueue(t, q, network, "first")
 	start(t, q, Options{Workers: 1}, Config{Senders: map[string]Sender{network: client(network, g.URL)}})
 	g.next(t) // the only worker is busy
+	select {
+	case <-q.Notify(): // the notice of "first", if the loop left it
+	default:
+	}
 
 	for i := range 20 {
 		enqueue(t, q, network, fmt.Sprintf("u%d", i))
@@ -505,8 +509,35 @@ func TestBusyWorkersIgnoreEnqueues(t *testing.T) {
 	}
 
 	g.Open()
-	g.release <- struct{}{}  // the ping in flight
+	close(g.release)         // answer the ping in flight
 	waitEmpty(t, q, network) // every job acked: pinged and answered 200
+}
+
+// A reload that raises workers starts the extra ones at once, even while
+// every worker is busy (when enqueues do not wake the loop).
+func TestSetConfigMoreWorkersWhileBusy(t *testing.T) {
+	t.Parallel()
+	q := openQueue(t, nil)
+	g := newGate(t)
+	senders := map[string]Sender{network: client(network, g.URL)}
+	enqueue(t, q, network, "u1")
+	d := start(t, q, Options{Workers: 1}, Config{Senders: senders})
+	g.next(t) // the only worker is busy
+
+	d.SetConfig(Config{Senders: senders, Workers: 2})
+	enqueue(t, q, network, "u2")
+	// Well before the first ping's HTTP timeout (10s) could free its worker.
+	select {
+	case id := <-g.arrived:
+		if id != "u2" {
+			t.Errorf("second ping was for %s, want u2", id)
+		}
+	case <-time.After(2 * time.Second):
+		t.Error("no second ping within 2s of the reload that allowed a second worker")
+	}
+	g.Open()
+	close(g.release) // answer the pings in flight, however many there are
+	waitEmpty(t, q, network)
 }
 
 func TestStopWithoutStart(t *testing.T) {
