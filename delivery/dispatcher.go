@@ -93,8 +93,8 @@ type Dispatcher struct {
 	// them, and until when; lifted lists the networks a new config released
 	// from a hold, whose jobs the loop makes due again.
 	holdMu sync.Mutex
-	holds  map[string]hold
-	lifted []hold
+	holds  map[string]Hold
+	lifted map[string]Hold
 	wake   chan struct{} // a new config: workers to start, lifted holds to act on
 
 	mu          sync.Mutex
@@ -120,7 +120,7 @@ func New(q *queue.Queue, opts Options) *Dispatcher {
 		log:      opts.Logger,
 		now:      opts.Now,
 		limiters: make(map[string]*rate.Limiter),
-		holds:    make(map[string]hold),
+		holds:    make(map[string]Hold),
 		wake:     make(chan struct{}, 1),
 	}
 	if d.workers <= 0 {
@@ -369,7 +369,7 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 		log.Error("Livefyre refused the system token: check the network name and key, then reload; "+
 			"the network's pings are kept and held back",
 			zap.Int("status", res.Status), zap.Duration("retry_in", wait))
-		d.hold(job.Network, now.Add(wait), HoldRefusedKey)
+		d.hold(job.Network, Hold{Until: now.Add(wait), Reason: HoldRefusedKey})
 		d.settle(log, d.q.Retry(l, now.Add(wait), reason))
 		cfg.observe(Attempt{Job: job, Number: attempt, Result: res, Reason: reason, At: now})
 	default: // pullclient.Retry
@@ -396,13 +396,6 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 // sends them within this time.
 const unconfiguredRecheck = 5 * time.Minute
 
-// hold is why a network's pings are held back, and until when.
-type hold struct {
-	network string
-	until   time.Time
-	why     string
-}
-
 // Reasons for a hold, as Held and the logs give them.
 const (
 	HoldRefusedKey   = "Livefyre refused the system token"
@@ -423,19 +416,19 @@ func (d *Dispatcher) Held() map[string]Hold {
 	now := d.now()
 	held := make(map[string]Hold, len(d.holds))
 	for network, h := range d.holds {
-		if h.until.After(now) {
-			held[network] = Hold{Until: h.until, Reason: h.why}
+		if h.Until.After(now) {
+			held[network] = h
 		}
 	}
 	return held
 }
 
-// hold stops the network's pings until until (or a later hold's end).
-func (d *Dispatcher) hold(network string, until time.Time, why string) {
+// hold stops the network's pings until h.Until (or a later hold's end).
+func (d *Dispatcher) hold(network string, h Hold) {
 	d.holdMu.Lock()
 	defer d.holdMu.Unlock()
-	if h, ok := d.holds[network]; !ok || until.After(h.until) {
-		d.holds[network] = hold{network: network, until: until, why: why}
+	if old, ok := d.holds[network]; !ok || h.Until.After(old.Until) {
+		d.holds[network] = h
 	}
 }
 
@@ -455,7 +448,7 @@ func (d *Dispatcher) holdBack(log *zap.Logger, l queue.Lease) bool {
 	d.holdMu.Lock()
 	defer d.holdMu.Unlock()
 	h, held := d.holds[network]
-	if held && !h.until.After(d.now()) {
+	if held && !h.Until.After(d.now()) {
 		delete(d.holds, network)
 		held = false
 	}
@@ -466,12 +459,12 @@ func (d *Dispatcher) holdBack(log *zap.Logger, l queue.Lease) bool {
 		// A network dropped from the config, or not in it yet: its pings
 		// are kept unsent and looked at again now and then; a reload that
 		// configures it sends them at once.
-		h = hold{network: network, until: d.now().Add(unconfiguredRecheck), why: HoldUnconfigured}
+		h = Hold{Until: d.now().Add(unconfiguredRecheck), Reason: HoldUnconfigured}
 		d.holds[network] = h
 		d.log.Warn("pings queued for a network no livefyre handler is configured for: kept, not sent, until a config has one",
 			zap.String("network", network), zap.Duration("recheck_in", unconfiguredRecheck))
 	}
-	d.settle(log, d.q.Postpone(l, h.until))
+	d.settle(log, d.q.Postpone(l, h.Until))
 	return true
 }
 
@@ -492,7 +485,10 @@ func (d *Dispatcher) liftHolds(senders map[string]Sender) {
 	for network, h := range d.holds {
 		if senders[network] != nil {
 			delete(d.holds, network)
-			d.lifted = append(d.lifted, h)
+			if d.lifted == nil {
+				d.lifted = make(map[string]Hold)
+			}
+			d.lifted[network] = h
 		}
 	}
 	select {
@@ -507,14 +503,14 @@ func (d *Dispatcher) retryLifted() {
 	lifted := d.lifted
 	d.lifted = nil
 	d.holdMu.Unlock()
-	for _, h := range lifted {
-		n, err := d.q.DueNow(h.network)
+	for network, h := range lifted {
+		n, err := d.q.DueNow(network)
 		if err != nil {
-			d.log.Error("sending the pings held back", zap.String("network", h.network), zap.String("held_because", h.why), zap.Error(err))
+			d.log.Error("sending the pings held back", zap.String("network", network), zap.String("held_because", h.Reason), zap.Error(err))
 			continue
 		}
 		d.log.Info("new configuration: sending the pings held back",
-			zap.String("network", h.network), zap.String("held_because", h.why), zap.Int("pings", n))
+			zap.String("network", network), zap.String("held_because", h.Reason), zap.Int("pings", n))
 	}
 }
 
