@@ -131,9 +131,9 @@ type networkStats struct {
 	// started.
 	LastSuccess time.Time    `json:"last_success,omitzero"`
 	LastError   *pingAttempt `json:"last_error,omitempty"`
-	// Held is set while the network's pings are kept back unsent, none of
-	// them tried: Livefyre refused its key, or no handler is configured
-	// for it. A reload that fixes that sends them at once.
+	// Held is set while the network's pings are kept back unsent, with no
+	// attempt counted: Livefyre refused its key, or no handler is
+	// configured for it. A reload that fixes that sends them at once.
 	Held *heldPings `json:"held,omitempty"`
 }
 
