@@ -333,7 +333,7 @@ func TestProbeUserCaddyfile(t *testing.T) {
 	var h Handler
 	d := caddyfile.NewTestDispenser(`livefyre {
 		network example.fyre.co
-		key k
+		key {env.LIVEFYRE_NETWORK_KEY}
 		probe_user u-42
 		watch PATCH /api/users/{id}
 	}`)
@@ -345,7 +345,7 @@ func TestProbeUserCaddyfile(t *testing.T) {
 	}
 	for _, bad := range []string{"probe_user", "probe_user a b", `probe_user "a b"`} {
 		var h Handler
-		d := caddyfile.NewTestDispenser("livefyre {\n network example.fyre.co\n key k\n " + bad + "\n}")
+		d := caddyfile.NewTestDispenser("livefyre {\n network example.fyre.co\n key {env.LIVEFYRE_NETWORK_KEY}\n " + bad + "\n}")
 		if err := h.UnmarshalCaddyfile(d); err == nil {
 			t.Errorf("%s: no error", bad)
 		}

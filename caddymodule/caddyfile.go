@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -35,10 +36,11 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //
 //	livefyre {
 //		network   <name.fyre.co>
-//		key       <network key, e.g. {env.LIVEFYRE_NETWORK_KEY}>
+//		key       <runtime placeholder, e.g. {env.LIVEFYRE_NETWORK_KEY}>
 //		quill     <base URL>
-//		token_ttl <duration>
+//		token_ttl <duration, 1m to 24h>
 //		probe_user <user id>
+//		insecure_http
 //
 //		watch <methods...> <path with {id}>
 //		watch <methods...> <path> {
@@ -63,6 +65,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	// Missing settings are reported at the directive, not at its closing brace.
 	file, line := d.File(), d.Line()
+	// Lines of the settings checked once the whole block is read.
+	var quillLine, pullLine int
+	var watchLines []int
 	if d.NextArg() {
 		return d.ArgErr()
 	}
@@ -81,16 +86,34 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &h.Key); err != nil {
 				return err
 			}
+			if err := checkKey(h.Key); err != nil {
+				return d.Errf("key: %v", err)
+			}
 		case "quill":
 			if err := oneArg(d, &h.Quill); err != nil {
 				return err
 			}
+			// A placeholder is filled in, and the URL checked, at start-up.
+			if !strings.Contains(h.Quill, "{") {
+				if err := checkBaseURL(h.Quill); err != nil {
+					return d.Errf("quill: %v", err)
+				}
+			}
+			quillLine = d.Line()
 		case "token_ttl":
 			dur, err := durationArg(d)
 			if err != nil {
 				return err
 			}
+			if err := checkTokenTTL(time.Duration(dur)); err != nil {
+				return d.Errf("token_ttl: %v", err)
+			}
 			h.TokenTTL = dur
+		case "insecure_http":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.InsecureHTTP = true
 		case "probe_user":
 			if err := oneArg(d, &h.ProbeUser); err != nil {
 				return err
@@ -99,6 +122,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("probe_user %q: a user id must match ^[A-Za-z0-9_.-]+$", h.ProbeUser)
 			}
 		case "watch":
+			watchLines = append(watchLines, d.Line())
 			w, err := parseWatch(d)
 			if err != nil {
 				return err
@@ -108,6 +132,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if h.Pull != nil {
 				return d.Err("only one pull endpoint per livefyre block")
 			}
+			pullLine = d.Line()
 			p, err := parsePull(d)
 			if err != nil {
 				return err
@@ -122,6 +147,28 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	if h.Key == "" {
 		return errAt(file, line, "livefyre: key is required (e.g. key {env.LIVEFYRE_NETWORK_KEY})")
+	}
+	if len(h.Watch) == 0 && h.Pull == nil {
+		return errAt(file, line, "livefyre: nothing to do: add a watch line or a pull block")
+	}
+	if !h.InsecureHTTP {
+		if quillLine > 0 && !strings.Contains(h.Quill, "{") {
+			if err := checkCleartext("quill", h.Quill); err != nil {
+				return errAt(file, quillLine, "livefyre: "+err.Error())
+			}
+		}
+		if h.Pull != nil {
+			if err := checkCleartext("the pull URL", h.Pull.URL); err != nil {
+				return errAt(file, pullLine, "livefyre: "+err.Error())
+			}
+		}
+	}
+	if h.Pull != nil {
+		for i, w := range h.Watch {
+			if err := h.Pull.checkWatches([]*Watch{w}); err != nil {
+				return errAt(file, watchLines[i], "livefyre: "+err.Error())
+			}
+		}
 	}
 	return nil
 }

@@ -102,6 +102,7 @@ func lineDiff(want, got string) string {
 func TestCaddyfileExampleValidates(t *testing.T) {
 	t.Setenv("XDG_DATA_HOME", t.TempDir())
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("APP_API_TOKEN", "example-app-token") // the example's header_up
 	src, err := os.ReadFile(filepath.Join("..", "Caddyfile.example"))
 	if err != nil {
 		t.Fatal(err)
@@ -196,6 +197,26 @@ func TestAdaptErrors(t *testing.T) {
 		{"watch unknown option", site(netKey + "\t\twatch POST /api/me {\n\t\t\tuser /id\n\t\t}\n"), 6, `unrecognized watch option "user"`},
 		{"watch max_body not a size", site(netKey + "\t\twatch POST /api/users/{id} {\n\t\t\tmax_body lots\n\t\t}\n"), 6, "is not a size"},
 		{"token_ttl negative", site(netKey + "\t\ttoken_ttl -1h\n"), 5, "is not a duration"},
+		{"token_ttl under a minute", site(netKey + "\t\ttoken_ttl 30s\n\t\twatch PUT /u/{id}\n"), 5, "token_ttl: 30s is out of bounds: a system token must live from 1m to 24h"},
+		{"token_ttl over a day", site(netKey + "\t\ttoken_ttl 25h\n\t\twatch PUT /u/{id}\n"), 5, "token_ttl: 25h0m0s is out of bounds"},
+
+		// The key: the error never quotes it (the loop checks), and says what to write instead.
+		{"literal key", site("\t\tnetwork example.fyre.co\n\t\tkey " + networkKeySecret + "\n\t\twatch PUT /u/{id}\n"), 4, "must be a runtime placeholder, e.g. key {env.LIVEFYRE_NETWORK_KEY}"},
+		{"adapt-time {$VAR} key", site("\t\tnetwork example.fyre.co\n\t\tkey {$LIVEFYRE_NETWORK_KEY}\n\t\twatch PUT /u/{id}\n"), 4, "literally or as {$VAR}"},
+		{"key with a literal part", site("\t\tnetwork example.fyre.co\n\t\tkey k-{env.LIVEFYRE_NETWORK_KEY}\n\t\twatch PUT /u/{id}\n"), 4, "must be a runtime placeholder"},
+		{"key from a request", site("\t\tnetwork example.fyre.co\n\t\tkey {http.request.header.X-Key}\n\t\twatch PUT /u/{id}\n"), 4, "{http.request.header.X-Key} is not filled in at start-up; use {env.NAME}"},
+
+		// Checks that once waited for start-up.
+		{"empty block", site(netKey), 2, "nothing to do: add a watch line or a pull block"},
+		{"quill not a URL", site(netKey + "\t\tquill 127.0.0.1:8099\n\t\twatch PUT /u/{id}\n"), 5, "quill: \"127.0.0.1:8099\" must be an absolute http(s) URL"},
+		{"watch under the pull path", site(netKey + "\t\tpull https://x.example/api/users/{id} {\n" + upstream + "\t\t}\n\t\twatch PATCH /api/users/{id}\n"), 8, "move the pull URL"},
+		{"watch under the pull path, watch first", site(netKey + "\t\twatch PATCH /api/users/{id}\n\t\tpull https://x.example/api/{id} {\n" + upstream + "\t\t}\n"), 5, "is under the pull URL's path /api"},
+
+		// Cleartext off loopback, unless insecure_http says so.
+		{"http quill", site(netKey + "\t\tquill http://quill.example.com\n\t\twatch PUT /u/{id}\n"), 5, "quill http://quill.example.com is cleartext http to quill.example.com, which is not loopback"},
+		{"http pull URL", pull("http://www.example.com/livefyre/pull/{id}", upstream), 5, "use https, or add insecure_http to the livefyre block"},
+		{"http pull URL on a private address", pull("http://10.0.0.5/livefyre/pull/{id}", upstream), 5, "10.0.0.5, which is not loopback"},
+		{"insecure_http with a value", site(netKey + "\t\tinsecure_http yes\n"), 5, "wrong argument count"},
 
 		{"global bad rate", global("\t\trate fast\n"), 3, `rate "fast"`},
 		{"global bad rate unit", global("\t\trate 20/d\n"), 3, "unit must be s, m or h"},
@@ -214,6 +235,9 @@ func TestAdaptErrors(t *testing.T) {
 				t.Fatalf("adapt succeeded, want an error containing %q; Caddyfile:\n%s\nJSON: %s", tt.want, tt.caddyfile, out)
 			}
 			msg := err.Error()
+			if strings.Contains(msg, networkKeySecret) {
+				t.Errorf("the error quotes the network key: %q", msg)
+			}
 			if !strings.Contains(msg, tt.want) {
 				t.Errorf("error %q\nwant it to contain %q", msg, tt.want)
 			}

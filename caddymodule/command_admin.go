@@ -151,7 +151,7 @@ the network's system user until it expires: keep the TTL short.
 	}, cmdToken)
 	token.Flags().String("network", "", "Livefyre network name, e.g. example.fyre.co (required)")
 	token.Flags().String("key-file", "", "File holding the network key (default: $LIVEFYRE_NETWORK_KEY)")
-	token.Flags().Duration("ttl", 10*time.Minute, "How long the token is valid")
+	token.Flags().Duration("ttl", 10*time.Minute, "How long the token is valid, from 1m to 24h")
 }
 
 // adminClient calls the livefyre routes of a running Caddy's admin
@@ -547,8 +547,8 @@ func cmdToken(fl caddycmd.Flags) (int, error) {
 		return caddy.ExitCodeFailedStartup, fmt.Errorf("token: --network: %v", err)
 	}
 	ttl := fl.Duration("ttl")
-	if ttl <= 0 {
-		return caddy.ExitCodeFailedStartup, errors.New("token: --ttl must be positive")
+	if err := checkTokenTTL(ttl); err != nil {
+		return caddy.ExitCodeFailedStartup, fmt.Errorf("token: --ttl %v", err)
 	}
 	key, err := networkKey(fl.String("key-file"))
 	if err != nil {

@@ -123,6 +123,7 @@ func (app *App) doctor(ctx context.Context, req doctorRequest) doctorReport {
 		sites := app.sites(network)
 		user := sampleUser(req.UserID, sites)
 		d.checkToken(client, sites)
+		d.checkCleartext(client, sites)
 		d.checkLivefyre(client)
 		d.checkProbe(client, user)
 		served := false
@@ -207,6 +208,40 @@ func (d *doctorRun) checkToken(c *pullclient.Client, sites []*Handler) {
 	}
 	d.add(c.Network, "token", checkPass,
 		fmt.Sprintf("minted a system token for %s (valid %s) and validated it as the pull endpoint does", c.Network, ttl), "")
+}
+
+// checkCleartext flags plain http where a system token travels: to quill
+// with every ping, and to the pull URL with every pull. Off loopback that
+// takes insecure_http, so it is a warning rather than a failure: the user
+// asked for it, and doctor says what it costs.
+func (d *doctorRun) checkCleartext(c *pullclient.Client, sites []*Handler) {
+	var exposed, local []string
+	note := func(what, raw string) {
+		if host, ok := cleartextHost(raw); ok {
+			if loopbackHost(host) {
+				local = append(local, what+" "+raw)
+			} else {
+				exposed = append(exposed, what+" "+raw)
+			}
+		}
+	}
+	note("quill", quillURL(c))
+	for _, h := range sites {
+		if h.Pull != nil {
+			note("pull URL", h.Pull.URL)
+		}
+	}
+	switch {
+	case len(exposed) > 0:
+		d.add(c.Network, "cleartext", checkWarn,
+			"system tokens cross the network unencrypted (insecure_http): "+strings.Join(exposed, "; ")+"; whoever reads one can act for the whole network until it expires",
+			"use https:// for quill and the pull URL, then remove insecure_http and caddy reload")
+	case len(local) > 0:
+		d.add(c.Network, "cleartext", checkPass,
+			"plain http on loopback only ("+strings.Join(local, "; ")+"), as in tests and the demo; Livefyre itself needs an https pull URL", "")
+	default:
+		d.add(c.Network, "cleartext", checkPass, "quill and the pull URL use https", "")
+	}
 }
 
 // quillURL is the base URL pings go to.

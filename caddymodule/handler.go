@@ -25,19 +25,28 @@ type Handler struct {
 	// Network is the Livefyre network name, e.g. "example.fyre.co".
 	Network string `json:"network"`
 
-	// Key is the network key. Use a runtime placeholder such as
-	// "{env.LIVEFYRE_NETWORK_KEY}" or "{file./run/secrets/livefyre}" so the
-	// key never appears in the adapted config; it is read at provision time
-	// and never logged.
+	// Key is the network key, as one runtime placeholder:
+	// "{env.LIVEFYRE_NETWORK_KEY}" or "{file./run/secrets/livefyre}". It is
+	// read when the config loads, and an empty value is an error. A literal
+	// key is refused: the JSON config is served by Caddy's admin API, so a
+	// key written there is a key disclosed. Required.
 	Key string `json:"key"`
 
 	// Quill is the base URL of Livefyre's API. Default:
 	// "https://{prefix}.quill.fyre.co". Point it at the emulator for tests.
+	// Plain http is refused except to loopback, unless InsecureHTTP is set.
 	Quill string `json:"quill,omitempty"`
 
 	// TokenTTL is the lifetime of the system tokens minted for pings and
-	// registration. Default: 1h.
+	// registration, from 1m to 24h. Default: 1h.
 	TokenTTL caddy.Duration `json:"token_ttl,omitempty"`
+
+	// InsecureHTTP allows a plain http:// quill URL or pull URL on a host
+	// other than loopback (localhost, 127.0.0.0/8, ::1). Every ping and
+	// every pull carries a system token that lets its reader act for the
+	// whole network, so set it only on a network nobody else can read.
+	// `caddy livefyre doctor` warns while it is in use. Default: false.
+	InsecureHTTP bool `json:"insecure_http,omitempty"`
 
 	// Watch lists the app's profile-update routes. A 2xx answer on one of
 	// them queues a ping for the user it names.
@@ -68,8 +77,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision resolves the key, compiles the watch and pull settings, and
-// registers this site's network with the livefyre app.
+// Provision reads the key and the start-up placeholders of header_up,
+// compiles the watch and pull settings, and registers this site's network
+// with the livefyre app.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.log = ctx.Logger()
 	repl := caddy.NewReplacer()
@@ -79,22 +89,32 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("network: %w", err)
 	}
 	if h.Key == "" {
-		return fmt.Errorf("key is required (use a placeholder such as {env.LIVEFYRE_NETWORK_KEY})")
+		return fmt.Errorf("network %s: key is required (use a placeholder such as {env.LIVEFYRE_NETWORK_KEY})", network)
 	}
-	key, err := repl.ReplaceOrErr(h.Key, true, true)
-	if err != nil || key == "" {
-		// The error names the placeholder, never the key; still, keep it terse.
-		return fmt.Errorf("key: the placeholder in it is unknown or empty; set it (e.g. export LIVEFYRE_NETWORK_KEY) before starting Caddy")
+	if err := checkKey(h.Key); err != nil {
+		return fmt.Errorf("network %s: key: %w", network, err)
+	}
+	key, err := resolveKey(h.Key)
+	if err != nil {
+		return fmt.Errorf("network %s: key: %w", network, err)
 	}
 	quill := repl.ReplaceKnown(h.Quill, "")
 	if quill != "" {
 		if err := checkBaseURL(quill); err != nil {
-			return fmt.Errorf("quill: %w", err)
+			return fmt.Errorf("network %s: quill: %w", network, err)
+		}
+		if !h.InsecureHTTP {
+			if err := checkCleartext("quill", quill); err != nil {
+				return fmt.Errorf("network %s: %w", network, err)
+			}
 		}
 	}
 	ttl := time.Duration(h.TokenTTL)
 	if ttl == 0 {
 		ttl = pullclient.DefaultTokenTTL
+	}
+	if err := checkTokenTTL(ttl); err != nil {
+		return fmt.Errorf("network %s: token_ttl: %w", network, err)
 	}
 	h.client = &pullclient.Client{Network: network, Key: key, QuillURL: quill, TokenTTL: ttl}
 	h.tokens = pullclient.TokenValidator{Network: network, Key: key}
@@ -108,6 +128,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Pull != nil {
 		if err := h.Pull.provision(); err != nil {
 			return fmt.Errorf("pull %s: %w", h.Pull.URL, err)
+		}
+		if !h.InsecureHTTP {
+			if err := checkCleartext("the pull URL", h.Pull.URL); err != nil {
+				return fmt.Errorf("network %s: %w", network, err)
+			}
+		}
+		if h.Pull.HeaderUp, err = fillHeaderUp(h.Pull.HeaderUp); err != nil {
+			return fmt.Errorf("network %s: pull %s: %w", network, h.Pull.URL, err)
 		}
 		h.Pull.register(network)
 	}

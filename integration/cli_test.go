@@ -287,7 +287,7 @@ func TestCLI(t *testing.T) {
 	}
 	runCLI(t, nil, []string{"LIVEFYRE_NETWORK_KEY="}, "token", "--network", network).fails(t, "no network key")
 	runCLI(t, nil, []string{"LIVEFYRE_NETWORK_KEY=" + key}, "token", "--network", "example.com").fails(t, "fyre.co")
-	runCLI(t, nil, []string{"LIVEFYRE_NETWORK_KEY=" + key}, "token", "--network", network, "--ttl", "0s").fails(t, "--ttl must be positive")
+	runCLI(t, nil, []string{"LIVEFYRE_NETWORK_KEY=" + key}, "token", "--network", network, "--ttl", "0s").fails(t, "--ttl 0s is out of bounds")
 
 	// Finding the admin endpoint: from --config, as `caddy reload` does; a
 	// wrong --address says where it looked.

@@ -1,0 +1,165 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// The checks here keep secrets out of the config and off the wire. Each is
+// run twice: by the Caddyfile parser, so that an error names its line, and
+// by Provision, for configs written in JSON.
+
+// Bounds of token_ttl and `caddy livefyre token --ttl`. A system token lets
+// its holder act for the whole network until it expires, so a long one is a
+// long exposure; a very short one expires before a slow ping is answered.
+const (
+	minTokenTTL = time.Minute
+	maxTokenTTL = 24 * time.Hour
+)
+
+// checkTokenTTL keeps a system token's lifetime within its bounds.
+func checkTokenTTL(ttl time.Duration) error {
+	if ttl < minTokenTTL || ttl > maxTokenTTL {
+		return fmt.Errorf("%s is out of bounds: a system token must live from 1m to 24h (the default is 1h)", ttl)
+	}
+	return nil
+}
+
+// errLiteralKey refuses a network key written into the config. It never
+// quotes the key: the value is the secret.
+var errLiteralKey = errors.New("the network key must be a runtime placeholder, e.g. key {env.LIVEFYRE_NETWORK_KEY} " +
+	"or key {file./run/secrets/livefyre_key}: a key written in the config, literally or as {$VAR} (which " +
+	"Caddy fills in while adapting), is part of the JSON config that Caddy's admin API serves")
+
+// checkKey accepts a key that is exactly one placeholder Caddy fills in at
+// start-up. It does not read the value.
+func checkKey(key string) error {
+	name, ok := strings.CutPrefix(key, "{")
+	name, closed := strings.CutSuffix(name, "}")
+	if !ok || !closed || name == "" || strings.ContainsAny(name, "{}") {
+		return errLiteralKey
+	}
+	if !startupPlaceholder(name) {
+		if _, known := caddy.NewReplacer().Get(name); !known {
+			return fmt.Errorf("{%s} is not filled in at start-up; use {env.NAME} or {file./path}", name)
+		}
+	}
+	return nil
+}
+
+// resolveKey reads the network key from its placeholder, which checkKey
+// has accepted.
+func resolveKey(key string) (string, error) {
+	name := key[1 : len(key)-1]
+	if startupPlaceholder(name) {
+		return startupValue(name)
+	}
+	v, _ := caddy.NewReplacer().GetString(name)
+	if v == "" {
+		return "", fmt.Errorf("%s is empty", key)
+	}
+	return v, nil
+}
+
+// startupPlaceholder reports whether a placeholder is read once, when the
+// config loads: environment variables and files, where secrets live. The
+// others ({http.request.*}, {time.*}) change from request to request.
+func startupPlaceholder(name string) bool {
+	return strings.HasPrefix(name, "env.") || strings.HasPrefix(name, "file.")
+}
+
+// startupValue reads an {env.*} or {file.*} placeholder. An empty value is
+// an error that says which variable or file to fix, so that an unset
+// {env.APP_API_TOKEN} is never sent as "Bearer ".
+func startupValue(name string) (string, error) {
+	v, _ := caddy.NewReplacer().GetString(name)
+	if v != "" {
+		return v, nil
+	}
+	if env, ok := strings.CutPrefix(name, "env."); ok {
+		return "", fmt.Errorf("{%s} is empty: the environment variable %s is unset or empty; set it before starting Caddy", name, env)
+	}
+	file := strings.TrimPrefix(name, "file.")
+	return "", fmt.Errorf("{%s} is empty: the file %s is missing, unreadable or empty", name, file)
+}
+
+// fillHeaderUp reads the {env.*} and {file.*} placeholders of header_up
+// values once, at start-up, and leaves the others for each request. The
+// braces of a value read are escaped, so the per-request replacement takes
+// them literally.
+func fillHeaderUp(headers http.Header) (http.Header, error) {
+	filled := make(http.Header, len(headers))
+	for name, vals := range headers {
+		for _, v := range vals {
+			f, err := fillStartupPlaceholders(v)
+			if err != nil {
+				return nil, fmt.Errorf("header_up %s: %w", name, err)
+			}
+			filled[name] = append(filled[name], f)
+		}
+	}
+	return filled, nil
+}
+
+var braceEscaper = strings.NewReplacer("{", `\{`, "}", `\}`)
+
+// fillStartupPlaceholders fills the start-up placeholders of s, scanning it
+// as Caddy's replacer does: `\{` and `\}` are literal braces.
+func fillStartupPlaceholders(s string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) && (s[i+1] == '{' || s[i+1] == '}') {
+			b.WriteString(s[i : i+2])
+			i++
+			continue
+		}
+		if s[i] == '{' {
+			if end := strings.IndexByte(s[i:], '}'); end > 0 && startupPlaceholder(s[i+1:i+end]) {
+				v, err := startupValue(s[i+1 : i+end])
+				if err != nil {
+					return "", err
+				}
+				b.WriteString(braceEscaper.Replace(v))
+				i += end
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String(), nil
+}
+
+// checkCleartext refuses an http:// URL that leaves the machine: a system
+// token travels with every ping to quill and every pull of the pull URL,
+// and it lets whoever reads it act for the whole network.
+func checkCleartext(what, raw string) error {
+	if host, ok := cleartextHost(raw); ok && !loopbackHost(host) {
+		return fmt.Errorf("%s %s is cleartext http to %s, which is not loopback: the system token it carries could be read on the way; use https, or add insecure_http to the livefyre block if that network is private", what, raw, host)
+	}
+	return nil
+}
+
+// cleartextHost returns the host of an http:// URL; false for any other.
+func cleartextHost(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" {
+		return "", false
+	}
+	return u.Hostname(), true
+}
+
+// loopbackHost reports whether host is localhost, 127.0.0.0/8 or ::1.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
