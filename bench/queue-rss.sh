@@ -34,7 +34,7 @@ http://127.0.0.1:18080 {
 	bind 127.0.0.1
 	livefyre {
 		network bench.fyre.co
-		key bench-key
+		key {env.LIVEFYRE_NETWORK_KEY}
 		quill http://127.0.0.1:18099
 		watch PATCH /api/users/{id}
 		pull http://127.0.0.1:18080/livefyre/pull/{id} {
@@ -45,7 +45,7 @@ http://127.0.0.1:18080 {
 }
 CADDYFILE
 
-"$work/caddy" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
+LIVEFYRE_NETWORK_KEY=bench-key "$work/caddy" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
 caddy_pid=$!
 for _ in $(seq 100); do
 	curl -fsS -o /dev/null http://127.0.0.1:18019/config/ 2>/dev/null && break

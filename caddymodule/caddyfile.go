@@ -83,6 +83,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 		case "key":
+			if !d.NextArg() {
+				// Also what an unset {$VAR} leaves.
+				return d.Err("key needs a value: a runtime placeholder such as {env.LIVEFYRE_NETWORK_KEY}")
+			}
+			d.Prev()
 			if err := oneArg(d, &h.Key); err != nil {
 				return err
 			}

@@ -204,6 +204,7 @@ func TestAdaptErrors(t *testing.T) {
 		{"literal key", site("\t\tnetwork example.fyre.co\n\t\tkey " + networkKeySecret + "\n\t\twatch PUT /u/{id}\n"), 4, "must be a runtime placeholder, e.g. key {env.LIVEFYRE_NETWORK_KEY}"},
 		{"adapt-time {$VAR} key", site("\t\tnetwork example.fyre.co\n\t\tkey {$LIVEFYRE_NETWORK_KEY}\n\t\twatch PUT /u/{id}\n"), 4, "literally or as {$VAR}"},
 		{"key with a literal part", site("\t\tnetwork example.fyre.co\n\t\tkey k-{env.LIVEFYRE_NETWORK_KEY}\n\t\twatch PUT /u/{id}\n"), 4, "must be a runtime placeholder"},
+		{"key from an unset {$VAR}", site("\t\tnetwork example.fyre.co\n\t\tkey {$LF_TEST_UNSET_VAR}\n\t\twatch PUT /u/{id}\n"), 4, "key needs a value: a runtime placeholder such as {env.LIVEFYRE_NETWORK_KEY}"},
 		{"key from a request", site("\t\tnetwork example.fyre.co\n\t\tkey {http.request.header.X-Key}\n\t\twatch PUT /u/{id}\n"), 4, "{http.request.header.X-Key} is not filled in at start-up; use {env.NAME}"},
 
 		// Checks that once waited for start-up.

@@ -36,8 +36,11 @@ type Pull struct {
 	// such as {env.APP_HOST} may be used too.
 	Upstream string `json:"upstream"`
 
-	// HeaderUp sets headers on the request to Upstream; values may hold
-	// runtime placeholders, e.g. "Bearer {env.APP_API_TOKEN}".
+	// HeaderUp sets headers on the request to Upstream. Values may hold
+	// placeholders: {env.*} and {file.*} are read once, when the config
+	// loads, and an empty one is refused, so an unset variable is never
+	// sent as "Bearer "; the others, e.g. {http.request.header.X-Trace},
+	// are filled per request.
 	HeaderUp http.Header `json:"header_up,omitempty"`
 
 	// Map builds each Livefyre field from the app's JSON. Without it the

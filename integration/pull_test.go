@@ -112,6 +112,8 @@ type pullEnv struct {
 
 func newPullEnv(t *testing.T) *pullEnv {
 	t.Helper()
+	// header_up's placeholder is read when the config loads, and must not be empty.
+	t.Setenv("LIVEFYRE_TEST_APP_KEY", "app-secret")
 	e := &env{t: t, tester: caddytest.NewTester(t), storage: t.TempDir()}
 	t.Cleanup(e.unload)
 	p := &pullEnv{env: e, logDir: t.TempDir()}
@@ -236,7 +238,6 @@ const (
 // gets its documented status, and the app sees either nothing or exactly one
 // well-formed request for the requested user.
 func TestPullEndpointThroughCaddy(t *testing.T) {
-	t.Setenv("LIVEFYRE_TEST_APP_KEY", "app-secret")
 	p := newPullEnv(t)
 	good := systemToken(t)
 	// Caddy refuses a request head over max_header_size (default 16KiB)
