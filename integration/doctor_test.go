@@ -60,6 +60,7 @@ func TestDoctorPassesAHealthySetup(t *testing.T) {
 		t.Errorf("doctor found problems: %+v", rep)
 	}
 	wantCheck(t, rep, "token", "pass", "validated it as the pull endpoint does", "")
+	wantCheck(t, rep, "cleartext", "pass", "plain http on loopback only", "")
 	wantCheck(t, rep, "livefyre", "pass", e.emu.URL, "")
 	wantCheck(t, rep, "livefyre_probe", "pass", "accepted a ping for u1", "")
 	wantCheck(t, rep, "app", "pass", "answered user u1's profile", "")
