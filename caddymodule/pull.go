@@ -66,8 +66,10 @@ type Pull struct {
 	// "N/s", "N/m" or "N/h": once a client has sent N invalid tokens within
 	// the period that its first failure opened, it gets 429 (with
 	// Retry-After) until the period ends, without its token being checked.
-	// Clients are told apart by Caddy's client IP, so behind a proxy
-	// configure trusted_proxies or all clients share one budget. Up to
+	// Clients are told apart by Caddy's client IP: an IPv4 address on its
+	// own, an IPv6 address by its /64 (a host usually holds a whole /64 and
+	// could rotate through it). Behind a proxy configure trusted_proxies or
+	// all clients share one budget. Up to
 	// 10000 clients are remembered, the least recently seen forgotten
 	// first. Default: no limit.
 	MaxTokenFailures string `json:"max_token_failures,omitempty"`
