@@ -542,6 +542,13 @@ func (p *Pull) fetch(ctx context.Context, target string, repl *caddy.Replacer) (
 	if err := dec.Decode(&doc); err != nil {
 		return http.StatusBadGateway, nil, "the app's answer is not JSON: " + err.Error()
 	}
+	// One JSON value and nothing after it but whitespace: an answer with
+	// more is not the one document the app meant to send (two objects
+	// glued together, an error page after the JSON), so none of it is
+	// trusted.
+	if rest := bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
+		return http.StatusBadGateway, nil, fmt.Sprintf("the app's answer has %d bytes of data after its JSON value", len(rest))
+	}
 	if _, ok := doc.(map[string]any); !ok {
 		return http.StatusBadGateway, nil, "the app's answer is not a JSON object"
 	}

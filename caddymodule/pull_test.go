@@ -246,6 +246,10 @@ func TestPullFetch(t *testing.T) {
 		{"200 JSON array", jsonAnswer(200, `[{"name":"Rosa"}]`), 0, 0, 502, "not a JSON object"},
 		{"200 JSON null", jsonAnswer(200, `null`), 0, 0, 502, "not a JSON object"},
 		{"200 empty body", jsonAnswer(200, ``), 0, 0, 502, "not JSON"},
+		{"200 two JSON objects", jsonAnswer(200, `{"name":"Rosa"} {"name":"Mallory","moderator":true}`), 0, 0, 502, "data after its JSON value"},
+		{"200 JSON then garbage", jsonAnswer(200, `{"name":"Rosa"}garbage`), 0, 0, 502, "7 bytes of data after its JSON value"},
+		{"200 JSON then a bracket", jsonAnswer(200, `{"name":"Rosa"}}`), 0, 0, 502, "data after its JSON value"},
+		{"200 JSON then whitespace", jsonAnswer(200, "{\"name\":\"Rosa\"} \r\n\t\n"), 0, 0, 200, ""},
 		{"body at the cap", jsonAnswer(200, `{"name":"`+strings.Repeat("x", 90)+`"}`), 0, 101, 200, ""},
 		{"body past the cap", jsonAnswer(200, `{"name":"`+strings.Repeat("x", 91)+`"}`), 0, 101, 502, "larger than 101 bytes"},
 		{"slow answer", func(w http.ResponseWriter, r *http.Request) {
