@@ -94,8 +94,18 @@ func TestServePullMapping(t *testing.T) {
 			id:   "10042",
 			want: `{"id":"10042","display_name":"Rosa"}`},
 		{name: "pass-through keeps documented fields only",
-			app:  `{"id":"other","display_name":"Rosa","email":"r@example.org","nickname":"ro","first_name":"Rosa","password_hash":"x","moderator":"false","tags":"vip"}`,
-			want: `{"id":"u-10042","display_name":"Rosa","email":"r@example.org","moderator":false,"tags":["vip"]}`},
+			app:  `{"id":"other","display_name":"Rosa","email":"r@example.org","nickname":"ro","first_name":"Rosa","password_hash":"x","gravatar_disabled":"false"}`,
+			want: `{"id":"u-10042","display_name":"Rosa","email":"r@example.org","gravatar_disabled":false}`},
+		{name: "pass-through never grants moderator, tags or display_rules",
+			app:  `{"display_name":"Rosa","moderator":"true","tags":["staff"],"display_rules":{"bio":true}}`,
+			want: `{"id":"u-10042","display_name":"Rosa"}`},
+		{name: "pass-through never grants moderator as a boolean",
+			app:  `{"display_name":"Rosa","moderator":true}`,
+			want: `{"id":"u-10042","display_name":"Rosa"}`},
+		{name: "a map line grants them",
+			app:   `{"display_name":"Rosa","moderator":"true","tags":["staff"],"display_rules":{"bio":true}}`,
+			rules: []profile.Rule{r("display_name", "/display_name"), r("moderator", "/moderator"), r("tags", "/tags"), r("display_rules", "/display_rules")},
+			want:  `{"id":"u-10042","display_name":"Rosa","moderator":true,"tags":["staff"],"display_rules":{"bio":true}}`},
 		{name: "pass-through drops fields Livefyre would refuse",
 			app:  `{"display_name":"Rosa","tags":["bad tag!"],"websites":["https://a","https://b","https://c"],"image_url":"/relative.png"}`,
 			want: `{"id":"u-10042","display_name":"Rosa"}`},
@@ -188,16 +198,29 @@ func TestServePullGolden(t *testing.T) {
 		r("moderator", "false"),
 		r("gravatar_disabled", "true"),
 	}
+	// Pass-through leaves out what only a map line sets.
+	var passed map[string]any
+	if err := json.Unmarshal(golden, &passed); err != nil {
+		t.Fatal(err)
+	}
+	delete(passed, "moderator")
+	delete(passed, "tags")
+	delete(passed, "display_rules")
+	passedJSON, err := json.Marshal(passed)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, c := range map[string]struct {
 		app   string
 		rules []profile.Rule
-	}{"mapped": {appShape, rules}, "pass-through": {string(golden), nil}} {
+		want  []byte
+	}{"mapped": {appShape, rules, golden}, "pass-through": {string(golden), nil, passedJSON}} {
 		t.Run(name, func(t *testing.T) {
 			status, body, _ := servedProfile(t, c.app, c.rules, "u-10042")
 			if status != http.StatusOK {
 				t.Fatalf("status %d: %s", status, body)
 			}
-			assertSameJSON(t, body, string(golden))
+			assertSameJSON(t, body, string(c.want))
 			p, err := livefyretest.ValidateProfile(body, "u-10042", false)
 			if err != nil {
 				t.Fatalf("the strict emulator refuses the §3.5 profile: %v", err)

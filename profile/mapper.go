@@ -47,7 +47,8 @@ type piece struct {
 }
 
 // NewMapper checks and compiles rules. With no rules the mapper passes the
-// documented fields of the app's JSON through.
+// documented fields of the app's JSON through, except moderator, tags and
+// display_rules, which only a rule sets.
 func NewMapper(rules []Rule) (*Mapper, error) {
 	m := &Mapper{}
 	seen := make(map[string]bool)
@@ -188,12 +189,16 @@ type Result struct {
 // leaves its field out; a value that cannot take the field's documented type
 // is an error (the profile is never half sent). Pass-through (no rules) drops
 // ill-typed fields, and ill-typed members of object fields, instead and
-// reports them in Result.Dropped.
+// reports them in Result.Dropped; it never sets the fields that grant
+// rights or group membership (moderator, tags, display_rules).
 func (m *Mapper) Map(id string, doc any) (Result, error) {
 	res := Result{Profile: map[string]any{"id": id}}
 	if len(m.rules) == 0 {
 		obj, _ := doc.(map[string]any)
 		for _, f := range schema {
+			if f.mapOnly {
+				continue
+			}
 			v, ok := obj[f.name]
 			if !ok || v == nil {
 				continue
