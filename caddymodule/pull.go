@@ -41,7 +41,9 @@ type Pull struct {
 	HeaderUp http.Header `json:"header_up,omitempty"`
 
 	// Map builds each Livefyre field from the app's JSON. Without it the
-	// documented Livefyre fields found in the app's JSON pass through.
+	// documented Livefyre fields found in the app's JSON pass through,
+	// except moderator, tags and display_rules: they grant rights or group
+	// membership, so only a map line sets them.
 	Map []profile.Rule `json:"map,omitempty"`
 
 	// Timeout bounds the whole request to Upstream. Default: 10s.
@@ -477,6 +479,9 @@ func (p *Pull) profile(r *http.Request, id string, log *zap.Logger, m *networkMe
 	}
 	if len(res.Dropped) > 0 {
 		log.Warn("pull: fields left out of the profile", zap.Strings("dropped", res.Dropped))
+	}
+	if len(res.Truncated) > 0 {
+		log.Warn("pull: fields cut to Livefyre's limit", zap.Strings("truncated", res.Truncated))
 	}
 	body, err := json.Marshal(res.Profile)
 	if err != nil {

@@ -114,8 +114,6 @@ func TestServePullMapping(t *testing.T) {
 			rules: []profile.Rule{r("display_name", "/name"), r("email", "/email")}, field: "display_name"},
 		{name: "pass-through without display_name", app: `{"name":"Rosa"}`, field: "display_name"},
 		{name: "empty display_name", app: `{"name":""}`, rules: []profile.Rule{r("display_name", "/name")}, field: "display_name"},
-		{name: "display_name over 50 characters", app: `{"name":"` + strings.Repeat("é", 51) + `"}`,
-			rules: []profile.Rule{r("display_name", "/name")}, field: "display_name"},
 		{name: "display_name an object", app: `{"name":{"first":"Rosa"}}`, rules: []profile.Rule{r("display_name", "/name")}, field: "display_name"},
 		{name: "tag outside the charset", app: `{"name":"Rosa","groups":["ok","not ok"]}`,
 			rules: []profile.Rule{r("display_name", "/name"), r("tags", "/groups")}, field: "tags"},
@@ -269,5 +267,53 @@ func TestServePullRefusalLogNamesNetwork(t *testing.T) {
 	}
 	if strings.Contains(fmt.Sprint(fields), token) {
 		t.Error("the refusal log line holds the token")
+	}
+}
+
+// A display name over Livefyre's limit is cut, not refused: the user's pull
+// succeeds, and a warning names the user, the network and the cut. Other
+// over-limit fields still fail the pull, naming the field and the limit.
+func TestServePullLimits(t *testing.T) {
+	r := func(field, source string) profile.Rule { return profile.Rule{Field: field, Source: source} }
+	status, body, logs := servedProfile(t, `{"name":"`+strings.Repeat("é", 49)+`ab"}`, []profile.Rule{r("display_name", "/name")}, "u-10042")
+	if status != http.StatusOK {
+		t.Fatalf("status %d (%s), want 200 with the name cut", status, body)
+	}
+	assertSameJSON(t, body, `{"id":"u-10042","display_name":"`+strings.Repeat("é", 49)+`a"}`)
+	if _, err := livefyretest.ValidateProfile(body, "u-10042", false); err != nil {
+		t.Errorf("the strict emulator refuses %s: %v", body, err)
+	}
+	cuts := logs.FilterMessageSnippet("cut to Livefyre's limit").All()
+	if len(cuts) != 1 || cuts[0].Level != zapcore.WarnLevel {
+		t.Fatalf("log %v, want one warning about the cut", logs.All())
+	}
+	f := cuts[0].ContextMap()
+	if f["user_id"] != "u-10042" || f["network"] != "example.fyre.co" || !strings.Contains(fmt.Sprint(f["truncated"]), "display_name: from 51 to 50 characters") {
+		t.Errorf("the warning has %v; want user_id, network and the display_name cut", f)
+	}
+
+	for _, tt := range []struct {
+		name, app, field, limit string
+		rules                   []profile.Rule
+	}{
+		{"a tag of 64 characters", `{"name":"Rosa","g":["` + strings.Repeat("t", 64) + `"]}`, "tags", "1-63 characters",
+			[]profile.Rule{r("display_name", "/name"), r("tags", "/g")}},
+		{"three websites", `{"name":"Rosa","w":["https://a.example","https://b.example","https://c.example"]}`, "websites", "at most 2",
+			[]profile.Rule{r("display_name", "/name"), r("websites", "/w")}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body, logs := servedProfile(t, tt.app, tt.rules, "u-10042")
+			if status != http.StatusBadGateway {
+				t.Fatalf("status %d (%s), want 502", status, body)
+			}
+			failures := logs.FilterMessageSnippet("does not make a valid Livefyre profile").All()
+			if len(failures) != 1 {
+				t.Fatalf("log %v, want one failure", logs.All())
+			}
+			f := failures[0].ContextMap()
+			if f["field"] != tt.field || !strings.Contains(fmt.Sprint(f["reason"]), tt.limit) || f["user_id"] != "u-10042" {
+				t.Errorf("the failure has %v; want field %s, a reason naming %q, and the user id", f, tt.field, tt.limit)
+			}
+		})
 	}
 }

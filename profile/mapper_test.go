@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 )
 
 // sameJSON reports whether got, marshalled, is the JSON document want. Both
@@ -359,8 +360,6 @@ func TestMapErrors(t *testing.T) {
 		{"email from a list", []Rule{dn, {"email", "/e"}}, `{"dn": "R", "e": ["a@example.org"]}`, "", "email"},
 		{"template over an object", []Rule{dn, {"image_url", "https://x/{/avatar}.png"}}, `{"dn": "R", "avatar": {"id": 1}}`, "", "image_url"},
 		{"template over a list", []Rule{dn, {"bio", "{/bio}"}}, `{"dn": "R", "bio": ["a"]}`, "", "bio"},
-		{"display_name of 51 accented characters", []Rule{dn}, `{"dn": "` + strings.Repeat("é", 51) + `"}`, "", "display_name"},
-		{"display_name of 51 ASCII", []Rule{dn}, `{"dn": "` + strings.Repeat("a", 51) + `"}`, "", "display_name"},
 		{"empty display_name", []Rule{dn}, `{"dn": ""}`, "", "display_name"},
 		{"blank display_name", []Rule{dn}, `{"dn": "   "}`, "", "display_name"},
 		{"absent display_name", []Rule{dn, {"email", "/email"}}, `{"email": "rosa@example.org"}`, "", "display_name"},
@@ -780,4 +779,71 @@ func FuzzMap(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A display_name over Livefyre's 50 characters is cut at a character
+// boundary, by rules and by pass-through alike, and reported; the profile
+// still goes out. Other limits fail the pull, naming the field and the
+// limit.
+func TestMapLimits(t *testing.T) {
+	long := strings.Repeat("é", 49) + "👩‍💻 Quintero" // 49 + 3 runes of the emoji sequence + 9
+	tests := []struct {
+		name          string
+		rules         []Rule // nil: pass-through
+		doc           string
+		wantName      string
+		wantTruncated string // the Truncated entry; "" for none
+		wantField     string // for failures
+		wantReason    string // a part of the failure's reason that names the limit
+	}{
+		{name: "50 characters are kept", rules: []Rule{{"display_name", "/dn"}},
+			doc: `{"dn": "` + strings.Repeat("é", 50) + `"}`, wantName: strings.Repeat("é", 50)},
+		{name: "51 accented characters are cut to 50", rules: []Rule{{"display_name", "/dn"}},
+			doc: `{"dn": "` + strings.Repeat("é", 51) + `"}`, wantName: strings.Repeat("é", 50),
+			wantTruncated: "display_name: from 51 to 50 characters"},
+		{name: "51 ASCII characters are cut to 50", rules: []Rule{{"display_name", "/dn"}},
+			doc: `{"dn": "` + strings.Repeat("a", 51) + `"}`, wantName: strings.Repeat("a", 50),
+			wantTruncated: "display_name: from 51 to 50 characters"},
+		{name: "cut between the runes of a multi-rune emoji", rules: []Rule{{"display_name", "/dn"}},
+			doc: `{"dn": "` + long + `"}`, wantName: strings.Repeat("é", 49) + "👩",
+			wantTruncated: "display_name: from 61 to 50 characters"},
+		{name: "a template's result is cut too", rules: []Rule{{"display_name", "{/first} {/last}"}},
+			doc:      `{"first": "` + strings.Repeat("R", 40) + `", "last": "` + strings.Repeat("Q", 40) + `"}`,
+			wantName: strings.Repeat("R", 40) + " " + strings.Repeat("Q", 9), wantTruncated: "display_name: from 81 to 50 characters"},
+		{name: "pass-through is cut too",
+			doc: `{"display_name": "` + strings.Repeat("x", 300) + `"}`, wantName: strings.Repeat("x", 50),
+			wantTruncated: "display_name: from 300 to 50 characters"},
+		{name: "a tag of 64 fails", rules: []Rule{{"display_name", "/dn"}, {"tags", "/tags"}},
+			doc: `{"dn": "R", "tags": ["` + strings.Repeat("t", 64) + `"]}`, wantField: "tags", wantReason: "1-63 characters"},
+		{name: "three websites fail", rules: []Rule{{"display_name", "/dn"}, {"websites", "/w"}},
+			doc: `{"dn": "R", "w": ["https://a.example", "https://b.example", "https://c.example"]}`, wantField: "websites", wantReason: "at most 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := mustMapper(t, tt.rules...).Map("u-1", decode(t, tt.doc))
+			if tt.wantField != "" {
+				var fe *FieldError
+				if !errors.As(err, &fe) || fe.Field != tt.wantField || !strings.Contains(fe.Reason, tt.wantReason) {
+					t.Fatalf("Map = %v; want a failure naming %s and %q", err, tt.wantField, tt.wantReason)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Map: %v", err)
+			}
+			if got := res.Profile["display_name"]; got != tt.wantName {
+				t.Errorf("display_name = %q, want %q", got, tt.wantName)
+			}
+			if dn, _ := res.Profile["display_name"].(string); !utf8.ValidString(dn) || Validate(res.Profile, "u-1") != nil {
+				t.Errorf("the cut profile does not validate: %q, %v", dn, Validate(res.Profile, "u-1"))
+			}
+			var want []string
+			if tt.wantTruncated != "" {
+				want = []string{tt.wantTruncated}
+			}
+			if !reflect.DeepEqual(res.Truncated, want) {
+				t.Errorf("Truncated = %q, want %q", res.Truncated, want)
+			}
+		})
+	}
 }
