@@ -244,32 +244,6 @@ func assertSameJSON(t *testing.T, got []byte, want string) {
 	}
 }
 
-// A refused pull is logged with the network it was for, and without the
-// token.
-func TestServePullRefusalLogNamesNetwork(t *testing.T) {
-	core, logs := observer.New(zapcore.DebugLevel)
-	h := &Handler{
-		Pull:   mustPull(t, &Pull{URL: "https://www.example.com/livefyre/pull/{id}", Upstream: "http://127.0.0.1:1/api/users/{id}"}),
-		tokens: pullclient.TokenValidator{Network: "example.fyre.co", Key: "pull-test-key"},
-		log:    zap.New(core),
-	}
-	token := mustToken(t, "another-key")
-	if rec := serve(t, h, http.MethodGet, "/livefyre/pull/u1?lftoken="+token); rec.Code != http.StatusForbidden {
-		t.Fatalf("status %d, want 403", rec.Code)
-	}
-	entries := logs.FilterMessageSnippet("pull refused").All()
-	if len(entries) != 1 {
-		t.Fatalf("%d refusal lines logged, want 1", len(entries))
-	}
-	fields := entries[0].ContextMap()
-	if fields["network"] != "example.fyre.co" {
-		t.Errorf("refusal logged with fields %v, want network example.fyre.co", fields)
-	}
-	if strings.Contains(fmt.Sprint(fields), token) {
-		t.Error("the refusal log line holds the token")
-	}
-}
-
 // A display name over Livefyre's limit is cut, not refused: the user's pull
 // succeeds, and a warning names the user, the network and the cut. Other
 // over-limit fields still fail the pull, naming the field and the limit.
