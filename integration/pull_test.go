@@ -538,3 +538,46 @@ func waitLogURIs(t *testing.T, path, prefix string, n int) []string {
 	}
 	return uris
 }
+
+// TestPassThroughGrantsNothingThroughLivefyre: an app whose users carry
+// moderator, tags and display_rules, behind a pull block without map lines,
+// makes no one a moderator in Livefyre's copy; an explicit map line does.
+func TestPassThroughGrantsNothingThroughLivefyre(t *testing.T) {
+	e := newEnv(t, livefyretest.Config{})
+	e.load(options{maps: "# no map lines: pass-through"})
+
+	users := map[string]string{
+		"m1": `{"display_name":"Mallory","moderator":true,"tags":["staff"],"display_rules":{"bio":true}}`,
+		"m2": `{"display_name":"Mallory Two","moderator":"true","tags":"staff"}`,
+	}
+	for id, body := range users {
+		if got := e.do(http.MethodPut, "/api/users/"+id, body); got != http.StatusOK {
+			t.Fatalf("PUT %s answered %d", id, got)
+		}
+	}
+	waitPulls(t, e.emu, len(users), 3*time.Second)
+	for id := range users {
+		p, ok := e.emu.Profile(id)
+		if !ok || !strings.HasPrefix(p.DisplayName, "Mallory") {
+			t.Fatalf("%s: Livefyre has %+v; pulls %+v", id, p, e.emu.Pulls())
+		}
+		for _, f := range []string{"moderator", "tags", "display_rules"} {
+			if v, ok := p.Fields[f]; ok {
+				t.Errorf("%s: pass-through sent %s = %v to Livefyre", id, f, v)
+			}
+		}
+	}
+
+	e.load(options{maps: `
+			map display_name /display_name
+			map moderator /moderator
+			map tags /tags`})
+	if got := e.do(http.MethodPatch, "/api/users/m2", `{"display_name":"Mallory Mapped"}`); got != http.StatusOK {
+		t.Fatalf("PATCH answered %d", got)
+	}
+	waitPulls(t, e.emu, len(users)+1, 3*time.Second)
+	p, _ := e.emu.Profile("m2")
+	if p.DisplayName != "Mallory Mapped" || p.Fields["moderator"] != true || fmt.Sprint(p.Fields["tags"]) != "[staff]" {
+		t.Errorf("with map lines Livefyre has %+v, want moderator true and tags [staff]", p.Fields)
+	}
+}
