@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
@@ -44,7 +46,9 @@ type Pull struct {
 	HeaderUp http.Header `json:"header_up,omitempty"`
 
 	// Map builds each Livefyre field from the app's JSON. Without it the
-	// documented Livefyre fields found in the app's JSON pass through.
+	// documented Livefyre fields found in the app's JSON pass through,
+	// except moderator, tags and display_rules: they grant rights or group
+	// membership, so only a map line sets them.
 	Map []profile.Rule `json:"map,omitempty"`
 
 	// Timeout bounds the whole request to Upstream. Default: 10s.
@@ -69,8 +73,10 @@ type Pull struct {
 	// "N/s", "N/m" or "N/h": once a client has sent N invalid tokens within
 	// the period that its first failure opened, it gets 429 (with
 	// Retry-After) until the period ends, without its token being checked.
-	// Clients are told apart by Caddy's client IP, so behind a proxy
-	// configure trusted_proxies or all clients share one budget. Up to
+	// Clients are told apart by Caddy's client IP: an IPv4 address on its
+	// own, an IPv6 address by its /64 (a host usually holds a whole /64 and
+	// could rotate through it). Behind a proxy configure trusted_proxies or
+	// all clients share one budget. Up to
 	// 10000 clients are remembered, the least recently seen forgotten
 	// first. Default: no limit.
 	MaxTokenFailures string `json:"max_token_failures,omitempty"`
@@ -376,52 +382,106 @@ func (p *Pull) upstreamURL(id string, repl *caddy.Replacer) (string, error) {
 	return u.String(), nil
 }
 
-// servePull answers Livefyre: the client's address, then the token, then
-// the id, then the app. It never returns an error: Caddy would log the
-// request, lftoken included, in its error log.
+// servePull answers Livefyre and logs one access line for the pull. It never
+// returns an error: Caddy would log the request, lftoken included, in its
+// error log.
+//
+// Every request under the pull path carries, or may carry, a live system
+// token in its query, and Caddy's access log records the request URI (from
+// a copy taken before any handler runs). So the request is marked to be
+// left out of Caddy's access log, which honours log_skip when it writes the
+// entry after the handler returns, and the handler's own line stands in
+// for it, without the URI.
 func (h *Handler) servePull(w http.ResponseWriter, r *http.Request) error {
+	caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
+	start := time.Now()
+	a := h.answerPull(w, r)
+	h.logPull(r, a, time.Since(start))
+	return nil
+}
+
+// pullAnswer is what the access line says of an answered pull.
+type pullAnswer struct {
+	status int
+	id     string // the requested user id, "" if the request names none usable
+	reason string // why the pull was refused, or ""
+	cached bool
+}
+
+// logPull writes a pull's access line: who asked, for whom, the answer and
+// how long it took. The URI and query are never logged: they hold lftoken.
+func (h *Handler) logPull(r *http.Request, a pullAnswer, took time.Duration) {
+	c := h.log.Check(zapcore.InfoLevel, "pull")
+	if c == nil {
+		return
+	}
+	remote, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		remote = r.RemoteAddr
+	}
+	fields := []zap.Field{
+		zap.String("network", h.tokens.Network),
+		zap.String("user_id", a.id),
+		zap.String("remote_ip", remote),
+		zap.String("method", r.Method),
+		zap.Int("status", a.status),
+		zap.Duration("duration", took),
+	}
+	if client, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); client != "" {
+		fields = append(fields, zap.String("client_ip", client))
+	}
+	if a.reason != "" {
+		fields = append(fields, zap.String("reason", a.reason))
+	}
+	if a.status == http.StatusOK {
+		fields = append(fields, zap.Bool("cached", a.cached))
+	}
+	c.Write(fields...)
+}
+
+// answerPull answers Livefyre: the client's address, then the token, then
+// the id, then the app.
+func (h *Handler) answerPull(w http.ResponseWriter, r *http.Request) pullAnswer {
 	p := h.Pull
+	// The id is read up front for the access line only: nothing below
+	// trusts it before the token is checked.
+	id, ok := p.requestedID(r)
+	if !ok || !usableUserID(id) {
+		id = ""
+	}
 	peer, client, addrOK := clientAddrs(r)
 	if p.allow != nil && (!addrOK || !p.allow.admits(peer, client)) {
-		h.log.Info("pull refused: client not in allow_ips", zap.String("network", h.tokens.Network),
-			zap.String("remote_ip", peer.String()), zap.String("client_ip", client.String()))
 		w.WriteHeader(http.StatusForbidden)
-		return nil
+		return pullAnswer{status: http.StatusForbidden, id: id, reason: "client not in allow_ips"}
 	}
 	if p.failures != nil {
 		if wait, limited := p.failures.blocked(client); limited {
-			h.log.Debug("pull refused: too many invalid tokens from this client",
-				zap.String("network", h.tokens.Network), zap.String("client_ip", client.String()))
 			w.Header().Set("Retry-After", retryAfter(wait))
 			w.WriteHeader(http.StatusTooManyRequests)
-			return nil
+			return pullAnswer{status: http.StatusTooManyRequests, id: id, reason: "too many invalid tokens from this client"}
 		}
 	}
 	// The first lftoken counts (protocol §4.4); the validator refuses an
 	// over-long one before decoding anything.
-	token := r.URL.Query().Get("lftoken")
-	if err := h.tokens.Validate(token); err != nil {
+	if err := h.tokens.Validate(r.URL.Query().Get("lftoken")); err != nil {
 		if p.failures != nil {
 			p.failures.fail(client)
 		}
-		h.log.Info("pull refused: invalid lftoken", zap.String("network", h.tokens.Network), zap.String("path", r.URL.Path),
-			zap.String("client_ip", client.String()), zap.String("reason", tokenReason(err)))
 		w.WriteHeader(http.StatusForbidden)
-		return nil
+		return pullAnswer{status: http.StatusForbidden, id: id, reason: tokenReason(err)}
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return nil
+		return pullAnswer{status: http.StatusMethodNotAllowed, id: id, reason: "method not allowed"}
 	}
-	id, ok := p.requestedID(r)
 	if !ok {
 		http.Error(w, "not found", http.StatusNotFound)
-		return nil
+		return pullAnswer{status: http.StatusNotFound, reason: "the path does not fit the pull URL"}
 	}
-	if !usableUserID(id) {
+	if id == "" {
 		http.Error(w, "invalid user id", http.StatusBadRequest)
-		return nil
+		return pullAnswer{status: http.StatusBadRequest, reason: "invalid user id"}
 	}
 	log := h.log.With(zap.String("network", h.tokens.Network), zap.String("user_id", id))
 
@@ -433,7 +493,7 @@ func (h *Handler) servePull(w http.ResponseWriter, r *http.Request) error {
 		p.cache.end(id, gen, body)
 		if body == nil {
 			http.Error(w, http.StatusText(status), status)
-			return nil
+			return pullAnswer{status: status, id: id}
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -443,8 +503,7 @@ func (h *Handler) servePull(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
 	}
-	log.Debug("pull served", zap.Bool("cached", cached))
-	return nil
+	return pullAnswer{status: http.StatusOK, id: id, cached: cached}
 }
 
 // profile fetches the app's JSON for id and maps it: the profile to send,
@@ -478,6 +537,9 @@ func (p *Pull) profile(r *http.Request, id string, log *zap.Logger, m *networkMe
 	}
 	if len(res.Dropped) > 0 {
 		log.Warn("pull: fields left out of the profile", zap.Strings("dropped", res.Dropped))
+	}
+	if len(res.Truncated) > 0 {
+		log.Warn("pull: fields cut to Livefyre's limit", zap.Strings("truncated", res.Truncated))
 	}
 	body, err := json.Marshal(res.Profile)
 	if err != nil {
@@ -542,6 +604,13 @@ func (p *Pull) fetch(ctx context.Context, target string, repl *caddy.Replacer) (
 	var doc any
 	if err := dec.Decode(&doc); err != nil {
 		return http.StatusBadGateway, nil, "the app's answer is not JSON: " + err.Error()
+	}
+	// One JSON value and nothing after it but whitespace: an answer with
+	// more is not the one document the app meant to send (two objects
+	// glued together, an error page after the JSON), so none of it is
+	// trusted.
+	if rest := bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
+		return http.StatusBadGateway, nil, fmt.Sprintf("the app's answer has %d bytes of data after its JSON value", len(rest))
 	}
 	if _, ok := doc.(map[string]any); !ok {
 		return http.StatusBadGateway, nil, "the app's answer is not a JSON object"

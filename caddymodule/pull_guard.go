@@ -94,7 +94,8 @@ const defaultFailureClients = 10000
 // that open at a client's first failure. A client that has failed max
 // times is refused until its window closes, without its token being
 // checked. Memory is bounded: past capacity clients, the least recently
-// seen one is forgotten (and starts afresh if it comes back).
+// seen one is forgotten (and starts afresh if it comes back). A client is
+// an IPv4 address or an IPv6 /64 (see failureClient).
 type failureLimiter struct {
 	max      int
 	window   time.Duration
@@ -102,12 +103,12 @@ type failureLimiter struct {
 	now      func() time.Time
 
 	mu      sync.Mutex
-	clients map[netip.Addr]*list.Element // of *failureRecord
-	recent  list.List                    // front: most recently seen
+	clients map[netip.Prefix]*list.Element // of *failureRecord
+	recent  list.List                      // front: most recently seen
 }
 
 type failureRecord struct {
-	client netip.Addr
+	client netip.Prefix
 	opened time.Time
 	count  int
 }
@@ -117,7 +118,21 @@ func newFailureLimiter(max int, window time.Duration, now func() time.Time) *fai
 		now = time.Now
 	}
 	return &failureLimiter{max: max, window: window, capacity: defaultFailureClients, now: now,
-		clients: make(map[netip.Addr]*list.Element)}
+		clients: make(map[netip.Prefix]*list.Element)}
+}
+
+// failureClient is whom a failure counts against: an IPv4 address (an
+// IPv4-mapped IPv6 one included) on its own, an IPv6 address by its /64.
+// One host or network is routinely given a whole /64 and can pick any
+// address in it, so counting IPv6 addresses one by one would let it
+// sidestep the budget by rotating them.
+func failureClient(a netip.Addr) netip.Prefix {
+	a = a.WithZone("").Unmap()
+	if a.Is4() {
+		return netip.PrefixFrom(a, 32)
+	}
+	p, _ := a.Prefix(64)
+	return p
 }
 
 // parseFailureBudget reads "N/s", "N/m" or "N/h".
@@ -140,7 +155,8 @@ func parseFailureBudget(s string) (int, time.Duration, error) {
 
 // blocked reports whether client has used up its budget, and if so how long
 // until its window closes.
-func (l *failureLimiter) blocked(client netip.Addr) (time.Duration, bool) {
+func (l *failureLimiter) blocked(addr netip.Addr) (time.Duration, bool) {
+	client := failureClient(addr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	el, ok := l.clients[client]
@@ -158,8 +174,9 @@ func (l *failureLimiter) blocked(client netip.Addr) (time.Duration, bool) {
 	return left, rec.count >= l.max
 }
 
-// fail records one failed token attempt by client.
-func (l *failureLimiter) fail(client netip.Addr) {
+// fail records one failed token attempt by the client at addr.
+func (l *failureLimiter) fail(addr netip.Addr) {
+	client := failureClient(addr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()

@@ -197,3 +197,34 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// An IPv6 client is counted by its /64, which one host can fill with
+// addresses of its choosing; an IPv4 client by its address, the IPv4-mapped
+// IPv6 form included.
+func TestFailureLimiterGroupsIPv6By64(t *testing.T) {
+	tests := []struct {
+		name      string
+		fails     []string // each fails once, in turn
+		then      string
+		wantBlock bool
+	}{
+		{"rotating inside one /64", []string{"2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff:ffff:ffff:ffff"}, "2001:db8:1:2:abcd::9", true},
+		{"zone does not matter", []string{"fe80::1%eth0", "fe80::2%eth1", "fe80::3"}, "fe80::4", true},
+		{"the next /64 is another client", []string{"2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2::3"}, "2001:db8:1:3::1", false},
+		{"IPv4 neighbours are other clients", []string{"198.51.100.1", "198.51.100.2", "198.51.100.3"}, "198.51.100.4", false},
+		{"IPv4 counts per address", []string{"198.51.100.1", "198.51.100.1", "198.51.100.1"}, "198.51.100.1", true},
+		{"IPv4-mapped IPv6 is the IPv4 address", []string{"::ffff:198.51.100.1", "198.51.100.1", "::ffff:198.51.100.1"}, "198.51.100.1", true},
+		{"IPv4-mapped neighbours are other clients", []string{"::ffff:198.51.100.1", "::ffff:198.51.100.2", "::ffff:198.51.100.3"}, "::ffff:198.51.100.4", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newFailureLimiter(3, time.Hour, newFakeClock().Now)
+			for _, a := range tt.fails {
+				l.fail(netip.MustParseAddr(a))
+			}
+			if _, blocked := l.blocked(netip.MustParseAddr(tt.then)); blocked != tt.wantBlock {
+				t.Errorf("%s after failures from %v: blocked %v, want %v", tt.then, tt.fails, blocked, tt.wantBlock)
+			}
+		})
+	}
+}

@@ -94,8 +94,18 @@ func TestServePullMapping(t *testing.T) {
 			id:   "10042",
 			want: `{"id":"10042","display_name":"Rosa"}`},
 		{name: "pass-through keeps documented fields only",
-			app:  `{"id":"other","display_name":"Rosa","email":"r@example.org","nickname":"ro","first_name":"Rosa","password_hash":"x","moderator":"false","tags":"vip"}`,
-			want: `{"id":"u-10042","display_name":"Rosa","email":"r@example.org","moderator":false,"tags":["vip"]}`},
+			app:  `{"id":"other","display_name":"Rosa","email":"r@example.org","nickname":"ro","first_name":"Rosa","password_hash":"x","gravatar_disabled":"false"}`,
+			want: `{"id":"u-10042","display_name":"Rosa","email":"r@example.org","gravatar_disabled":false}`},
+		{name: "pass-through never grants moderator, tags or display_rules",
+			app:  `{"display_name":"Rosa","moderator":"true","tags":["staff"],"display_rules":{"bio":true}}`,
+			want: `{"id":"u-10042","display_name":"Rosa"}`},
+		{name: "pass-through never grants moderator as a boolean",
+			app:  `{"display_name":"Rosa","moderator":true}`,
+			want: `{"id":"u-10042","display_name":"Rosa"}`},
+		{name: "a map line grants them",
+			app:   `{"display_name":"Rosa","moderator":"true","tags":["staff"],"display_rules":{"bio":true}}`,
+			rules: []profile.Rule{r("display_name", "/display_name"), r("moderator", "/moderator"), r("tags", "/tags"), r("display_rules", "/display_rules")},
+			want:  `{"id":"u-10042","display_name":"Rosa","moderator":true,"tags":["staff"],"display_rules":{"bio":true}}`},
 		{name: "pass-through drops fields Livefyre would refuse",
 			app:  `{"display_name":"Rosa","tags":["bad tag!"],"websites":["https://a","https://b","https://c"],"image_url":"/relative.png"}`,
 			want: `{"id":"u-10042","display_name":"Rosa"}`},
@@ -104,8 +114,6 @@ func TestServePullMapping(t *testing.T) {
 			rules: []profile.Rule{r("display_name", "/name"), r("email", "/email")}, field: "display_name"},
 		{name: "pass-through without display_name", app: `{"name":"Rosa"}`, field: "display_name"},
 		{name: "empty display_name", app: `{"name":""}`, rules: []profile.Rule{r("display_name", "/name")}, field: "display_name"},
-		{name: "display_name over 50 characters", app: `{"name":"` + strings.Repeat("é", 51) + `"}`,
-			rules: []profile.Rule{r("display_name", "/name")}, field: "display_name"},
 		{name: "display_name an object", app: `{"name":{"first":"Rosa"}}`, rules: []profile.Rule{r("display_name", "/name")}, field: "display_name"},
 		{name: "tag outside the charset", app: `{"name":"Rosa","groups":["ok","not ok"]}`,
 			rules: []profile.Rule{r("display_name", "/name"), r("tags", "/groups")}, field: "tags"},
@@ -188,16 +196,29 @@ func TestServePullGolden(t *testing.T) {
 		r("moderator", "false"),
 		r("gravatar_disabled", "true"),
 	}
+	// Pass-through leaves out what only a map line sets.
+	var passed map[string]any
+	if err := json.Unmarshal(golden, &passed); err != nil {
+		t.Fatal(err)
+	}
+	delete(passed, "moderator")
+	delete(passed, "tags")
+	delete(passed, "display_rules")
+	passedJSON, err := json.Marshal(passed)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, c := range map[string]struct {
 		app   string
 		rules []profile.Rule
-	}{"mapped": {appShape, rules}, "pass-through": {string(golden), nil}} {
+		want  []byte
+	}{"mapped": {appShape, rules, golden}, "pass-through": {string(golden), nil, passedJSON}} {
 		t.Run(name, func(t *testing.T) {
 			status, body, _ := servedProfile(t, c.app, c.rules, "u-10042")
 			if status != http.StatusOK {
 				t.Fatalf("status %d: %s", status, body)
 			}
-			assertSameJSON(t, body, string(golden))
+			assertSameJSON(t, body, string(c.want))
 			p, err := livefyretest.ValidateProfile(body, "u-10042", false)
 			if err != nil {
 				t.Fatalf("the strict emulator refuses the §3.5 profile: %v", err)
@@ -223,28 +244,50 @@ func assertSameJSON(t *testing.T, got []byte, want string) {
 	}
 }
 
-// A refused pull is logged with the network it was for, and without the
-// token.
-func TestServePullRefusalLogNamesNetwork(t *testing.T) {
-	core, logs := observer.New(zapcore.DebugLevel)
-	h := &Handler{
-		Pull:   mustPull(t, &Pull{URL: "https://www.example.com/livefyre/pull/{id}", Upstream: "http://127.0.0.1:1/api/users/{id}"}),
-		tokens: pullclient.TokenValidator{Network: "example.fyre.co", Key: "pull-test-key"},
-		log:    zap.New(core),
+// A display name over Livefyre's limit is cut, not refused: the user's pull
+// succeeds, and a warning names the user, the network and the cut. Other
+// over-limit fields still fail the pull, naming the field and the limit.
+func TestServePullLimits(t *testing.T) {
+	r := func(field, source string) profile.Rule { return profile.Rule{Field: field, Source: source} }
+	status, body, logs := servedProfile(t, `{"name":"`+strings.Repeat("é", 49)+`ab"}`, []profile.Rule{r("display_name", "/name")}, "u-10042")
+	if status != http.StatusOK {
+		t.Fatalf("status %d (%s), want 200 with the name cut", status, body)
 	}
-	token := mustToken(t, "another-key")
-	if rec := serve(t, h, http.MethodGet, "/livefyre/pull/u1?lftoken="+token); rec.Code != http.StatusForbidden {
-		t.Fatalf("status %d, want 403", rec.Code)
+	assertSameJSON(t, body, `{"id":"u-10042","display_name":"`+strings.Repeat("é", 49)+`a"}`)
+	if _, err := livefyretest.ValidateProfile(body, "u-10042", false); err != nil {
+		t.Errorf("the strict emulator refuses %s: %v", body, err)
 	}
-	entries := logs.FilterMessageSnippet("pull refused").All()
-	if len(entries) != 1 {
-		t.Fatalf("%d refusal lines logged, want 1", len(entries))
+	cuts := logs.FilterMessageSnippet("cut to Livefyre's limit").All()
+	if len(cuts) != 1 || cuts[0].Level != zapcore.WarnLevel {
+		t.Fatalf("log %v, want one warning about the cut", logs.All())
 	}
-	fields := entries[0].ContextMap()
-	if fields["network"] != "example.fyre.co" {
-		t.Errorf("refusal logged with fields %v, want network example.fyre.co", fields)
+	f := cuts[0].ContextMap()
+	if f["user_id"] != "u-10042" || f["network"] != "example.fyre.co" || !strings.Contains(fmt.Sprint(f["truncated"]), "display_name: from 51 to 50 characters") {
+		t.Errorf("the warning has %v; want user_id, network and the display_name cut", f)
 	}
-	if strings.Contains(fmt.Sprint(fields), token) {
-		t.Error("the refusal log line holds the token")
+
+	for _, tt := range []struct {
+		name, app, field, limit string
+		rules                   []profile.Rule
+	}{
+		{"a tag of 64 characters", `{"name":"Rosa","g":["` + strings.Repeat("t", 64) + `"]}`, "tags", "1-63 characters",
+			[]profile.Rule{r("display_name", "/name"), r("tags", "/g")}},
+		{"three websites", `{"name":"Rosa","w":["https://a.example","https://b.example","https://c.example"]}`, "websites", "at most 2",
+			[]profile.Rule{r("display_name", "/name"), r("websites", "/w")}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body, logs := servedProfile(t, tt.app, tt.rules, "u-10042")
+			if status != http.StatusBadGateway {
+				t.Fatalf("status %d (%s), want 502", status, body)
+			}
+			failures := logs.FilterMessageSnippet("does not make a valid Livefyre profile").All()
+			if len(failures) != 1 {
+				t.Fatalf("log %v, want one failure", logs.All())
+			}
+			f := failures[0].ContextMap()
+			if f["field"] != tt.field || !strings.Contains(fmt.Sprint(f["reason"]), tt.limit) || f["user_id"] != "u-10042" {
+				t.Errorf("the failure has %v; want field %s, a reason naming %q, and the user id", f, tt.field, tt.limit)
+			}
+		})
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddy-livefyre/caddy-livefyre/livefyretest"
 	"github.com/caddy-livefyre/caddy-livefyre/profile"
@@ -246,6 +248,10 @@ func TestPullFetch(t *testing.T) {
 		{"200 JSON array", jsonAnswer(200, `[{"name":"Rosa"}]`), 0, 0, 502, "not a JSON object"},
 		{"200 JSON null", jsonAnswer(200, `null`), 0, 0, 502, "not a JSON object"},
 		{"200 empty body", jsonAnswer(200, ``), 0, 0, 502, "not JSON"},
+		{"200 two JSON objects", jsonAnswer(200, `{"name":"Rosa"} {"name":"Mallory","moderator":true}`), 0, 0, 502, "data after its JSON value"},
+		{"200 JSON then garbage", jsonAnswer(200, `{"name":"Rosa"}garbage`), 0, 0, 502, "7 bytes of data after its JSON value"},
+		{"200 JSON then a bracket", jsonAnswer(200, `{"name":"Rosa"}}`), 0, 0, 502, "data after its JSON value"},
+		{"200 JSON then whitespace", jsonAnswer(200, "{\"name\":\"Rosa\"} \r\n\t\n"), 0, 0, 200, ""},
 		{"body at the cap", jsonAnswer(200, `{"name":"`+strings.Repeat("x", 90)+`"}`), 0, 101, 200, ""},
 		{"body past the cap", jsonAnswer(200, `{"name":"`+strings.Repeat("x", 91)+`"}`), 0, 101, 502, "larger than 101 bytes"},
 		{"slow answer", func(w http.ResponseWriter, r *http.Request) {
@@ -887,5 +893,98 @@ func TestHandlerValidateRefusesWatchUnderPull(t *testing.T) {
 	h.Pull = mustPull(t, &Pull{URL: "https://x.example/livefyre/pull/{id}", Upstream: "http://127.0.0.1:1/u/{id}"})
 	if err := h.Validate(); err != nil {
 		t.Errorf("Validate with separate paths = %v", err)
+	}
+}
+
+// Every request the pull endpoint answers is marked to be left out of
+// Caddy's access log, and gets one info line of the handler's own instead:
+// network, user id, client address, status and duration, and never the
+// URI, the query or the token.
+func TestServePullAccessLine(t *testing.T) {
+	app, _ := upstreamApp(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/u/u1":
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"display_name":"Ursula"}`)
+		case "/u/broken":
+			w.WriteHeader(http.StatusInternalServerError)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	core, logs := observer.New(zapcore.DebugLevel)
+	h := &Handler{
+		Pull: mustPull(t, &Pull{URL: "https://www.example.com/livefyre/pull/{id}", Upstream: app.URL + "/u/{id}",
+			AllowIPs: []string{"203.0.113.0/24"}, MaxTokenFailures: "2/m", Cache: caddy.Duration(time.Minute)}),
+		tokens: pullclient.TokenValidator{Network: "example.fyre.co", Key: "pull-test-key"},
+		log:    zap.New(core),
+	}
+	good := mustToken(t, "pull-test-key")
+	livefyre, outsider, guesser := "203.0.113.5", "198.51.100.7", "203.0.113.66"
+	tests := []struct {
+		name, method, target, client string
+		wantStatus                   int
+		wantID, wantReason           string
+	}{
+		{"valid pull", "GET", "/livefyre/pull/u1?lftoken=" + good, livefyre, 200, "u1", ""},
+		{"valid pull from the cache", "GET", "/livefyre/pull/u1?lftoken=" + good, livefyre, 200, "u1", ""},
+		{"HEAD", "HEAD", "/livefyre/pull/u1?lftoken=" + good, livefyre, 200, "u1", ""},
+		{"bad token", "GET", "/livefyre/pull/u1?lftoken=bad." + good, "203.0.113.10", 403, "u1", "invalid token: malformed"},
+		{"token for another key", "GET", "/livefyre/pull/u1?lftoken=" + mustToken(t, "other-key"), "203.0.113.11", 403, "u1", "bad signature"},
+		{"no token", "GET", "/livefyre/pull/u1", "203.0.113.12", 403, "u1", "missing"},
+		{"client outside allow_ips", "GET", "/livefyre/pull/u1?lftoken=" + good, outsider, 403, "u1", "allow_ips"},
+		{"bad id", "GET", "/livefyre/pull/a~b?lftoken=" + good, livefyre, 400, "", "invalid user id"},
+		{"path beside the pull URL", "GET", "/livefyre/pull/u1/x?lftoken=" + good, livefyre, 404, "", "does not fit"},
+		{"POST", "POST", "/livefyre/pull/u1?lftoken=" + good, livefyre, 405, "u1", "method"},
+		{"unknown user", "GET", "/livefyre/pull/nobody?lftoken=" + good, livefyre, 404, "nobody", ""},
+		{"app fails", "GET", "/livefyre/pull/broken?lftoken=" + good, livefyre, 502, "broken", ""},
+		{"guess 1", "GET", "/livefyre/pull/u1?lftoken=guess1", guesser, 403, "u1", "invalid token"},
+		{"guess 2", "GET", "/livefyre/pull/u1?lftoken=guess2", guesser, 403, "u1", "invalid token"},
+		{"over the failure budget", "GET", "/livefyre/pull/u1?lftoken=" + good, guesser, 429, "u1", "too many invalid tokens"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vars := map[string]any{}
+			withVars := func(r *http.Request) *http.Request {
+				return r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, vars))
+			}
+			before := logs.Len()
+			rec := serve(t, h, tt.method, tt.target, from(tt.client+":4000"), withVars)
+			if rec.Code != tt.wantStatus {
+				t.Fatalf("status %d, want %d", rec.Code, tt.wantStatus)
+			}
+			if vars[caddyhttp.LogSkipVar] != true {
+				t.Errorf("vars %v: the request is not marked to be left out of Caddy's access log", vars)
+			}
+			var lines []observer.LoggedEntry
+			for _, e := range logs.All()[before:] {
+				if e.Message == "pull" {
+					lines = append(lines, e)
+				}
+			}
+			if len(lines) != 1 || lines[0].Level != zapcore.InfoLevel {
+				t.Fatalf("access lines %v, want one at info", lines)
+			}
+			f := lines[0].ContextMap()
+			if f["network"] != "example.fyre.co" || f["user_id"] != tt.wantID || f["remote_ip"] != tt.client ||
+				f["status"] != int64(tt.wantStatus) || f["method"] != tt.method {
+				t.Errorf("access line %v; want network, user_id %q, remote_ip %s, status %d, method %s", f, tt.wantID, tt.client, tt.wantStatus, tt.method)
+			}
+			if d, ok := f["duration"].(time.Duration); !ok || d <= 0 {
+				t.Errorf("access line duration %v (%T), want a positive duration", f["duration"], f["duration"])
+			}
+			if reason, _ := f["reason"].(string); !strings.Contains(reason, tt.wantReason) || (tt.wantReason == "") != (reason == "") {
+				t.Errorf("access line reason %q, want %q", reason, tt.wantReason)
+			}
+			if cached, ok := f["cached"]; (tt.wantStatus == 200) != ok || (ok && cached != (tt.name != "valid pull")) {
+				t.Errorf("access line cached = %v (present %v)", cached, ok)
+			}
+			for _, e := range logs.All()[before:] {
+				text := e.Message + fmt.Sprint(e.ContextMap())
+				if strings.Contains(text, good) || strings.Contains(text, "lftoken") || strings.Contains(text, "guess") || strings.Contains(text, "?") {
+					t.Errorf("a log line holds the query or the token: %s", text)
+				}
+			}
+		})
 	}
 }

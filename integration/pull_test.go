@@ -101,8 +101,9 @@ func (a *profileAPI) count() int {
 }
 
 // pullEnv is real Caddy with two sites in front of a profileAPI: a path-style
-// pull endpoint (with allow_ips and a filtered access log) and a query-style
-// one (with a failed-token limit and an unfiltered access log).
+// pull endpoint (with allow_ips) and a query-style one (with a failed-token
+// limit). Both sites have a plain access log (access-*.log in logDir); the
+// plugin's own lines go to livefyre.log.
 type pullEnv struct {
 	*env
 	api       *profileAPI
@@ -135,17 +136,17 @@ func newPullEnv(t *testing.T) *pullEnv {
 	livefyre {
 		storage %[1]s
 	}
+	log livefyre {
+		output file %[2]s/livefyre.log
+		include http.handlers.livefyre
+		level INFO
+	}
 }
 
 http://127.0.0.1:9080 {
 	bind 127.0.0.1
 	log {
-		output file %[2]s/filtered.log
-		format filter {
-			request>uri query {
-				delete lftoken
-			}
-		}
+		output file %[2]s/access-path.log
 	}
 	livefyre {
 		network %[3]s
@@ -166,7 +167,7 @@ http://127.0.0.1:9080 {
 http://localhost:9080 {
 	bind 127.0.0.1
 	log {
-		output file %[2]s/raw.log
+		output file %[2]s/access-query.log
 	}
 	livefyre {
 		network %[3]s
@@ -396,33 +397,113 @@ func TestPullTokenFailureLimitThroughCaddy(t *testing.T) {
 	}
 }
 
-// TestPullTokenNotInAccessLog: Caddy logs the request as it came in (its
-// access log entry is a copy taken before any handler runs), so the handler
-// cannot take lftoken out of it; the documented log filter does. The
-// unfiltered site's log shows what the filter prevents.
+// TestPullTokenNotInAccessLog: with a plain `log` on the site, no pull the
+// endpoint answers reaches Caddy's access log (the handler marks it
+// log_skip), so neither lftoken nor a token does; each one gets the
+// plugin's own access line instead, without the URI. A request the app
+// answers is logged as usual, which shows the access log works.
 func TestPullTokenNotInAccessLog(t *testing.T) {
 	p := newPullEnv(t)
 	good := systemToken(t)
-	for _, target := range []string{
-		"/livefyre/pull/u1?lftoken=" + good,
-		"/livefyre/pull/u1?lftoken=bad." + good,
-		"/livefyre/pull/u1?x=1&lftoken=" + good + "&lftoken=" + good,
-		"/livefyre/pull/nobody?lf%74oken=" + good,
-	} {
-		p.get("", target)
+	type pull struct {
+		host, target string
+		status       int
+		id           string // the access line's user_id
 	}
-	p.get("localhost:9080", "/profile?id=u1&lftoken="+good)
-
-	filtered := waitLogURIs(t, filepath.Join(p.logDir, "filtered.log"), "/livefyre/pull/", 4)
-	for _, uri := range filtered {
-		if strings.Contains(uri, good) || strings.Contains(uri, "lftoken") || strings.Contains(uri, "lf%74oken") {
-			t.Errorf("filtered access log has the token: %s", uri)
+	pulls := []pull{
+		{"", "/livefyre/pull/u1?lftoken=" + good, 200, "u1"},
+		{"", "/livefyre/pull/u1?lftoken=bad." + good, 403, "u1"},
+		{"", "/livefyre/pull/u1?x=1&lftoken=" + good + "&lftoken=" + good, 200, "u1"},
+		{"", "/livefyre/pull/nobody?lf%74oken=" + good, 404, "nobody"},
+		{"", "/livefyre/pull/a~b?lftoken=" + good, 400, ""},
+		{"", "/livefyre//pull/u1?lftoken=" + good, 404, ""},
+		{"", "/livefyre/pull/../../users/u1?lftoken=" + good, 404, ""},
+		{"localhost:9080", "/profile?id=u1&lftoken=" + good, 200, "u1"},
+		{"localhost:9080", "/profile?id=u1&lftoken=guess." + good, 403, "u1"},
+	}
+	for _, pl := range pulls {
+		if status, body := p.get(pl.host, pl.target); status != pl.status {
+			t.Fatalf("GET %.60s: %d (%.200s), want %d", pl.target, status, body, pl.status)
 		}
 	}
-	raw := waitLogURIs(t, filepath.Join(p.logDir, "raw.log"), "/profile", 1)
-	if !strings.Contains(raw[0], "lftoken="+good) {
-		t.Errorf("the unfiltered log has %q; the control should show the token the filter removes", raw[0])
+	// Requests the app answers, on both sites: these must be logged.
+	p.get("", "/users/u1?lftoken=app-sees-this")
+	p.get("localhost:9080", "/users/u1?lftoken=app-sees-this")
+
+	for _, name := range []string{"access-path.log", "access-query.log"} {
+		path := filepath.Join(p.logDir, name)
+		uris := waitLogURIs(t, path, "/users/u1", 1)
+		if !strings.Contains(uris[0], "lftoken=app-sees-this") {
+			t.Errorf("%s logged the app's request as %q; the control should show that URIs are logged", name, uris[0])
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, leak := range []string{good, "/livefyre/pull", "/livefyre//pull", "/profile"} {
+			if strings.Contains(string(raw), leak) {
+				t.Errorf("%s holds %.40q: a pull reached Caddy's access log", name, leak)
+			}
+		}
 	}
+
+	lines := waitPullLines(t, filepath.Join(p.logDir, "livefyre.log"), len(pulls))
+	for i, pl := range pulls {
+		l := lines[i]
+		if l.Level != "info" || l.Network != network || l.UserID != pl.id || l.Status != pl.status ||
+			l.RemoteIP != "127.0.0.1" || l.Method != "GET" || l.Duration <= 0 || l.TS == 0 {
+			t.Errorf("access line for %.60s: %+v; want info, network %s, user_id %q, status %d, remote_ip, a duration and a time",
+				pl.target, l, network, pl.id, pl.status)
+		}
+	}
+	own, err := os.ReadFile(filepath.Join(p.logDir, "livefyre.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leak := range []string{good, "lftoken", "lf%74oken", "guess", "?"} {
+		if strings.Contains(string(own), leak) {
+			t.Errorf("the plugin's log holds %.40q", leak)
+		}
+	}
+}
+
+// pullLine is the plugin's access line for one pull.
+type pullLine struct {
+	Level    string  `json:"level"`
+	TS       float64 `json:"ts"`
+	Msg      string  `json:"msg"`
+	Network  string  `json:"network"`
+	UserID   string  `json:"user_id"`
+	RemoteIP string  `json:"remote_ip"`
+	Method   string  `json:"method"`
+	Status   int     `json:"status"`
+	Duration float64 `json:"duration"`
+}
+
+// waitPullLines reads the plugin's access lines from its log until it has
+// n of them. They are written after the response has gone out, so the test
+// polls, with a deadline.
+func waitPullLines(t *testing.T, path string, n int) []pullLine {
+	t.Helper()
+	var lines []pullLine
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		lines = lines[:0]
+		if raw, err := os.ReadFile(path); err == nil {
+			for _, text := range strings.Split(string(raw), "\n") {
+				var l pullLine
+				if json.Unmarshal([]byte(text), &l) == nil && l.Msg == "pull" {
+					lines = append(lines, l)
+				}
+			}
+		}
+		if len(lines) >= n || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(lines) != n {
+		t.Fatalf("%s has %d pull lines, want %d", path, len(lines), n)
+	}
+	return lines
 }
 
 // waitLogURIs reads the request URIs under prefix from a Caddy access log
@@ -457,4 +538,47 @@ func waitLogURIs(t *testing.T, path, prefix string, n int) []string {
 		t.Fatalf("%s has %d entries under %s, want %d", path, len(uris), prefix, n)
 	}
 	return uris
+}
+
+// TestPassThroughGrantsNothingThroughLivefyre: an app whose users carry
+// moderator, tags and display_rules, behind a pull block without map lines,
+// makes no one a moderator in Livefyre's copy; an explicit map line does.
+func TestPassThroughGrantsNothingThroughLivefyre(t *testing.T) {
+	e := newEnv(t, livefyretest.Config{})
+	e.load(options{maps: "# no map lines: pass-through"})
+
+	users := map[string]string{
+		"m1": `{"display_name":"Mallory","moderator":true,"tags":["staff"],"display_rules":{"bio":true}}`,
+		"m2": `{"display_name":"Mallory Two","moderator":"true","tags":"staff"}`,
+	}
+	for id, body := range users {
+		if got := e.do(http.MethodPut, "/api/users/"+id, body); got != http.StatusOK {
+			t.Fatalf("PUT %s answered %d", id, got)
+		}
+	}
+	waitPulls(t, e.emu, len(users), 3*time.Second)
+	for id := range users {
+		p, ok := e.emu.Profile(id)
+		if !ok || !strings.HasPrefix(p.DisplayName, "Mallory") {
+			t.Fatalf("%s: Livefyre has %+v; pulls %+v", id, p, e.emu.Pulls())
+		}
+		for _, f := range []string{"moderator", "tags", "display_rules"} {
+			if v, ok := p.Fields[f]; ok {
+				t.Errorf("%s: pass-through sent %s = %v to Livefyre", id, f, v)
+			}
+		}
+	}
+
+	e.load(options{maps: `
+			map display_name /display_name
+			map moderator /moderator
+			map tags /tags`})
+	if got := e.do(http.MethodPatch, "/api/users/m2", `{"display_name":"Mallory Mapped"}`); got != http.StatusOK {
+		t.Fatalf("PATCH answered %d", got)
+	}
+	waitPulls(t, e.emu, len(users)+1, 3*time.Second)
+	p, _ := e.emu.Profile("m2")
+	if p.DisplayName != "Mallory Mapped" || p.Fields["moderator"] != true || fmt.Sprint(p.Fields["tags"]) != "[staff]" {
+		t.Errorf("with map lines Livefyre has %+v, want moderator true and tags [staff]", p.Fields)
+	}
 }

@@ -5,6 +5,7 @@
 // A Mapper is built from `map <field> <source>` rules, where the source is a
 // JSON pointer, a template of text, {id} and {/pointer}, or a literal. With
 // no rules the documented fields found at the top of the app's JSON pass
-// through. The package knows nothing of HTTP or Caddy, and it does not talk
+// through, apart from those that grant rights or group membership
+// (moderator, tags, display_rules): only a rule sets those. The package knows nothing of HTTP or Caddy, and it does not talk
 // to Livefyre; it only shapes and checks documents.
 package profile

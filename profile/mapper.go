@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Rule maps one Livefyre profile field from a source in the app's JSON.
@@ -47,7 +48,8 @@ type piece struct {
 }
 
 // NewMapper checks and compiles rules. With no rules the mapper passes the
-// documented fields of the app's JSON through.
+// documented fields of the app's JSON through, except moderator, tags and
+// display_rules, which only a rule sets.
 func NewMapper(rules []Rule) (*Mapper, error) {
 	m := &Mapper{}
 	seen := make(map[string]bool)
@@ -181,19 +183,29 @@ type Result struct {
 	// left out because the app's value did not fit Livefyre's schema, each as
 	// "field: reason".
 	Dropped []string
+	// Truncated lists the fields cut to Livefyre's length limit, each as
+	// "field: from N to M characters". Only display_name is cut: it is
+	// required, so refusing a long one would fail that user's every pull.
+	Truncated []string
 }
 
 // Map builds the Livefyre profile of user id from doc, the app's JSON
-// decoded with UseNumber, and validates it. A mapped source that is absent
+// decoded with UseNumber, and validates it. A display_name over
+// MaxDisplayName characters is cut to it (see Result.Truncated); any other
+// value over a limit fails. A mapped source that is absent
 // leaves its field out; a value that cannot take the field's documented type
 // is an error (the profile is never half sent). Pass-through (no rules) drops
 // ill-typed fields, and ill-typed members of object fields, instead and
-// reports them in Result.Dropped.
+// reports them in Result.Dropped; it never sets the fields that grant
+// rights or group membership (moderator, tags, display_rules).
 func (m *Mapper) Map(id string, doc any) (Result, error) {
 	res := Result{Profile: map[string]any{"id": id}}
 	if len(m.rules) == 0 {
 		obj, _ := doc.(map[string]any)
 		for _, f := range schema {
+			if f.mapOnly {
+				continue
+			}
 			v, ok := obj[f.name]
 			if !ok || v == nil {
 				continue
@@ -243,8 +255,27 @@ func (m *Mapper) Map(id string, doc any) (Result, error) {
 			delete(res.Profile, f.name)
 		}
 	}
+	if dn, ok := res.Profile["display_name"].(string); ok {
+		if cut, n := truncateRunes(dn, MaxDisplayName); n > MaxDisplayName {
+			res.Profile["display_name"] = cut
+			res.Truncated = append(res.Truncated, fmt.Sprintf("display_name: from %d to %d characters", n, MaxDisplayName))
+		}
+	}
 	if err := Validate(res.Profile, id); err != nil {
 		return Result{}, err
 	}
 	return res, nil
+}
+
+// truncateRunes cuts s to at most limit characters (runes), never inside
+// one, and reports how many s had.
+func truncateRunes(s string, limit int) (string, int) {
+	n := 0
+	for i := range s {
+		if n == limit {
+			return s[:i], n + utf8.RuneCountInString(s[i:])
+		}
+		n++
+	}
+	return s, n
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 )
 
 // sameJSON reports whether got, marshalled, is the JSON document want. Both
@@ -359,8 +360,6 @@ func TestMapErrors(t *testing.T) {
 		{"email from a list", []Rule{dn, {"email", "/e"}}, `{"dn": "R", "e": ["a@example.org"]}`, "", "email"},
 		{"template over an object", []Rule{dn, {"image_url", "https://x/{/avatar}.png"}}, `{"dn": "R", "avatar": {"id": 1}}`, "", "image_url"},
 		{"template over a list", []Rule{dn, {"bio", "{/bio}"}}, `{"dn": "R", "bio": ["a"]}`, "", "bio"},
-		{"display_name of 51 accented characters", []Rule{dn}, `{"dn": "` + strings.Repeat("é", 51) + `"}`, "", "display_name"},
-		{"display_name of 51 ASCII", []Rule{dn}, `{"dn": "` + strings.Repeat("a", 51) + `"}`, "", "display_name"},
 		{"empty display_name", []Rule{dn}, `{"dn": ""}`, "", "display_name"},
 		{"blank display_name", []Rule{dn}, `{"dn": "   "}`, "", "display_name"},
 		{"absent display_name", []Rule{dn, {"email", "/email"}}, `{"email": "rosa@example.org"}`, "", "display_name"},
@@ -429,12 +428,10 @@ func TestPassThrough(t *testing.T) {
 		},
 		{
 			name: "coercions",
-			doc: `{"display_name": 42, "autofollow_conversations": "false", "moderator": "true",
-				"tags": "subscriber", "websites": "https://rosa.example.net", "location": 1000,
-				"display_rules": {"bio": "true", "name": false}}`,
-			want: `{"id": "u-1", "display_name": "42", "autofollow_conversations": false, "moderator": true,
-				"tags": ["subscriber"], "websites": ["https://rosa.example.net"], "location": "1000",
-				"display_rules": {"bio": true, "name": false}}`,
+			doc: `{"display_name": 42, "autofollow_conversations": "false", "gravatar_disabled": "true",
+				"websites": "https://rosa.example.net", "location": 1000, "name": {"first": 7}}`,
+			want: `{"id": "u-1", "display_name": "42", "autofollow_conversations": false, "gravatar_disabled": true,
+				"websites": ["https://rosa.example.net"], "location": "1000", "name": {"first": "7"}}`,
 		},
 		{
 			name: "nulls are absent, not dropped",
@@ -447,34 +444,30 @@ func TestPassThrough(t *testing.T) {
 				"name": "Rosa Quintero",
 				"image_url": "/avatars/u-1.png",
 				"profile_url": 7,
-				"tags": ["ok", "not ok"],
 				"autofollow_conversations": "no",
 				"websites": ["https://a.example", "https://b.example", "https://c.example"],
-				"moderator": 1,
 				"gravatar_disabled": {}}`,
 			want: `{"id": "u-1", "display_name": "Rosa", "email": "rosa@example.org"}`,
 			wantDropped: []string{
-				"name", "image_url", "profile_url", "tags", "autofollow_conversations",
-				"websites", "moderator", "gravatar_disabled",
+				"name", "image_url", "profile_url", "autofollow_conversations",
+				"websites", "gravatar_disabled",
 			},
 		},
 		{
 			name: "an ill-typed member is dropped, not its object",
 			doc: `{"display_name": "Rosa",
 				"email_notifications": {"comments": "often", "replies": "immediately", "moderator_flags": "often"},
-				"display_rules": {"bio": "yes", "image": true},
 				"name": {"first": "Rosa", "last": ["Q"]}}`,
 			want: `{"id": "u-1", "display_name": "Rosa",
 				"email_notifications": {"comments": "often", "replies": "immediately"},
-				"display_rules": {"image": true},
 				"name": {"first": "Rosa"}}`,
-			wantDropped: []string{"name.last", "email_notifications.moderator_flags", "display_rules.bio"},
+			wantDropped: []string{"name.last", "email_notifications.moderator_flags"},
 		},
 		{
 			name:        "an object whose only member is ill-typed is left out",
-			doc:         `{"display_name": "Rosa", "display_rules": {"bio": "yes"}}`,
+			doc:         `{"display_name": "Rosa", "email_notifications": {"moderator_flags": "often"}}`,
 			want:        `{"id": "u-1", "display_name": "Rosa"}`,
-			wantDropped: []string{"display_rules.bio"},
+			wantDropped: []string{"email_notifications.moderator_flags"},
 		},
 	}
 	m := mustMapper(t)
@@ -523,9 +516,21 @@ func TestPassThroughNeedsDisplayName(t *testing.T) {
 	}
 }
 
-// The §3.5 example, given as the app's JSON, passes through unchanged.
+// The §3.5 example, given as the app's JSON, passes through unchanged but
+// for the fields only a map line sets.
 func TestPassThroughGolden(t *testing.T) {
 	golden, err := os.ReadFile("testdata/example-3.5.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var passed map[string]any
+	if err := json.Unmarshal(golden, &passed); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"moderator", "tags", "display_rules"} {
+		delete(passed, f)
+	}
+	want, err := json.Marshal(passed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -558,9 +563,48 @@ func TestPassThroughGolden(t *testing.T) {
 			if len(res.Dropped) != 0 {
 				t.Errorf("Dropped = %q", res.Dropped)
 			}
-			sameJSON(t, res.Profile, string(golden))
+			sameJSON(t, res.Profile, string(want))
 		})
 	}
+}
+
+// Pass-through never grants rights or group membership: moderator, tags
+// and display_rules in the app's JSON, well typed or not, reach the profile
+// only through a map line.
+func TestPassThroughNeverGrants(t *testing.T) {
+	docs := []string{
+		`{"display_name": "Rosa", "moderator": true}`,
+		`{"display_name": "Rosa", "moderator": "true"}`,
+		`{"display_name": "Rosa", "moderator": "TRUE"}`,
+		`{"display_name": "Rosa", "moderator": 1}`,
+		`{"display_name": "Rosa", "tags": ["staff", "moderators"]}`,
+		`{"display_name": "Rosa", "tags": "staff"}`,
+		`{"display_name": "Rosa", "display_rules": {"bio": true, "name": "true"}}`,
+		`{"display_name": "Rosa", "moderator": true, "tags": ["staff"], "display_rules": {"image": false}}`,
+	}
+	for _, doc := range docs {
+		res, err := mustMapper(t).Map("u-1", decode(t, doc))
+		if err != nil {
+			t.Fatalf("pass-through of %s: %v", doc, err)
+		}
+		sameJSON(t, res.Profile, `{"id": "u-1", "display_name": "Rosa"}`)
+		if len(res.Dropped) != 0 {
+			t.Errorf("pass-through of %s: Dropped = %q, want nothing (the fields are not candidates)", doc, res.Dropped)
+		}
+	}
+	// A map line sets them, from the same documents.
+	mapped := mustMapper(t, Rule{"display_name", "/display_name"}, Rule{"moderator", "/moderator"},
+		Rule{"tags", "/tags"}, Rule{"display_rules", "/display_rules"})
+	res, err := mapped.Map("u-1", decode(t, docs[len(docs)-1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameJSON(t, res.Profile, `{"id": "u-1", "display_name": "Rosa", "moderator": true, "tags": ["staff"], "display_rules": {"image": false}}`)
+	res, err = mustMapper(t, Rule{"display_name", "/display_name"}, Rule{"moderator", "/moderator"}).Map("u-1", decode(t, docs[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameJSON(t, res.Profile, `{"id": "u-1", "display_name": "Rosa", "moderator": true}`)
 }
 
 // The same document through rules that name every field explicitly.
@@ -611,17 +655,17 @@ func TestRulesGolden(t *testing.T) {
 func TestMapDoesNotAlias(t *testing.T) {
 	for _, m := range []*Mapper{
 		mustMapper(t),
-		mustMapper(t, Rule{"display_name", "/display_name"}, Rule{"tags", "/tags"}, Rule{"name", "/name"}),
+		mustMapper(t, Rule{"display_name", "/display_name"}, Rule{"websites", "/websites"}, Rule{"name", "/name"}),
 	} {
-		doc := decode(t, `{"display_name": "Rosa", "tags": ["a", "b"], "name": {"first": "Rosa"}}`).(map[string]any)
+		doc := decode(t, `{"display_name": "Rosa", "websites": ["https://a.example", "https://b.example"], "name": {"first": "Rosa"}}`).(map[string]any)
 		res, err := m.Map("u-1", doc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		doc["tags"].([]any)[0] = "changed"
+		doc["websites"].([]any)[0] = "https://changed.example"
 		doc["name"].(map[string]any)["first"] = "changed"
 		res.Profile["display_name"] = "changed too"
-		sameJSON(t, res.Profile, `{"id": "u-1", "display_name": "changed too", "tags": ["a", "b"], "name": {"first": "Rosa"}}`)
+		sameJSON(t, res.Profile, `{"id": "u-1", "display_name": "changed too", "websites": ["https://a.example", "https://b.example"], "name": {"first": "Rosa"}}`)
 
 		again, err := m.Map("u-2", decode(t, `{"display_name": "Ana"}`))
 		if err != nil {
@@ -735,4 +779,71 @@ func FuzzMap(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A display_name over Livefyre's 50 characters is cut at a character
+// boundary, by rules and by pass-through alike, and reported; the profile
+// still goes out. Other limits fail the pull, naming the field and the
+// limit.
+func TestMapLimits(t *testing.T) {
+	long := strings.Repeat("é", 49) + "👩‍💻 Quintero" // 49 + 3 runes of the emoji sequence + 9
+	tests := []struct {
+		name          string
+		rules         []Rule // nil: pass-through
+		doc           string
+		wantName      string
+		wantTruncated string // the Truncated entry; "" for none
+		wantField     string // for failures
+		wantReason    string // a part of the failure's reason that names the limit
+	}{
+		{name: "50 characters are kept", rules: []Rule{{"display_name", "/dn"}},
+			doc: `{"dn": "` + strings.Repeat("é", 50) + `"}`, wantName: strings.Repeat("é", 50)},
+		{name: "51 accented characters are cut to 50", rules: []Rule{{"display_name", "/dn"}},
+			doc: `{"dn": "` + strings.Repeat("é", 51) + `"}`, wantName: strings.Repeat("é", 50),
+			wantTruncated: "display_name: from 51 to 50 characters"},
+		{name: "51 ASCII characters are cut to 50", rules: []Rule{{"display_name", "/dn"}},
+			doc: `{"dn": "` + strings.Repeat("a", 51) + `"}`, wantName: strings.Repeat("a", 50),
+			wantTruncated: "display_name: from 51 to 50 characters"},
+		{name: "cut between the runes of a multi-rune emoji", rules: []Rule{{"display_name", "/dn"}},
+			doc: `{"dn": "` + long + `"}`, wantName: strings.Repeat("é", 49) + "👩",
+			wantTruncated: "display_name: from 61 to 50 characters"},
+		{name: "a template's result is cut too", rules: []Rule{{"display_name", "{/first} {/last}"}},
+			doc:      `{"first": "` + strings.Repeat("R", 40) + `", "last": "` + strings.Repeat("Q", 40) + `"}`,
+			wantName: strings.Repeat("R", 40) + " " + strings.Repeat("Q", 9), wantTruncated: "display_name: from 81 to 50 characters"},
+		{name: "pass-through is cut too",
+			doc: `{"display_name": "` + strings.Repeat("x", 300) + `"}`, wantName: strings.Repeat("x", 50),
+			wantTruncated: "display_name: from 300 to 50 characters"},
+		{name: "a tag of 64 fails", rules: []Rule{{"display_name", "/dn"}, {"tags", "/tags"}},
+			doc: `{"dn": "R", "tags": ["` + strings.Repeat("t", 64) + `"]}`, wantField: "tags", wantReason: "1-63 characters"},
+		{name: "three websites fail", rules: []Rule{{"display_name", "/dn"}, {"websites", "/w"}},
+			doc: `{"dn": "R", "w": ["https://a.example", "https://b.example", "https://c.example"]}`, wantField: "websites", wantReason: "at most 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := mustMapper(t, tt.rules...).Map("u-1", decode(t, tt.doc))
+			if tt.wantField != "" {
+				var fe *FieldError
+				if !errors.As(err, &fe) || fe.Field != tt.wantField || !strings.Contains(fe.Reason, tt.wantReason) {
+					t.Fatalf("Map = %v; want a failure naming %s and %q", err, tt.wantField, tt.wantReason)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Map: %v", err)
+			}
+			if got := res.Profile["display_name"]; got != tt.wantName {
+				t.Errorf("display_name = %q, want %q", got, tt.wantName)
+			}
+			if dn, _ := res.Profile["display_name"].(string); !utf8.ValidString(dn) || Validate(res.Profile, "u-1") != nil {
+				t.Errorf("the cut profile does not validate: %q, %v", dn, Validate(res.Profile, "u-1"))
+			}
+			var want []string
+			if tt.wantTruncated != "" {
+				want = []string{tt.wantTruncated}
+			}
+			if !reflect.DeepEqual(res.Truncated, want) {
+				t.Errorf("Truncated = %q, want %q", res.Truncated, want)
+			}
+		})
+	}
 }

@@ -31,6 +31,11 @@ type field struct {
 	name    string
 	kind    kind
 	members []field // for kindObject
+	// mapOnly fields grant rights or group membership (moderator, tags,
+	// display_rules): only a map line sets them, never pass-through, so
+	// that a field the app happens to expose, or lets its users edit, does
+	// not make anyone a moderator.
+	mapOnly bool
 }
 
 // schema lists the fields of livefyre-protocol.md §3.1 that the plugin may
@@ -48,7 +53,7 @@ var schema = []field{
 	{name: "image_url", kind: kindURL},
 	{name: "profile_url", kind: kindURL},
 	{name: "settings_url", kind: kindURL},
-	{name: "tags", kind: kindTags},
+	{name: "tags", kind: kindTags, mapOnly: true},
 	{name: "autofollow_conversations", kind: kindBool},
 	{name: "email_notifications", kind: kindObject, members: []field{
 		{name: "comments", kind: kindNotify},
@@ -60,7 +65,7 @@ var schema = []field{
 	{name: "location", kind: kindString},
 	{name: "bio", kind: kindString},
 	{name: "websites", kind: kindWebsites},
-	{name: "display_rules", kind: kindObject, members: []field{
+	{name: "display_rules", kind: kindObject, mapOnly: true, members: []field{
 		{name: "bio", kind: kindBool},
 		{name: "location", kind: kindBool},
 		{name: "gender", kind: kindBool},
@@ -68,7 +73,7 @@ var schema = []field{
 		{name: "image", kind: kindBool},
 		{name: "remote_profile_url", kind: kindBool},
 	}},
-	{name: "moderator", kind: kindBool},
+	{name: "moderator", kind: kindBool, mapOnly: true},
 	{name: "gravatar_disabled", kind: kindBool},
 }
 
