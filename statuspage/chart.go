@@ -131,8 +131,9 @@ func drawChart(title, yLabel string, lines []line, format func(float64) string) 
 		lx := padLeft + n*110
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="28" y2="28" stroke="%s" stroke-width="2" stroke-dasharray="%s"/>`, lx, lx+30, chartStroke, l.dash)
 		fmt.Fprintf(&b, `<text x="%d" y="32" %s fill="%s">%s</text>`, lx+36, chartFont, chartStroke, e(l.name))
+		b.WriteString(marker(n, float64(lx+15), 28))
 	}
-	for _, l := range lines {
+	for n, l := range lines {
 		var path strings.Builder
 		pen := false
 		for i, v := range l.values {
@@ -146,6 +147,11 @@ func drawChart(title, yLabel string, lines []line, format func(float64) string) 
 			}
 			fmt.Fprintf(&path, "%s%.1f %.1f ", cmd, x(i), y(v))
 			pen = true
+			// A point with no neighbour draws no line: mark it, with a
+			// shape per series, as the legend does.
+			if (i == 0 || math.IsNaN(l.values[i-1])) && (i == len(l.values)-1 || math.IsNaN(l.values[i+1])) {
+				b.WriteString(marker(n, x(i), y(v)))
+			}
 		}
 		if path.Len() > 0 {
 			fmt.Fprintf(&b, `<path d="%s" fill="none" stroke="%s" stroke-width="2" stroke-dasharray="%s"><title>%s</title></path>`,
@@ -154,6 +160,19 @@ func drawChart(title, yLabel string, lines []line, format func(float64) string) 
 	}
 	b.WriteString(`</svg>`)
 	return b.String()
+}
+
+// marker draws the n-th series' point shape: a circle, a square, a
+// triangle, again and again.
+func marker(n int, x, y float64) string {
+	switch n % 3 {
+	case 0:
+		return fmt.Sprintf(`<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"/>`, x, y, chartStroke)
+	case 1:
+		return fmt.Sprintf(`<rect x="%.1f" y="%.1f" width="7" height="7" fill="none" stroke="%s" stroke-width="1.5"/>`, x-3.5, y-3.5, chartStroke)
+	default:
+		return fmt.Sprintf(`<path d="M%.1f %.1fL%.1f %.1fL%.1f %.1fZ" fill="none" stroke="%s" stroke-width="1.5"/>`, x, y-4.5, x+4, y+3, x-4, y+3, chartStroke)
+	}
 }
 
 // niceCeil rounds a chart's top up to 1, 2 or 5 times a power of ten, so

@@ -40,11 +40,17 @@
     return Math.round(seconds / 86400) + " days";
   }
 
+  // clock shows a time of today as a time, an older one with its date.
+  function clock(iso) {
+    const d = new Date(iso);
+    return d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString() : d.toLocaleString();
+  }
+
   function when(iso) {
     if (!iso) return "never";
     const d = new Date(iso);
     const age = (Date.now() - d.getTime()) / 1000;
-    const text = d.toLocaleString();
+    const text = clock(iso);
     return age >= 1 ? text + " (" + duration(age) + " ago)" : text;
   }
 
@@ -91,7 +97,7 @@
       cell(tr, n.retrying, "retrying", "num");
       cell(tr, n.dead, "dead", n.dead > 0 ? "num bad" : "num");
       if (n.held) {
-        cell(tr, "Held until " + new Date(n.held.until).toLocaleString() + ": " + n.held.reason, "held", "warn");
+        cell(tr, "Held until " + clock(n.held.until) + ": " + n.held.reason, "held", "warn");
       } else {
         cell(tr, "no", "held");
       }
@@ -114,7 +120,7 @@
     const rows = attempts.map((a) => {
       const tr = el("tr");
       tr.dataset.kind = a.kind;
-      cell(tr, new Date(a.time).toLocaleString(), "time");
+      cell(tr, clock(a.time), "time");
       cell(tr, a.kind, "kind");
       cell(tr, a.network, "network");
       cell(tr, a.user_id || "(none)", "user_id");
