@@ -232,6 +232,58 @@ func TestStatusPageRetriesADeadLetter(t *testing.T) {
 	}
 }
 
+// Purge from the page: one dead letter by its button, then the rest with
+// "Purge all…", which does nothing until confirmed. A read_only page shows
+// no such buttons.
+func TestStatusPagePurges(t *testing.T) {
+	ctx := browser(t)
+	e := newEnv(t, livefyretest.Config{})
+	e.emu.SetPingFault(func(string) (int, string) { return http.StatusBadRequest, "" })
+	e.loadWithStatus(options{}, func(cfg string) string {
+		return strings.Replace(cfg, "\thandle /ops/* {", "\thandle /ro/* {\n\t\tlivefyre_status read_only\n\t}\n\thandle /ops/* {", 1)
+	})
+	users := userIDs("status-purge", 3)
+	updateUsers(t, sidecar, users, 1)
+	waitUntil(t, "the pings dead", 10*time.Second, func() bool { return readTotals(t, admin).Dead == 3 })
+
+	row := fmt.Sprintf(`#dead tbody tr[data-user=%q]`, users[0])
+	run(t, ctx, "purging one", chromedp.Navigate(statusPage),
+		chromedp.Click(chromedp.CSS(row+` button[data-focus-key^="purge"]`), chromedp.NodeVisible),
+		chromedp.WaitNotPresent(chromedp.CSS(row)))
+	if q := readTotals(t, admin); q.Dead != 2 {
+		t.Fatalf("%d dead letters after purging one, want 2", q.Dead)
+	}
+
+	run(t, ctx, "asking to purge all, then cancelling",
+		chromedp.Click(chromedp.CSS(`#purge-all`), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS(`#confirm-yes`)))
+	if q := readTotals(t, admin); q.Dead != 2 {
+		t.Fatalf("%d dead letters before the confirmation, want 2", q.Dead)
+	}
+	run(t, ctx, "cancelling", chromedp.Click(chromedp.CSS(`#confirm-no`)), chromedp.WaitNotVisible(chromedp.CSS(`#confirm`)))
+	waitUpdates(t, ctx, 1)
+	if q := readTotals(t, admin); q.Dead != 2 {
+		t.Fatalf("%d dead letters after cancelling, want 2", q.Dead)
+	}
+	run(t, ctx, "purging all",
+		chromedp.Click(chromedp.CSS(`#purge-all`), chromedp.NodeVisible),
+		chromedp.Click(chromedp.CSS(`#confirm-yes`), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS(`#dead-empty`)))
+	if q := readTotals(t, admin); q.Dead != 0 {
+		t.Errorf("%d dead letters after purging all", q.Dead)
+	}
+
+	updateUsers(t, sidecar, []string{"status-purge-ro"}, 1)
+	waitUntil(t, "the ping dead", 10*time.Second, func() bool { return readTotals(t, admin).Dead == 1 })
+	run(t, ctx, "opening the read-only page", chromedp.Navigate(sidecar+"/ro/"),
+		chromedp.WaitVisible(chromedp.CSS(`#dead tbody tr[data-user="status-purge-ro"]`)),
+		chromedp.WaitNotVisible(chromedp.CSS(`#purge-all`)))
+	buttons := get(t, ctx, "looking for buttons", chromedp.Nodes(chromedp.CSSAll(`#dead tbody button`), chromedp.AtLeast(0)))
+	if len(buttons) != 0 {
+		t.Errorf("the read-only page shows %d Retry/Purge buttons", len(buttons))
+	}
+}
+
 // Another site's page cannot make a visitor's browser act on the status
 // page, nor can a script that forges nothing but its Origin.
 func TestStatusPageRefusesCrossOriginPOST(t *testing.T) {
