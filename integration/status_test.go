@@ -399,7 +399,8 @@ func TestStatusPageReconnects(t *testing.T) {
 	}
 }
 
-// The page renders to a picture of the size a README can hold. With
+// The page renders to a picture of the size a README can hold, and its
+// doctor shows the checks with their fixes. With
 // STATUS_SCREENSHOT set (make -f xcaddy.mk screenshot), the picture is
 // written there: docs/status.png.
 func TestStatusPageScreenshot(t *testing.T) {
@@ -424,6 +425,11 @@ func TestStatusPageScreenshot(t *testing.T) {
 	run(t, ctx, "opening the page", chromedp.Navigate(statusPage), chromedp.WaitVisible(chromedp.CSS(`#dead tbody tr`)))
 	run(t, ctx, "running the doctor", chromedp.Focus(chromedp.CSS(`#doctor-run`)), chromedp.KeyEvent(kb.Enter),
 		chromedp.WaitVisible(chromedp.CSS(`#doctor-checks li`)))
+	// The dead letters make the queue check warn, with its fix.
+	queueCheck := get(t, ctx, "reading the doctor's queue check", chromedp.Text(chromedp.CSS(`#doctor-checks li[data-status="warn"]`)))
+	if !strings.Contains(queueCheck, "queue") || !strings.Contains(queueCheck, "Fix: ") {
+		t.Errorf("the doctor's warning %q, want the queue check with its fix", queueCheck)
+	}
 	waitUpdates(t, ctx, 1)
 	get(t, ctx, "scrolling to the top", chromedp.Evaluate[bool](`window.scrollTo(0, 0), document.activeElement.blur(), true`))
 	png := get(t, ctx, "taking the screenshot", chromedp.CaptureScreenshot())
