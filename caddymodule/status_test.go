@@ -1,11 +1,18 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
+	"github.com/caddy-livefyre/caddy-livefyre/queue"
+	"github.com/caddy-livefyre/caddy-livefyre/statuspage"
 )
 
 func TestStatusCaddyfile(t *testing.T) {
@@ -73,5 +80,93 @@ func TestPullLogRecordsUserNotToken(t *testing.T) {
 		if strings.Contains(string(all), token) {
 			t.Errorf("the pull log shows the lftoken: %s", all)
 		}
+	}
+}
+
+// The page's actions reach the app's queue through the admin API's checks:
+// per-user retry and purge on the named network, all of them, and bad
+// input refused as the user's mistake.
+func TestStatusSourceActsOnTheQueue(t *testing.T) {
+	const network = "statuspage.fyre.co"
+	a, _ := provisionedApp(t, t.TempDir())
+	defer a.Cleanup()
+	a.networks[network] = &pullclient.Client{Network: network}
+	s, err := a.openedStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := []string{"u1", "u2", "u3", "u4"}
+	for _, u := range users {
+		if _, err := a.enqueue(network, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leases, err := s.queue.Lease(len(users), time.Minute)
+	if err != nil || len(leases) != len(users) {
+		t.Fatalf("Lease: %d, %v", len(leases), err)
+	}
+	for _, l := range leases {
+		if err := s.queue.Dead(l, "livefyre answered HTTP 400: <b>no</b>"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page := statuspage.New(statusSource{app: a}, statuspage.Options{})
+	post := func(route, body string) (int, string) {
+		r := httptest.NewRequest(http.MethodPost, "http://ops.example.com/_lf/"+route, strings.NewReader(body))
+		r.Header.Set("Sec-Fetch-Site", "same-origin")
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		page.ServeHTTP(w, r)
+		return w.Code, w.Body.String()
+	}
+	dead := func() int {
+		t.Helper()
+		st, err := s.queue.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st[network].Dead
+	}
+
+	for _, bad := range []struct{ route, body string }{
+		{"retry", `{"network": "other.fyre.co", "user_ids": ["u1"]}`},
+		{"purge", `{"network": "statuspage.fyre.co", "user_ids": ["u 1"]}`},
+		{"purge", `{"network": "other.fyre.co", "all": true}`},
+	} {
+		if code, body := post(bad.route, bad.body); code != http.StatusBadRequest {
+			t.Errorf("%s %s: %d %s, want 400", bad.route, bad.body, code, body)
+		}
+	}
+	if n := dead(); n != 4 {
+		t.Fatalf("%d dead after refused actions, want 4", n)
+	}
+
+	if code, body := post("retry", `{"network": "statuspage.fyre.co", "user_ids": ["u1"]}`); code != http.StatusOK || !strings.Contains(body, `"count":1`) {
+		t.Errorf("retry u1: %d %s", code, body)
+	}
+	if j, err := s.queue.Get(network, "u1"); err != nil || j.State != queue.Pending {
+		t.Errorf("u1 after retry: %+v, %v", j, err)
+	}
+	if code, body := post("purge", `{"network": "statuspage.fyre.co", "user_ids": ["u2"]}`); code != http.StatusOK || !strings.Contains(body, `"count":1`) {
+		t.Errorf("purge u2: %d %s", code, body)
+	}
+	if _, err := s.queue.Get(network, "u2"); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("u2 after purge: %v, want gone", err)
+	}
+
+	dl, err := statusSource{app: a}.DeadLetters(context.Background(), network, "", 10)
+	if err != nil || len(dl.Letters) != 2 || dl.Letters[0].Reason != "livefyre answered HTTP 400: <b>no</b>" {
+		t.Errorf("dead letters: %+v, %v", dl, err)
+	}
+	nets, err := statusSource{app: a}.Networks(context.Background())
+	if err != nil || len(nets) != 1 || nets[0].Name != network || nets[0].Dead != 2 || nets[0].Pending != 1 || !nets[0].Configured {
+		t.Errorf("networks: %+v, %v", nets, err)
+	}
+
+	if code, body := post("purge", `{"all": true}`); code != http.StatusOK || !strings.Contains(body, `"count":2`) {
+		t.Errorf("purge all: %d %s", code, body)
+	}
+	if n := dead(); n != 0 {
+		t.Errorf("%d dead after purge all", n)
 	}
 }
