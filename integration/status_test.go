@@ -17,9 +17,13 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -88,7 +92,53 @@ func browser(t *testing.T) context.Context {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("starting chromium: %v", err)
 	}
+	watchForPageErrors(t, ctx)
 	return ctx
+}
+
+// watchForPageErrors fails the test, at its end, if a script threw or the
+// browser blocked something under the Content-Security-Policy: the page
+// must need nothing the policy refuses. (Failed requests are not counted:
+// some tests make them on purpose.)
+func watchForPageErrors(t *testing.T, ctx context.Context) {
+	t.Helper()
+	var (
+		mu       sync.Mutex
+		problems []string
+	)
+	err := chromedp.Listen(ctx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch ev := ev.(type) {
+		case *cdplog.EventEntryAdded:
+			if ev.Entry.Source == cdplog.EntrySourceSecurity || (ev.Entry.Source == cdplog.EntrySourceJavascript && ev.Entry.Level == cdplog.EntryLevelError) {
+				problems = append(problems, fmt.Sprintf("%s %s: %s (%s)", ev.Entry.Source, ev.Entry.Level, ev.Entry.Text, ev.Entry.URL))
+			}
+		case *cdpruntime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			text := d.Text
+			if d.Exception != nil {
+				text += " " + d.Exception.Description
+			}
+			problems = append(problems, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber, text))
+		}
+	})
+	if err == nil {
+		err = chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, cdplog.Enable, cdp.Empty{})
+			return err
+		}))
+	}
+	if err != nil {
+		t.Fatalf("watching the page for errors: %v", err)
+	}
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range problems {
+			t.Errorf("the browser reported: %s", p)
+		}
+	})
 }
 
 // browserStep bounds one step of a test in the browser.
