@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -225,6 +226,20 @@ func TestStatusPageShowsPendingWhileLivefyreFails(t *testing.T) {
 	recent := get(t, ctx, "reading the recent attempts", chromedp.Text(chromedp.CSS(`#attempts tbody`)))
 	if !strings.Contains(recent, "status-pending-") || !strings.Contains(recent, "403") {
 		t.Errorf("recent attempts lack the refused pings: %q", recent)
+	}
+
+	// Filtered by a user id, typed and sent with Enter, the list shows that
+	// user's attempts only: those of the user whose ping was refused.
+	if want.LastError == nil {
+		t.Fatal("the admin API knows of no refused ping")
+	}
+	refused := want.LastError.UserID
+	run(t, ctx, "filtering by user", chromedp.SendKeys(chromedp.CSS(`#user-filter`), refused+kb.Enter))
+	waitUpdates(t, ctx, 1)
+	shown := get(t, ctx, "reading the users listed", chromedp.Evaluate[[]string](
+		`Array.from(document.querySelectorAll("#attempts tbody td[data-field=user_id]"), td => td.textContent)`))
+	if len(shown) == 0 || slices.ContainsFunc(shown, func(u string) bool { return u != refused }) {
+		t.Errorf("filtered by %s, the page lists %q", refused, shown)
 	}
 
 	// Nothing the page reads holds the key or a token.
