@@ -209,7 +209,10 @@
       failures++;
       setConnection("reconnecting", "Reconnecting… the last update failed (" + err.message + "); trying again");
     }
+    // An action's refresh can overlap the timer's: whichever ends last
+    // leaves the one timer, so that the loops do not multiply.
     const delay = failures ? Math.min(REFRESH_MS * 2 ** (failures - 1), MAX_BACKOFF_MS) : REFRESH_MS;
+    clearTimeout(timer);
     timer = setTimeout(refresh, delay);
   }
 
