@@ -4,13 +4,14 @@
 #   make -f xcaddy.mk test     run the test suite (what CI runs)
 #   make -f xcaddy.mk build    build bin/caddy from ./cmd/caddy (standard modules + livefyre)
 #   make -f xcaddy.mk xcaddy   build bin/caddy-xcaddy with xcaddy, the way users add plugins
+#   make -f xcaddy.mk screenshot  write docs/status.png: the status page in headless Chromium
 
 CADDY_VERSION  ?= v2.11.9
 XCADDY_VERSION ?= v0.4.5
 BIN            ?= bin
 MODULE         := github.com/caddy-livefyre/caddy-livefyre
 
-.PHONY: build xcaddy demo test clean
+.PHONY: build xcaddy demo test screenshot clean
 
 build:
 	go build -o $(BIN)/caddy ./cmd/caddy
@@ -31,6 +32,12 @@ demo: build
 
 test:
 	./scripts/test.sh
+
+# Real Caddy, the emulator and some traffic, as in the integration tests;
+# needs Chromium, as they do.
+screenshot:
+	mkdir -p docs
+	STATUS_SCREENSHOT=$(abspath docs/status.png) go test -count=1 ./integration/ -run '^TestStatusPageScreenshot$$' -v
 
 clean:
 	rm -rf $(BIN) .demo

@@ -224,6 +224,7 @@ func (m *networkMetrics) upstreamFailed(answered int, mapping bool) {
 // long Livefyre's copy could have been stale, which is what an operator
 // alerts on, and it includes retries, backoff and the rate limit.
 func observePing(a delivery.Attempt) {
+	observeStatusPing(a)
 	network := a.Job.Network
 	metricPingsSent.WithLabelValues(network, a.Result.Outcome.String()).Inc()
 	if a.Dead {
@@ -272,7 +273,9 @@ func (h *Handler) servePullMetered(w http.ResponseWriter, r *http.Request) error
 	if status == 0 {
 		status = http.StatusOK
 	}
-	h.metrics.pulled(status, time.Since(start))
+	took := time.Since(start)
+	h.metrics.pulled(status, took)
+	recordPull(h, r, status, start, took)
 	return err
 }
 

@@ -7,6 +7,17 @@ cd "$(dirname "$0")/.."
 STATICCHECK_VERSION=v0.8.2
 FUZZTIME=${FUZZTIME:-10s}
 
+# The status page's browser tests (integration/status_test.go) drive a real
+# headless Chromium, and fail without one.
+if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		apt-get update && apt-get install -y --no-install-recommends chromium
+	else
+		echo "The browser tests need Chromium: install it (Debian/Ubuntu: sudo apt-get install -y --no-install-recommends chromium), or set CHROMIUM to a Chromium or Chrome binary." >&2
+		exit 1
+	fi
+fi
+
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then

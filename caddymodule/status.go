@@ -1,0 +1,401 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-livefyre/caddy-livefyre/delivery"
+	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
+	"github.com/caddy-livefyre/caddy-livefyre/queue"
+	"github.com/caddy-livefyre/caddy-livefyre/statuspage"
+)
+
+func init() {
+	caddy.RegisterModule(Status{})
+	httpcaddyfile.RegisterHandlerDirective("livefyre_status", parseStatus)
+	// Like metrics: a handler that answers, after the auth and routing
+	// directives that should guard it.
+	httpcaddyfile.RegisterDirectiveOrder("livefyre_status", httpcaddyfile.After, "metrics")
+}
+
+// Status serves the operators' status page of the livefyre app: per
+// network the queue, holds and last errors, charts of the last hour, the
+// recent pings and pulls, the dead letters with Retry and Purge, and the
+// doctor checks. The page sits at the root of the handler's route and
+// works under any path prefix, nothing stripped. It does no
+// authentication: put Caddy's basic_auth (or forward_auth) before it.
+type Status struct {
+	// ReadOnly hides the page's Retry and Purge buttons and refuses those
+	// actions; the doctor checks still run, as they change nothing.
+	// Default: false.
+	ReadOnly bool `json:"read_only,omitempty"`
+
+	page *statuspage.Handler
+}
+
+// CaddyModule returns the Caddy module information.
+func (Status) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.livefyre_status",
+		New: func() caddy.Module { return new(Status) },
+	}
+}
+
+// Provision joins this config's livefyre app.
+func (s *Status) Provision(ctx caddy.Context) error {
+	appVal, err := ctx.App("livefyre")
+	if err != nil {
+		return err
+	}
+	s.page = statuspage.New(statusSource{app: appVal.(*App)}, statuspage.Options{ReadOnly: s.ReadOnly, Ring: statusActivity})
+	return nil
+}
+
+// ServeHTTP answers every request of its route: the page never passes one
+// on.
+func (s *Status) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	s.page.ServeHTTP(w, r)
+	return nil
+}
+
+// UnmarshalCaddyfile sets up the status page from Caddyfile tokens. Syntax:
+//
+//	livefyre_status [read_only]
+//
+//	livefyre_status {
+//		read_only
+//	}
+func (s *Status) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive's name
+	setReadOnly := func() error {
+		if s.ReadOnly {
+			return d.Err("read_only is given twice")
+		}
+		s.ReadOnly = true
+		return nil
+	}
+	for d.NextArg() {
+		if d.Val() != "read_only" {
+			return d.Errf("livefyre_status: unknown argument %q (want read_only)", d.Val())
+		}
+		if err := setReadOnly(); err != nil {
+			return err
+		}
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "read_only":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if err := setReadOnly(); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("livefyre_status: unknown option %q (want read_only)", d.Val())
+		}
+	}
+	return nil
+}
+
+func parseStatus(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var s Status
+	err := s.UnmarshalCaddyfile(h.Dispenser)
+	return &s, err
+}
+
+// statusActivity holds the charts' last hour. Like the metric counters it
+// is package-level, so a reload does not blank the charts.
+var statusActivity = statuspage.NewRing(time.Now)
+
+// observeStatusPing counts an attempt in the charts: a failure that will
+// be tried again is a retry; a delivered ping's latency is from the first
+// update it covers, as in caddy_livefyre_ping_latency_seconds.
+func observeStatusPing(a delivery.Attempt) {
+	latency := time.Duration(-1)
+	if a.Result.Outcome == pullclient.Done && !a.Job.EnqueuedAt.IsZero() {
+		latency = max(a.At.Sub(a.Job.EnqueuedAt), 0)
+	}
+	statusActivity.Ping(a.Result.Outcome != pullclient.Done && !a.Dead, a.Dead, latency)
+}
+
+// recentPulls remembers the last recentPings answers of the pull endpoints,
+// for the status page, as pingLog does the pings.
+var recentPulls = new(pullLog)
+
+// pullLog is a ring of pull records. Recording one does not allocate: the
+// pull path's metering must not (TestPullMetricsDoNotAllocate), so the user
+// id is read from the kept path when the page asks, not per request.
+type pullLog struct {
+	mu     sync.Mutex
+	recent [recentPings]pullRecord
+	next   int
+	n      int
+}
+
+type pullRecord struct {
+	at      time.Time
+	network string
+	pull    *Pull
+	// path, rawPath and query are the request's, to find the user id in;
+	// query only for a pull URL with the id in it (it holds the lftoken,
+	// which is never shown).
+	path, rawPath, query string
+	status               int
+	took                 time.Duration
+}
+
+// recordPull notes one answer of h's pull endpoint, for the page and its
+// charts.
+func recordPull(h *Handler, r *http.Request, status int, start time.Time, took time.Duration) {
+	statusActivity.Pull(status)
+	rec := pullRecord{at: start, network: h.metrics.network, pull: h.Pull, path: r.URL.Path, rawPath: r.URL.RawPath, status: status, took: took}
+	if h.Pull.queryParam != "" {
+		rec.query = r.URL.RawQuery
+	}
+	l := recentPulls
+	l.mu.Lock()
+	l.recent[l.next] = rec
+	l.next = (l.next + 1) % recentPings
+	l.n = min(l.n+1, recentPings)
+	l.mu.Unlock()
+}
+
+// newest returns up to limit pulls (of userID, if not empty), newest first.
+func (l *pullLog) newest(userID string, limit int) []statuspage.Attempt {
+	l.mu.Lock()
+	recs := make([]pullRecord, 0, l.n)
+	for i := 1; i <= l.n; i++ {
+		recs = append(recs, l.recent[(l.next-i+recentPings)%recentPings])
+	}
+	l.mu.Unlock()
+	var out []statuspage.Attempt
+	for _, rec := range recs {
+		if len(out) == limit {
+			break
+		}
+		id, _ := rec.pull.requestedID(&http.Request{URL: &url.URL{Path: rec.path, RawPath: rec.rawPath, RawQuery: rec.query}})
+		if !usableUserID(id) {
+			id = ""
+		}
+		if userID != "" && id != userID {
+			continue
+		}
+		outcome, reason := pullOutcome(rec.status)
+		out = append(out, statuspage.Attempt{
+			Kind: statuspage.KindPull, Time: rec.at.UTC(), Network: rec.network, UserID: id,
+			Status: rec.status, Outcome: outcome, Reason: reason, Seconds: rec.took.Seconds(),
+		})
+	}
+	return out
+}
+
+// pullOutcome says what a pull endpoint's status means; the details are
+// in Caddy's log, which the page does not show.
+func pullOutcome(status int) (outcome, reason string) {
+	switch {
+	case status < 300:
+		return "served", ""
+	case status == http.StatusForbidden:
+		return "refused", "invalid lftoken, or the client is not in allow_ips"
+	case status == http.StatusTooManyRequests:
+		return "refused", "too many invalid tokens from this client"
+	case status == http.StatusBadRequest:
+		return "refused", "invalid user id"
+	case status == http.StatusNotFound:
+		return "refused", "not a pull URL, or the app has no such user"
+	case status == http.StatusMethodNotAllowed:
+		return "refused", "method not allowed: Livefyre pulls with GET"
+	case status == http.StatusGatewayTimeout:
+		return "failed", "the app did not answer in time"
+	case status == http.StatusBadGateway:
+		return "failed", "the app failed, or its answer made no valid profile (see Caddy's log)"
+	case status < 500:
+		return "refused", http.StatusText(status)
+	default:
+		return "failed", http.StatusText(status) + " (see Caddy's log)"
+	}
+}
+
+// newestPings returns up to limit pings (of userID, if not empty), newest
+// first.
+func (l *pingLog) newestPings(userID string, limit int) []statuspage.Attempt {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []statuspage.Attempt
+	for i := 1; i <= len(l.recent) && len(out) < limit; i++ {
+		a := l.recent[(l.next-i+len(l.recent))%len(l.recent)]
+		if userID == "" || a.UserID == userID {
+			out = append(out, pageAttempt(a))
+		}
+	}
+	return out
+}
+
+func pageAttempt(a pingAttempt) statuspage.Attempt {
+	return statuspage.Attempt{
+		Kind: statuspage.KindPing, Time: a.Time.UTC(), Network: a.Network, UserID: a.UserID,
+		Status: a.Status, Outcome: a.Outcome, Reason: a.Error, Seconds: a.Seconds,
+	}
+}
+
+// statusSource shows one livefyre app on the status page, through the
+// same functions as the admin API.
+type statusSource struct {
+	app *App
+}
+
+func (src statusSource) Networks(context.Context) ([]statuspage.Network, error) {
+	s, err := src.app.openedStore()
+	if err != nil {
+		return nil, pageError(unavailable(err))
+	}
+	report, err := s.stats(src.app.networkNames(), time.Now())
+	if err != nil {
+		return nil, pageError(unavailable(err))
+	}
+	out := make([]statuspage.Network, 0, len(report.Networks))
+	for name, ns := range report.Networks {
+		n := statuspage.Network{
+			Name: name, Configured: ns.Configured,
+			Pending: ns.Pending, InFlight: ns.Leased, Retrying: ns.Retrying, Dead: ns.Dead,
+			OldestPendingSeconds: ns.OldestPendingAge, LastSuccess: ns.LastSuccess,
+		}
+		if ns.Held != nil {
+			n.Held = &statuspage.Held{Reason: ns.Held.Reason, Until: ns.Held.Until}
+		}
+		if ns.LastError != nil {
+			e := pageAttempt(*ns.LastError)
+			n.LastError = &e
+		}
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (src statusSource) Attempts(userID string, limit int) []statuspage.Attempt {
+	var pings []statuspage.Attempt
+	if s, err := src.app.openedStore(); err == nil {
+		pings = s.pings.newestPings(userID, limit)
+	}
+	all := append(pings, recentPulls.newest(userID, limit)...)
+	slices.SortStableFunc(all, func(a, b statuspage.Attempt) int { return b.Time.Compare(a.Time) })
+	return all[:min(len(all), limit)]
+}
+
+func (src statusSource) DeadLetters(_ context.Context, network, after string, limit int) (statuspage.DeadPage, error) {
+	if after != "" {
+		n, ok := queue.CursorNetwork(after)
+		if !ok || (network != "" && n != network) {
+			return statuspage.DeadPage{}, fmt.Errorf("%w: after %q is not a cursor of this listing", statuspage.ErrBadRequest, after)
+		}
+	}
+	s, err := src.app.openedStore()
+	if err != nil {
+		return statuspage.DeadPage{}, pageError(unavailable(err))
+	}
+	if err := knownNetwork(src.app, s, network); err != nil {
+		return statuspage.DeadPage{}, pageError(err)
+	}
+	jobs, next, err := s.queue.List(queue.Dead, network, after, limit)
+	if err != nil {
+		return statuspage.DeadPage{}, pageError(unavailable(err))
+	}
+	page := statuspage.DeadPage{Next: next}
+	for _, j := range jobs {
+		page.Letters = append(page.Letters, statuspage.DeadLetter{
+			Network: j.Network, UserID: j.UserID, Attempts: j.Attempts, DeadAt: j.DeadAt,
+			Reason: j.LastError, FirstError: j.FirstError,
+		})
+	}
+	return page, nil
+}
+
+func (src statusSource) Retry(_ context.Context, network string, userIDs []string) (int, error) {
+	return src.deadLetters(network, userIDs, func(q *queue.Queue, network string) (int, error) {
+		if len(userIDs) == 0 {
+			return q.ReplayAll(network)
+		}
+		return q.ReplayMany(network, userIDs)
+	})
+}
+
+func (src statusSource) Purge(_ context.Context, network string, userIDs []string) (int, error) {
+	return src.deadLetters(network, userIDs, func(q *queue.Queue, network string) (int, error) {
+		if len(userIDs) == 0 {
+			return q.PurgeDead(network)
+		}
+		return q.PurgeMany(network, userIDs)
+	})
+}
+
+// deadLetters checks a retry or purge of the listed users of network (all
+// if none are listed) and runs it on the network the users are on.
+func (src statusSource) deadLetters(network string, userIDs []string, act func(q *queue.Queue, network string) (int, error)) (int, error) {
+	for _, id := range userIDs {
+		if !usableUserID(id) {
+			return 0, fmt.Errorf("%w: invalid user id %q: it must match ^[A-Za-z0-9_.-]+$", statuspage.ErrBadRequest, id)
+		}
+	}
+	s, err := src.app.openedStore()
+	if err != nil {
+		return 0, pageError(unavailable(err))
+	}
+	if len(userIDs) > 0 {
+		network, err = userNetwork(src.app, s, network)
+	} else {
+		err = knownNetwork(src.app, s, network)
+	}
+	if err != nil {
+		return 0, pageError(err)
+	}
+	n, err := act(s.queue, network)
+	if err != nil {
+		return n, fmt.Errorf("%d done, then: %w", n, err)
+	}
+	return n, nil
+}
+
+func (src statusSource) Doctor(ctx context.Context) (statuspage.DoctorReport, error) {
+	report := src.app.doctor(ctx, doctorRequest{})
+	out := statuspage.DoctorReport{OK: report.OK, Checks: make([]statuspage.Check, 0, len(report.Checks))}
+	for _, c := range report.Checks {
+		out.Checks = append(out.Checks, statuspage.Check{Network: c.Network, Name: c.Name, Status: string(c.Status), Detail: c.Detail, Fix: c.Fix})
+	}
+	return out, nil
+}
+
+// pageError turns an admin API error into the page's: a 4xx is the
+// request's fault.
+func pageError(err error) error {
+	var api caddy.APIError
+	if errors.As(err, &api) && api.HTTPStatus >= 400 && api.HTTPStatus < 500 {
+		return fmt.Errorf("%w: %s", statuspage.ErrBadRequest, strings.TrimSpace(api.Err.Error()))
+	}
+	if errors.As(err, &api) {
+		return api.Err
+	}
+	return err
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Status)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Status)(nil)
+	_ caddyfile.Unmarshaler       = (*Status)(nil)
+	_ statuspage.Source           = statusSource{}
+)
