@@ -210,7 +210,7 @@ func pullOutcome(status int) (outcome, reason string) {
 	case status < 300:
 		return "served", ""
 	case status == http.StatusForbidden:
-		return "refused", "invalid lftoken, or the client is not in allow_ips"
+		return "refused", "invalid token, or the client is not in allow_ips"
 	case status == http.StatusTooManyRequests:
 		return "refused", "too many invalid tokens from this client"
 	case status == http.StatusBadRequest:
