@@ -84,9 +84,9 @@ func (s *owedSet) owed(r []byte) bool {
 }
 
 // reserve notes, before a commit, that r will be owed once it commits.
-func (s *owedSet) reserve(r ref) grant {
-	g := grant{ref: string(r), token: s.tokens.Add(1)}
-	sh := s.shard(r)
+func (s *owedSet) reserve(r string) grant {
+	g := grant{ref: r, token: s.tokens.Add(1)}
+	sh := s.shardOf(r)
 	sh.mu.Lock()
 	sh.m[g.ref] = g.token
 	sh.mu.Unlock()

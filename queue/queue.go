@@ -327,7 +327,7 @@ func (q *Queue) count() ([]ref, error) {
 			if err != nil {
 				return err
 			}
-			t.note(r, nil, rec)
+			t.note(string(r), nil, rec)
 			q.exists.add(r)
 			if owes(rec) {
 				q.owed.set(r)

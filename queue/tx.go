@@ -149,10 +149,11 @@ func (t *tx) put(r ref, old, rec *record) error {
 	if w.err != nil {
 		return w.err
 	}
-	t.note(r, old, rec)
+	key := string(r) // one copy for the due hint and the owed set
+	t.note(key, old, rec)
 	// Before the commit, in either case: see owedSet.
 	if owes(rec) {
-		t.grants = append(t.grants, t.owed.reserve(r))
+		t.grants = append(t.grants, t.owed.reserve(key))
 	} else {
 		t.owed.take(r)
 	}
@@ -161,13 +162,13 @@ func (t *tx) put(r ref, old, rec *record) error {
 
 // note records what a change from old to rec means for the in-memory
 // indexes, to apply once the transaction has committed.
-func (t *tx) note(r ref, old, rec *record) {
+func (t *tx) note(r string, old, rec *record) {
 	oldLive := old != nil && old.State != Dead
 	newLive := rec != nil && rec.State != Dead
 	dueMoved := !oldLive || !newLive || dueNanos(old.Due) != dueNanos(rec.Due)
 	ageMoved := !oldLive || !newLive || old.EnqueuedAt.Unix() != rec.EnqueuedAt.Unix()
 	if newLive && dueMoved {
-		t.hints = append(t.hints, hint{due: dueNanos(rec.Due), ref: string(r)})
+		t.hints = append(t.hints, hint{due: dueNanos(rec.Due), ref: r})
 	}
 	if oldLive && ageMoved {
 		t.ages = append(t.ages, ageMove{network: old.Network, at: old.EnqueuedAt.Unix(), n: -1})
