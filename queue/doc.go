@@ -117,10 +117,11 @@
 //     missing from the set (a lost grant, a failed Lease) costs only the
 //     slow way once; that Enqueue grants it again. See owedSet.
 //
-// Memory grows with the jobs owed, about 60 bytes each for the hint and
-// as much again for the owed set (12 MB for 100,000), plus the filter's
-// 4 MiB and an age count per second of updates; dead letters cost nothing
-// but their share of the filter.
+// Memory grows with the jobs owed, about 60 bytes each for the hint and 35
+// (measured) for the owed set's entry, which shares the hint's copy of the
+// ref: about 10 MB for 100,000. Add the filter's 4 MiB and an age count
+// per second of updates; dead letters cost nothing but their share of the
+// filter.
 //
 // Version 1 of the format kept these indexes in Badger (d/<due><ref>,
 // o/<network>\x00<enqueued><user>, s/<ref> with a TTL). Open drops those
