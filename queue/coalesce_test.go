@@ -414,6 +414,17 @@ func TestKilledAfterCoalescedUpdateStillPings(t *testing.T) {
 	cmd.Wait()
 
 	q := open(t, dir, newClock())
+	// Open rebuilt the owed set: the Pending job, and the Leased one it
+	// made due again, take updates without a write.
+	before := countWrites(q)
+	for _, u := range []string{"pending", "leased"} {
+		if !enqueue(t, q, net, u) {
+			t.Fatalf("update of %s after the restart did not coalesce", u)
+		}
+	}
+	if after := countWrites(q); after != before {
+		t.Fatalf("updates of owed jobs after a restart wrote: %+v -> %+v", before, after)
+	}
 	owed := map[string]bool{}
 	for _, l := range lease(t, q, 10, time.Minute) {
 		owed[l.Job.UserID] = true
