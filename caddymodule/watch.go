@@ -145,8 +145,9 @@ func (w *Watch) match(r *http.Request) (string, bool) {
 // serveWatched runs the rest of the chain and, if the app answered 2xx,
 // queues a ping before returning.
 func (h *Handler) serveWatched(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, wt *Watch, pathID string) error {
-	ww := &watchWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
-	recorded := false
+	// One allocation per request: the writer holds what queueing the ping
+	// early needs, rather than a closure over it.
+	ww := &watchWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
 	if wt.UserIDJSON != "" {
 		ww.limit = wt.MaxBody
 	} else {
@@ -154,17 +155,12 @@ func (h *Handler) serveWatched(w http.ResponseWriter, r *http.Request, next cadd
 		// the status is known and before any of the answer goes out: a
 		// client that has seen the 2xx can count on the ping being queued,
 		// even if the process dies while a large body is still streaming.
-		ww.onStatus = func(status int) {
-			if status >= 200 && status <= 299 {
-				recorded = true
-				h.recordUpdate(r, wt, ww, pathID)
-			}
-		}
+		ww.early = earlyRecord{h: h, r: r, wt: wt, pathID: pathID}
 	}
 	if err := next.ServeHTTP(ww, r); err != nil {
 		return err
 	}
-	if recorded {
+	if ww.recorded {
 		return nil
 	}
 	status := ww.status
@@ -240,15 +236,26 @@ func (w *Watch) userID(r *http.Request, ww *watchWriter, pathID string) (string,
 // before the client sees the 2xx; release sends what it holds. A body over
 // the limit is released at once and streams on untouched.
 type watchWriter struct {
-	*caddyhttp.ResponseWriterWrapper
+	caddyhttp.ResponseWriterWrapper
 	status   int
 	limit    int64
 	body     bytes.Buffer
 	held     bool // the header and body are held back
 	overflow bool // the body outgrew limit
-	// onStatus, if set, runs once when the final status is known, before
-	// the header or any of the body is passed on.
-	onStatus func(status int)
+	// early, if its h is set, queues the ping once the final status is
+	// known to be 2xx, before the header or any of the body is passed on;
+	// recorded says it did.
+	early    earlyRecord
+	recorded bool
+}
+
+// earlyRecord is what recordUpdate needs when the ping is queued from
+// setStatus.
+type earlyRecord struct {
+	h      *Handler
+	r      *http.Request
+	wt     *Watch
+	pathID string
 }
 
 // setStatus records the final status the first time it is known.
@@ -260,8 +267,9 @@ func (ww *watchWriter) setStatus(code int) {
 	if ww.limit > 0 && code >= 200 && code <= 299 {
 		ww.held = true
 	}
-	if ww.onStatus != nil {
-		ww.onStatus(code)
+	if e := &ww.early; e.h != nil && code >= 200 && code <= 299 {
+		ww.recorded = true
+		e.h.recordUpdate(e.r, e.wt, ww, e.pathID)
 	}
 }
 

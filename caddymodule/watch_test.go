@@ -114,7 +114,7 @@ func TestWatchProvisionErrors(t *testing.T) {
 // newWatchWriter wraps a recorder as serveWatched does.
 func newWatchWriter(limit int64) (*watchWriter, *httptest.ResponseRecorder) {
 	rec := httptest.NewRecorder()
-	return &watchWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: rec}, limit: limit}, rec
+	return &watchWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: rec}, limit: limit}, rec
 }
 
 func TestWatchWriterStatus(t *testing.T) {

@@ -94,6 +94,7 @@ func (q *Queue) leadBatch() {
 // it. Any other error fails the whole batch.
 func (q *Queue) commitBatch(batch []*enqueueReq) {
 	err := q.write(func(t *tx) error {
+		t.beforeIndexes = func() { q.pause("enqueue committed") }
 		now := q.now()
 		for _, req := range batch {
 			req.coalesced, req.err = q.enqueueIn(t, req, now)

@@ -14,7 +14,8 @@
 //
 // Every job is in one of four states; every transition below is one Badger
 // transaction (shared by concurrent Enqueues, see Group commit) that
-// rewrites the job record.
+// rewrites the job record, except an Enqueue that finds a ping owed (see
+// below), which touches nothing.
 //
 //	(absent) --Enqueue--> Pending
 //	Pending, Retrying --Lease--> Leased            (also Leased whose lease expired)
@@ -26,10 +27,21 @@
 //	Dead --PurgeDead--> (deleted)
 //	Leased --Open--> Pending or Retrying, due now  (the process that held it died)
 //
-// Enqueue on a Pending or Retrying job only moves UpdatedAt (a Retrying job
-// keeps its Due, so backoff is respected). Enqueue on a Leased job sets Again:
-// the ping in flight may have been sent before the update, so exactly one
-// more ping is owed, however many updates arrive during the lease.
+// Enqueue on a Pending or Retrying job, or on a Leased job with Again,
+// changes nothing: the ping owed will pull the user after the update, so
+// it needs no Badger read or write, and the queue answers it from memory
+// (the owed set, below). A Retrying job keeps its Due, so backoff is
+// respected. Enqueue on a Leased job without Again writes once, to set
+// Again: the ping in flight may have been sent before the update, so
+// exactly one more ping is owed, however many updates arrive during the
+// lease.
+//
+// So the record does not know a user's last update. UpdatedAt is the last
+// update the queue wrote down: the one that began the episode (equal to
+// EnqueuedAt) or, on a Leased job, the one that set Again. The updates
+// coalesced after it leave no trace but the "coalesced" answer of Enqueue
+// (which the Caddy module counts); EnqueuedAt, the first update a ping
+// covers, is what latency is measured from, and it is exact.
 //
 // # Keys
 //
@@ -87,10 +99,29 @@
 //     It may say "maybe" for a ref with no record (then Enqueue reads), never
 //     "no" for one with a record; see existence for why the order of its
 //     updates guarantees that.
+//   - The owed set: the refs whose job owes a ping no lease has taken
+//     (Pending, Retrying, Leased with Again), in 64 locked maps. Enqueue
+//     looks there first and returns "coalesced" at once for such a ref:
+//     no transaction, no read, no write. The job it names is on disk
+//     already, so a crash loses nothing. A transition that leaves a job
+//     owed reserves its ref under a fresh token before its commit and
+//     marks it owed after the commit if the token is still there; every
+//     other transition (a Lease above all) deletes the ref before its
+//     commit. A Lease thus takes the ref out before its ping can be sent,
+//     and a grant that commits before the Lease but reports after it finds
+//     its token gone. An update that races a Lease either finds the ref
+//     before the Lease took it (the lease's ping comes after the update)
+//     or takes the slow way, a transaction that reads the record and loses
+//     or wins the Badger conflict against the Lease: it coalesces into the
+//     Pending job before the lease reads it, or sets Again after. A ref
+//     missing from the set (a lost grant, a failed Lease) costs only the
+//     slow way once; that Enqueue grants it again. See owedSet.
 //
-// Memory grows with the jobs owed, about 60 bytes each for the hint (6 MB
-// for 100,000), plus the filter's 4 MiB and an age count per second of
-// updates; dead letters cost nothing but their share of the filter.
+// Memory grows with the jobs owed, about 60 bytes each for the hint and 35
+// (measured) for the owed set's entry, which shares the hint's copy of the
+// ref: about 10 MB for 100,000. Add the filter's 4 MiB and an age count
+// per second of updates; dead letters cost nothing but their share of the
+// filter.
 //
 // Version 1 of the format kept these indexes in Badger (d/<due><ref>,
 // o/<network>\x00<enqueued><user>, s/<ref> with a TTL). Open drops those
@@ -100,6 +131,7 @@
 //
 // # Group commit
 //
+// An Enqueue that finds its user's ping owed (above) never joins the line.
 // With SyncWrites, Badger fsyncs its write-ahead log once per transaction,
 // which limits one-transaction-per-Enqueue to a few thousand a second
 // however many callers wait. So concurrent Enqueue calls share

@@ -47,7 +47,9 @@ type Job struct {
 	// EnqueuedAt is when the current episode began: the first update
 	// coalesced into it.
 	EnqueuedAt time.Time
-	// UpdatedAt is when the last update for this user was seen.
+	// UpdatedAt is when the last update the queue wrote down arrived: the
+	// first of the episode, or the one that set Again. Updates coalesced
+	// into an owed ping write nothing and do not move it.
 	UpdatedAt time.Time
 	// Due is when the job may next be leased; for a Leased job, the lease
 	// expiry; zero for a Dead job.

@@ -39,10 +39,14 @@ func newRef(network, userID string) (ref, error) {
 	if err := checkID("user id", userID); err != nil {
 		return nil, err
 	}
-	r := make(ref, 0, len(network)+1+len(userID))
-	r = append(r, network...)
-	r = append(r, 0)
-	return append(r, userID...), nil
+	return appendRef(make(ref, 0, len(network)+1+len(userID)), network, userID), nil
+}
+
+// appendRef appends the ref of network and userID, both checked, to b.
+func appendRef(b []byte, network, userID string) ref {
+	b = append(b, network...)
+	b = append(b, 0)
+	return append(b, userID...)
 }
 
 func checkID(what, s string) error {

@@ -99,7 +99,16 @@ type Queue struct {
 	hints  hints
 	recent recentPings
 	exists *existence
+	owed   *owedSet
 	disk   diskGuard
+
+	// testHook, set only by tests, is called at the named points of Lease
+	// and Enqueue (see pause), where a test may block to stage a race.
+	testHook func(point string)
+
+	// txns counts the transactions write has begun, so tests can prove
+	// that a coalesced Enqueue reads and writes nothing.
+	txns atomic.Uint64
 
 	minInterval atomic.Int64 // time.Duration
 	counters    counters
@@ -149,6 +158,7 @@ func Open(opts Options) (*Queue, error) {
 		now:    func() time.Time { return normalize(now()) },
 		notify: make(chan struct{}, 1),
 		exists: newExistence(),
+		owed:   newOwedSet(),
 	}
 	if err := q.start(); err != nil {
 		db.Close()
@@ -317,8 +327,11 @@ func (q *Queue) count() ([]ref, error) {
 			if err != nil {
 				return err
 			}
-			t.note(r, nil, rec)
+			t.note(string(r), nil, rec)
 			q.exists.add(r)
+			if owes(rec) {
+				q.owed.set(r)
+			}
 			if rec.State == Leased {
 				leased = append(leased, r)
 			}
@@ -394,6 +407,13 @@ func (q *Queue) Close() error {
 		return fmt.Errorf("queue: close %s: %w", q.dir, err)
 	}
 	return nil
+}
+
+// pause calls the test hook, if a test set one, at point.
+func (q *Queue) pause(point string) {
+	if q.testHook != nil {
+		q.testHook(point)
+	}
 }
 
 // enter is the start of every call: it holds off Close until the matching

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -10,24 +11,33 @@ import (
 // committed (to disk if Options.SyncWrites). Concurrent calls share
 // transactions (see the package documentation on group commit).
 //
-// A Pending or Retrying job absorbs the update (coalesced is true; only
-// UpdatedAt moves, and a Retrying job keeps its Due so backoff holds). A
-// Leased job gets Again, so it becomes Pending once more on Ack: one more
-// ping, however many updates arrive during the lease. Otherwise (no job, or
-// a Dead one) a new Pending job is due now, with no attempts and no errors.
+// A job that owes a ping no lease has taken yet (Pending, Retrying, or
+// Leased with Again) absorbs the update without any Badger read or write:
+// coalesced is true and the job is unchanged (a Retrying job keeps its Due,
+// so backoff holds). A Leased job without Again gets Again, in one write,
+// so it becomes Pending once more on Ack: one more ping, however many
+// updates arrive during the lease. Otherwise (no job, or a Dead one) a new
+// Pending job is due now, with no attempts and no errors.
 func (q *Queue) Enqueue(network, userID string) (coalesced bool, err error) {
-	r, err := newRef(network, userID)
-	if err != nil {
+	if err := checkID("network", network); err != nil {
 		return false, err
 	}
+	if err := checkID("user id", userID); err != nil {
+		return false, err
+	}
+	var buf [128]byte // most refs fit, so the common case allocates nothing
+	r := appendRef(buf[:0], network, userID)
 	if err := q.enter(); err != nil {
 		return false, err
 	}
 	defer q.mu.RUnlock()
-	req := &enqueueReq{r: r, network: network, userID: userID, turn: make(chan bool, 1)}
+	if q.owed.owed(r) {
+		return true, nil // the owed job is durable already
+	}
+	req := &enqueueReq{r: ref(bytes.Clone(r)), network: network, userID: userID, turn: make(chan bool, 1)}
 	q.enqueue(req)
 	if req.err != nil {
-		return false, fmt.Errorf("queue: enqueue %s: %w", r, req.err)
+		return false, fmt.Errorf("queue: enqueue %s: %w", req.r, req.err)
 	}
 	return req.coalesced, nil
 }
@@ -58,11 +68,16 @@ func (q *Queue) enqueueIn(t *tx, req *enqueueReq, now time.Time) (coalesced bool
 		}}
 		return false, t.put(req.r, old, rec)
 	}
+	// The record is written even when nothing in it changes (a Pending
+	// job whose ref was not yet, or no longer, in the owed set): the write
+	// makes this transaction conflict with a Lease of the job committing
+	// meanwhile, so the update lands before that lease or sets Again after
+	// it. The put also puts the ref (back) in the owed set.
 	rec := *old
-	rec.UpdatedAt = now
 	if rec.State == Leased && !rec.Again {
 		rec.Again = true
 		rec.againAt = now
+		rec.UpdatedAt = now
 	}
 	return true, t.put(req.r, old, &rec)
 }
@@ -132,6 +147,7 @@ func (q *Queue) leaseHinted(hs []hint, d time.Duration) ([]Lease, error) {
 			if old == nil || old.State == Dead || dueNanos(old.Due) != h.due {
 				continue // a stale hint: the job moved on since
 			}
+			q.pause("lease read")
 			id, err := q.nextLeaseID()
 			if err != nil {
 				return err
@@ -152,6 +168,8 @@ func (q *Queue) leaseHinted(hs []hint, d time.Duration) ([]Lease, error) {
 			}
 			leases = append(leases, Lease{Job: rec.Job, ID: id, Until: rec.Due})
 		}
+		q.pause("lease taken")
+		t.beforeIndexes = func() { q.pause("lease committed") }
 		return nil
 	})
 	return leases, err

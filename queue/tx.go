@@ -22,7 +22,14 @@ type tx struct {
 	// added are the refs this attempt added to the existence filter; an
 	// attempt that does not commit takes them back.
 	added []ref
-	wake  bool
+	// owed is the queue's owed set; grants are this attempt's reservations
+	// in it, applied once it commits and taken back if it does not.
+	owed   *owedSet
+	grants []grant
+	// beforeIndexes, if set, runs after the commit and before the
+	// in-memory indexes learn of it (a test's pause point).
+	beforeIndexes func()
+	wake          bool
 }
 
 // move is a job changing state; "" stands for absent.
@@ -47,7 +54,8 @@ func (q *Queue) write(fn func(t *tx) error) error {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		t := &tx{}
+		q.txns.Add(1)
+		t := &tx{owed: q.owed}
 		var fnErr error
 		err := q.db.Update(func(txn *badger.Txn) error {
 			t.txn = txn
@@ -55,8 +63,17 @@ func (q *Queue) write(fn func(t *tx) error) error {
 			return fnErr
 		})
 		if err == nil {
+			if t.beforeIndexes != nil {
+				t.beforeIndexes()
+			}
 			q.committed(t)
 			return nil
+		}
+		// After an error the commit may or may not have gone through; the
+		// refs reserved stay out of the owed set, so their next Enqueue
+		// reads the record.
+		for _, g := range t.grants {
+			q.owed.abandon(g)
 		}
 		if fnErr != nil || errors.Is(err, badger.ErrConflict) {
 			// Nothing was written. (After any other error the commit may
@@ -80,6 +97,9 @@ func (q *Queue) write(fn func(t *tx) error) error {
 // see yet, take the hint for a stale one and drop it.
 func (q *Queue) committed(t *tx) {
 	q.counters.apply(t.moves, t.ages)
+	for _, g := range t.grants {
+		q.owed.apply(g)
+	}
 	q.hints.push(t.hints...)
 	for _, r := range t.gone {
 		q.exists.remove(r)
@@ -129,19 +149,26 @@ func (t *tx) put(r ref, old, rec *record) error {
 	if w.err != nil {
 		return w.err
 	}
-	t.note(r, old, rec)
+	key := string(r) // one copy for the due hint and the owed set
+	t.note(key, old, rec)
+	// Before the commit, in either case: see owedSet.
+	if owes(rec) {
+		t.grants = append(t.grants, t.owed.reserve(key))
+	} else {
+		t.owed.take(r)
+	}
 	return nil
 }
 
 // note records what a change from old to rec means for the in-memory
 // indexes, to apply once the transaction has committed.
-func (t *tx) note(r ref, old, rec *record) {
+func (t *tx) note(r string, old, rec *record) {
 	oldLive := old != nil && old.State != Dead
 	newLive := rec != nil && rec.State != Dead
 	dueMoved := !oldLive || !newLive || dueNanos(old.Due) != dueNanos(rec.Due)
 	ageMoved := !oldLive || !newLive || old.EnqueuedAt.Unix() != rec.EnqueuedAt.Unix()
 	if newLive && dueMoved {
-		t.hints = append(t.hints, hint{due: dueNanos(rec.Due), ref: string(r)})
+		t.hints = append(t.hints, hint{due: dueNanos(rec.Due), ref: r})
 	}
 	if oldLive && ageMoved {
 		t.ages = append(t.ages, ageMove{network: old.Network, at: old.EnqueuedAt.Unix(), n: -1})

@@ -37,8 +37,7 @@ type bench struct {
 	p        ports
 	work     string
 	env      []string
-	get      string // wrk script paths
-	patch    string
+	scripts  scripts
 	client   *http.Client
 	upstream *proc
 	emulator *proc
@@ -65,7 +64,7 @@ func run(ctx context.Context, o options) (err error) {
 		"XDG_CONFIG_HOME=" + filepath.Join(b.work, "config"),
 		"XDG_DATA_HOME=" + filepath.Join(b.work, "data"),
 	}
-	if b.get, b.patch, err = writeScripts(b.work); err != nil {
+	if b.scripts, err = writeScripts(b.work); err != nil {
 		return err
 	}
 	b.res = &results{opts: o, machine: describeMachine(), started: time.Now()}
@@ -93,7 +92,7 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 
-	if o.has(1) || o.has(2) || o.has(4) || o.has(5) {
+	if o.has(1) || o.has(2) || o.has(4) || o.has(5) || o.has(6) {
 		if err := b.mainPhase(ctx); err != nil {
 			return err
 		}
@@ -325,7 +324,7 @@ func (b *bench) cpuProfile(ctx context.Context, name string, d time.Duration) er
 	return f.Close()
 }
 
-// mainPhase runs scenarios 1, 2 and 4 against one Caddy serving both the
+// mainPhase runs scenarios 1, 2, 6 and 4 against one Caddy serving both the
 // plain and the livefyre site, with the default ping rate, and records its
 // memory idle and under load (scenario 5).
 func (b *bench) mainPhase(ctx context.Context) error {
@@ -341,7 +340,7 @@ func (b *bench) mainPhase(ctx context.Context) error {
 	if b.o.has(1) {
 		get := func(port int) func(int) wrkRun {
 			return func(int) wrkRun {
-				return wrkRun{URL: loopURL(port, "/api/users/u1"), Script: b.get, Threads: threads, Conns: conns, Duration: d}
+				return wrkRun{URL: loopURL(port, "/api/users/u1"), Script: b.scripts.get, Threads: threads, Conns: conns, Duration: d}
 			}
 		}
 		b.res.unwatched, b.res.unwatchedRSS, err = b.sideBySide(ctx, "unwatched", caddy, get(b.p.plain), get(b.p.livefyre))
@@ -352,7 +351,7 @@ func (b *bench) mainPhase(ctx context.Context) error {
 	if b.o.has(2) {
 		patch := func(port int, tag string) func(int) wrkRun {
 			return func(round int) wrkRun {
-				return wrkRun{URL: loopURL(port, "/"), Script: b.patch, Args: []string{fmt.Sprintf("%s%d", tag, round+1)}, Threads: threads, Conns: conns, Duration: d}
+				return wrkRun{URL: loopURL(port, "/"), Script: b.scripts.patch, Args: []string{fmt.Sprintf("%s%d", tag, round+1)}, Threads: threads, Conns: conns, Duration: d}
 			}
 		}
 		b.res.watched, b.res.watchedRSS, err = b.sideBySide(ctx, "watched", caddy, patch(b.p.plain, "plain"), patch(b.p.livefyre, "w"))
@@ -360,6 +359,20 @@ func (b *bench) mainPhase(ctx context.Context) error {
 			return err
 		}
 		b.res.afterWatched, _ = readMemory(caddy.pid())
+	}
+	if b.o.has(6) {
+		// The same 5,000 users in every run of both variants: the warm-up
+		// leaves each one owing a ping, which the default rate of 20/s
+		// pays off far slower than the updates come.
+		burst := func(port int) func(int) wrkRun {
+			return func(int) wrkRun {
+				return wrkRun{URL: loopURL(port, "/"), Script: b.scripts.burst, Threads: threads, Conns: conns, Duration: d}
+			}
+		}
+		b.res.burst, b.res.burstRSS, err = b.sideBySide(ctx, "burst", caddy, burst(b.p.plain), burst(b.p.livefyre))
+		if err != nil {
+			return err
+		}
 	}
 	if b.o.has(4) {
 		token, err := pullclient.SystemToken(benchNetwork, benchKey, 24*time.Hour, time.Now())
@@ -369,10 +382,10 @@ func (b *bench) mainPhase(ctx context.Context) error {
 		pullConns := b.o.pullConns
 		pullThreads := min(threads, pullConns)
 		direct := func(int) wrkRun {
-			return wrkRun{URL: loopURL(b.p.upstream, "/api/users/u1"), Script: b.get, Threads: pullThreads, Conns: pullConns, Duration: d}
+			return wrkRun{URL: loopURL(b.p.upstream, "/api/users/u1"), Script: b.scripts.get, Threads: pullThreads, Conns: pullConns, Duration: d}
 		}
 		pull := func(int) wrkRun {
-			return wrkRun{URL: loopURL(b.p.livefyre, "/livefyre/pull/u1?lftoken="+token), Script: b.get, Threads: pullThreads, Conns: pullConns, Duration: d}
+			return wrkRun{URL: loopURL(b.p.livefyre, "/livefyre/pull/u1?lftoken="+token), Script: b.scripts.get, Threads: pullThreads, Conns: pullConns, Duration: d}
 		}
 		if b.res.pull, _, err = b.sideBySide(ctx, "pull", caddy, direct, pull); err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -250,6 +251,47 @@ func TestCaddyfilesAdapt(t *testing.T) {
 		}
 		if c.plain != strings.Contains(string(out), `"listen":["127.0.0.1:18180"]`) {
 			t.Errorf("%s: plain site present = %v, want %v", c.name, !c.plain, c.plain)
+		}
+	}
+}
+
+func TestBurstScriptCyclesOverTheUsers(t *testing.T) {
+	sc, err := writeScripts(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(sc.burst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(text), `(n % 5000)`) || strings.Contains(string(text), "BURST_USERS") {
+		t.Fatalf("burst script does not cycle over %d users:\n%s", burstUsers, text)
+	}
+	if !strings.Contains(string(text), reportMarker) {
+		t.Fatal("burst script does not report")
+	}
+}
+
+// The burst and worst-case tables report Caddy's CPU per request, its
+// ratio and the µs added, and judge the CPU target when there is one.
+func TestWritePairsReportsCPU(t *testing.T) {
+	rep := wrkReport{Requests: 1000, DurationUS: 1e6, P99US: 1000}
+	pairs := []pair{
+		{BaseFirst: true, Base: rep, Live: rep, BaseCPU: 20 * time.Microsecond, LiveCPU: 21 * time.Microsecond},
+		{Base: rep, Live: rep, BaseCPU: 20 * time.Microsecond, LiveCPU: 22 * time.Microsecond},
+		{BaseFirst: true, Base: rep, Live: rep, BaseCPU: 20 * time.Microsecond, LiveCPU: 20500 * time.Nanosecond},
+	}
+	var sb strings.Builder
+	(&results{}).writePairs(&sb, pairs, "plain", "livefyre", targets{minRatio: 0.97, maxCPURatio: 1.05, cpu: true})
+	out := sb.String()
+	for _, want := range []string{
+		"| 20.0 µs | 21.0 µs |",
+		"livefyre ÷ plain: 1.05 (1.02 … 1.10)",
+		"livefyre − plain: +1.0 µs (+0.5 … +2.0)",
+		"Target: CPU ratio ≤ 1.05 **met**",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
 }

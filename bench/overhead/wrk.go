@@ -82,6 +82,30 @@ function request()
 end
 ` + reportLua
 
+// burstUsers is how many users the burst scenario's updates cycle over.
+const burstUsers = 5000
+
+// burstLua sends PATCH /api/users/b-<i>, i cycling over burstUsers users
+// (each thread starting at its own offset): a bulk import or sync job
+// rewriting the same accounts again and again. With livefyre in front and
+// the default rate of 20 pings/s, almost every update finds its user's
+// ping still owed, which costs no write.
+const burstLua = `
+local threads = 0
+function setup(thread)
+	threads = threads + 1
+	thread:set("tid", threads)
+end
+function init(args)
+	n = (tid - 1) * 997
+	headers = { ["Content-Type"] = "application/json" }
+end
+function request()
+	n = n + 1
+	return wrk.format("PATCH", "/api/users/b-" .. (n % BURST_USERS), headers, '{"name":"Bench User"}')
+end
+` + reportLua
+
 // wrkRun is one wrk invocation.
 type wrkRun struct {
 	URL      string
@@ -92,16 +116,22 @@ type wrkRun struct {
 	Duration time.Duration
 }
 
+// scripts are the paths of the Lua scripts.
+type scripts struct{ get, patch, burst string }
+
 // writeScripts writes the Lua scripts into dir and returns their paths.
-func writeScripts(dir string) (get, patch string, err error) {
-	get, patch = filepath.Join(dir, "report.lua"), filepath.Join(dir, "patch.lua")
-	if err := os.WriteFile(get, []byte(reportLua), 0o644); err != nil {
-		return "", "", err
+func writeScripts(dir string) (scripts, error) {
+	sc := scripts{get: filepath.Join(dir, "report.lua"), patch: filepath.Join(dir, "patch.lua"), burst: filepath.Join(dir, "burst.lua")}
+	for path, text := range map[string]string{
+		sc.get:   reportLua,
+		sc.patch: patchLua,
+		sc.burst: strings.ReplaceAll(burstLua, "BURST_USERS", strconv.Itoa(burstUsers)),
+	} {
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			return scripts{}, err
+		}
 	}
-	if err := os.WriteFile(patch, []byte(patchLua), 0o644); err != nil {
-		return "", "", err
-	}
-	return get, patch, nil
+	return sc, nil
 }
 
 // runWrk runs wrk to completion and returns its summary.
