@@ -7,6 +7,18 @@ cd "$(dirname "$0")/.."
 STATICCHECK_VERSION=v0.8.2
 FUZZTIME=${FUZZTIME:-10s}
 
+# PostgreSQL for the fleet-mode tests (internal/pgtest starts its own server;
+# without it those tests fail rather than skip).
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+	if [ "$(id -u)" = 0 ]; then
+		apt-get update && apt-get install -y --no-install-recommends postgresql
+	else
+		echo "PostgreSQL not found: install it (Debian: sudo apt-get install postgresql), then run this again." >&2
+		exit 1
+	fi
+fi
+# end PostgreSQL
+
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
