@@ -88,6 +88,19 @@ func (s *Server) start() error {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return fmt.Errorf("pgtest: initdb: %v\n%s", err, out)
 	}
+	// In the config file rather than on the command line, so that a
+	// benchmark can turn fsync on with ALTER SYSTEM and a reload.
+	conf, err := os.OpenFile(filepath.Join(data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
+	_, err = conf.WriteString("\n# pgtest\nfsync = off\nfull_page_writes = off\n")
+	if cerr := conf.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
 	logf, err := os.Create(filepath.Join(s.dir, "postgres.log"))
 	if err != nil {
 		return fmt.Errorf("pgtest: %w", err)
@@ -96,7 +109,6 @@ func (s *Server) start() error {
 	s.cmd = s.command(filepath.Join(s.bin, "postgres"), "-D", data,
 		"-k", s.dir, "-p", strconv.Itoa(port),
 		"-c", "listen_addresses=",
-		"-c", "fsync=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=200", "-c", "shared_buffers=32MB",
 		"-c", "dynamic_shared_memory_type=mmap")
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf

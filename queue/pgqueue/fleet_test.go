@@ -323,3 +323,12 @@ func TestLeaseUsesDueIndex(t *testing.T) {
 		t.Fatalf("Lease among 200k dead letters = %v, %v", ls, err)
 	}
 }
+
+func testConn(t testing.TB, dsn string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
