@@ -56,8 +56,12 @@
 //
 // Enqueue is one INSERT … ON CONFLICT DO UPDATE: a new job is inserted
 // Pending; a Pending or Retrying one only has updated_at moved; a Leased
-// one gets again; a Dead one becomes a fresh Pending job. It always makes
-// its round trip and commits before returning: skipping the write for a
+// one gets again; a Dead one becomes a fresh Pending job. Concurrent calls
+// share that statement (group commit: up to MaxConns/2 statements in
+// flight, up to 500 users each, a user named twice sent once), because a
+// commit per update, with fsync on, caps a sidecar at about 1,400 updates/s
+// on a small machine, and sharing lifts it past 8,000 (BenchmarkPGEnqueue).
+// Every call makes its round trip and returns after its commit: skipping the write for a
 // user who already owes a ping would need a cache of owed users shared by
 // the fleet, and a replica cannot prove from its own memory that another
 // replica has not leased (or acked) that job meanwhile, so the one safe

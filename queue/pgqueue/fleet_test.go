@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -331,4 +332,49 @@ func testConn(t testing.TB, dsn string) *pgx.Conn {
 		t.Fatal(err)
 	}
 	return conn
+}
+
+// Concurrent Enqueues share statements yet report what one-at-a-time calls
+// would: of many calls for one user, exactly one starts the job; calls for
+// distinct users each start their own.
+func TestGroupedEnqueuesReportEachCall(t *testing.T) {
+	q := open(t, pgtest.Database(t), nil)
+	const writers, each = 40, 25
+	var (
+		fresh atomic.Int64
+		wg    sync.WaitGroup
+	)
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				c, err := q.Enqueue("n.fyre.co", "same")
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !c {
+					fresh.Add(1)
+				}
+				if c, err := q.Enqueue("n.fyre.co", fmt.Sprintf("%d-%d", w, i)); err != nil || c {
+					errs <- fmt.Errorf("Enqueue of a new user = %v, %v; want not coalesced", c, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := fresh.Load(); n != 1 {
+		t.Fatalf("%d calls for one user started a job, want 1", n)
+	}
+	s, err := q.Stats()
+	if err != nil || s["n.fyre.co"].Pending != 1+writers*each {
+		t.Fatalf("Stats = %+v, %v; want %d pending", s, err, 1+writers*each)
+	}
 }

@@ -44,6 +44,7 @@ type Queue struct {
 	timeout time.Duration
 	notify  chan struct{}
 	sql     statements
+	group   group
 
 	minInterval atomic.Int64 // time.Duration
 	lastPrune   atomic.Int64 // unix nanos of the last last_ping prune
@@ -110,6 +111,7 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 		sql:     newStatements(pgx.Identifier{opts.Schema}.Sanitize()),
 		stop:    stop,
 		done:    make(chan struct{}),
+		group:   group{leaders: max(1, int(opts.MaxConns)/2)},
 	}
 	q.SetMinInterval(opts.MinInterval)
 	go q.listen(lctx, listener, cfg.ConnConfig, channel)
@@ -194,23 +196,23 @@ func (q *Queue) enter() (context.Context, func(), error) {
 }
 
 // Enqueue records that userID on network changed, and returns once that is
-// committed; see queue.Queue.Enqueue for the transitions. It is one
-// statement and one round trip.
+// committed; see queue.Queue.Enqueue for the transitions. Concurrent calls
+// share statements (see group); each returns after its statement commits.
 func (q *Queue) Enqueue(network, userID string) (coalesced bool, err error) {
 	if err := checkRef(network, userID); err != nil {
 		return false, err
 	}
-	ctx, done, err := q.enter()
+	_, done, err := q.enter()
 	if err != nil {
 		return false, err
 	}
 	defer done()
-	var found *string
-	err = q.pool.QueryRow(ctx, q.sql.enqueue, []byte(network), []byte(userID), q.now(), q.intervalMicros()).Scan(&found)
-	if err != nil {
-		return false, fmt.Errorf("pgqueue: enqueue %s/%s: %w", network, userID, err)
+	req := &enqueueReq{network: network, userID: userID, turn: make(chan bool, 1)}
+	q.enqueueGrouped(req)
+	if req.err != nil {
+		return false, fmt.Errorf("pgqueue: enqueue %s/%s: %w", network, userID, req.err)
 	}
-	return found != nil && *found != string(queue.Dead), nil
+	return req.coalesced, nil
 }
 
 func (q *Queue) intervalMicros() int64 {

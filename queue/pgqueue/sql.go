@@ -18,15 +18,18 @@ const jobColumns = `j.network, j.user_id, j.state, j.again, j.attempts, j.lease_
 func newStatements(schema string) statements {
 	s := func(sql string) string { return strings.ReplaceAll(sql, "@s", schema) }
 	return statements{
-		// $1 network, $2 user id, $3 now, $4 MinInterval in µs. A dead job
-		// is replaced by a fresh one; a leased one owes one more ping.
+		// $1 networks, $2 user ids (no pair twice), $3 now, $4
+		// MinInterval in µs. A dead job is replaced by a fresh one; a
+		// leased one owes one more ping.
 		enqueue: s(`
 INSERT INTO @s.jobs AS j (network, user_id, state, enqueued_at, updated_at, due)
-VALUES ($1, $2, 'pending', $3::timestamptz, $3::timestamptz,
+SELECT x.n, x.u, 'pending', $3::timestamptz, $3::timestamptz,
 	CASE WHEN $4::bigint > 0 THEN GREATEST($3::timestamptz,
 		(SELECT p.at + $4::bigint * interval '1 microsecond' FROM @s.last_ping p
-		 WHERE p.network = $1 AND p.user_id = $2))
-	ELSE $3::timestamptz END)
+		 WHERE p.network = x.n AND p.user_id = x.u))
+	ELSE $3::timestamptz END
+FROM unnest($1::bytea[], $2::bytea[]) WITH ORDINALITY AS x(n, u, i)
+ORDER BY x.i
 ON CONFLICT (network, user_id) DO UPDATE SET
 	enqueue_found  = j.state,
 	updated_at     = EXCLUDED.updated_at,
@@ -42,7 +45,7 @@ ON CONFLICT (network, user_id) DO UPDATE SET
 	last_error     = CASE j.state WHEN 'dead' THEN '' ELSE j.last_error END,
 	last_error_at  = CASE j.state WHEN 'dead' THEN NULL ELSE j.last_error_at END,
 	dead_at        = CASE j.state WHEN 'dead' THEN NULL ELSE j.dead_at END
-RETURNING j.enqueue_found`),
+RETURNING j.network, j.user_id, j.enqueue_found`),
 
 		// $1 now, $2 max, $3 lease expiry. The rows are picked on jobs_due
 		// and locked, skipping rows another lease holds locked.
