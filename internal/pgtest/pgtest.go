@@ -215,6 +215,7 @@ var (
 	shared    *Server
 	sharedErr error
 	sharedMu  sync.Mutex
+	inMain    bool
 )
 
 // Main runs a test package's tests and stops its server, if one was
@@ -222,6 +223,9 @@ var (
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
 func Main(m *testing.M) {
+	sharedMu.Lock()
+	inMain = true
+	sharedMu.Unlock()
 	code := m.Run()
 	sharedMu.Lock()
 	if shared != nil {
@@ -239,6 +243,9 @@ func Shared(t testing.TB) *Server {
 	t.Helper()
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
+	if !inMain {
+		t.Fatal("pgtest: the package's TestMain must call pgtest.Main, which stops the server")
+	}
 	if shared == nil && sharedErr == nil {
 		shared, sharedErr = Start()
 	}
@@ -268,16 +275,23 @@ func Database(t testing.TB) string {
 // findBin finds the directory holding initdb: on PATH, else the newest
 // /usr/lib/postgresql/<version>/bin.
 func findBin() (string, error) {
-	if p, err := exec.LookPath("initdb"); err == nil {
+	return findBinIn(os.Getenv("PATH"), "/usr/lib/postgresql")
+}
+
+func findBinIn(path, libDir string) (string, error) {
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, "initdb")
+		if fi, err := os.Stat(p); err != nil || fi.IsDir() {
+			continue
+		}
 		if real, err := filepath.EvalSymlinks(p); err == nil {
 			p = real
 		}
-		dir := filepath.Dir(p)
-		if _, err := os.Stat(filepath.Join(dir, "postgres")); err == nil {
-			return dir, nil
+		if _, err := os.Stat(filepath.Join(filepath.Dir(p), "postgres")); err == nil {
+			return filepath.Dir(p), nil
 		}
 	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	dirs, _ := filepath.Glob(filepath.Join(libDir, "*", "bin"))
 	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
 	for _, d := range dirs {
 		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {

@@ -54,3 +54,16 @@ func TestStopRemovesServer(t *testing.T) {
 		t.Fatal("connected after Stop")
 	}
 }
+
+// With no initdb on PATH and no Debian PostgreSQL, the error says what to
+// install.
+func TestNotInstalledSaysWhatToInstall(t *testing.T) {
+	empty := t.TempDir()
+	_, err := findBinIn(empty, empty)
+	if err == nil || err.Error() != Install {
+		t.Fatalf("findBinIn with nothing installed = %v, want %q", err, Install)
+	}
+	if _, err := findBin(); err != nil {
+		t.Fatalf("PostgreSQL is installed here, but: %v", err)
+	}
+}
