@@ -378,3 +378,33 @@ func TestGroupedEnqueuesReportEachCall(t *testing.T) {
 		t.Fatalf("Stats = %+v, %v; want %d pending", s, err, 1+writers*each)
 	}
 }
+
+// A Queue whose listening connection is lost makes it again, wakes once for
+// what it may have missed, and goes on passing notifications.
+func TestNotifyAfterListenerLost(t *testing.T) {
+	dsn := pgtest.Database(t)
+	a, b := open(t, dsn, nil), open(t, dsn, nil)
+	conn := testConn(t, dsn)
+	defer conn.Close(context.Background())
+	tag, err := conn.Exec(context.Background(),
+		`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()`)
+	if err != nil || tag.RowsAffected() != 2 {
+		t.Fatalf("terminating the two listeners: %v, %v", tag, err)
+	}
+	for len(b.Notify()) > 0 {
+		<-b.Notify()
+	}
+	select {
+	case <-b.Notify(): // the wake after listening again
+	case <-time.After(20 * time.Second):
+		t.Fatal("no wake after the listening connection was made again")
+	}
+	if _, err := a.Enqueue("n.fyre.co", "u"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.Notify():
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification after the listener came back")
+	}
+}
