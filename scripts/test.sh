@@ -7,13 +7,23 @@ cd "$(dirname "$0")/.."
 STATICCHECK_VERSION=v0.8.2
 FUZZTIME=${FUZZTIME:-10s}
 
-# The status page's browser tests (integration/status_test.go) drive a real
-# headless Chromium, and fail without one.
+# Real parts the tests need, from Debian's packages: Chromium for the status
+# page's browser tests (integration/status_test.go), PostgreSQL for the fleet
+# queue's tests (internal/pgtest starts its own server). Without them those
+# tests fail rather than skip, so install them here when we can (root with
+# apt-get), and otherwise say what to install.
+missing=()
 if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null; then
+	missing+=(chromium)
+fi
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+	missing+=(postgresql)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-		apt-get update && apt-get install -y --no-install-recommends chromium
+		apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"
 	else
-		echo "The browser tests need Chromium: install it (Debian/Ubuntu: sudo apt-get install -y --no-install-recommends chromium), or set CHROMIUM to a Chromium or Chrome binary." >&2
+		echo "The tests need: ${missing[*]}. Install them (Debian/Ubuntu: sudo apt-get install -y --no-install-recommends ${missing[*]}) and run this again. CHROMIUM may name another Chromium or Chrome binary." >&2
 		exit 1
 	fi
 fi

@@ -1,0 +1,69 @@
+package pgtest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func TestMain(m *testing.M) { Main(m) }
+
+// Each Database is its own: a table made in one is not in the other.
+func TestDatabasesAreSeparate(t *testing.T) {
+	ctx := context.Background()
+	a, err := pgx.Connect(ctx, Database(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	b, err := pgx.Connect(ctx, Database(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctx)
+	if _, err := a.Exec(ctx, "CREATE TABLE x (i int)"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := b.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE tablename = 'x'").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("table x of one database is seen in another")
+	}
+}
+
+// Stop ends the server and removes its directory, socket included.
+func TestStopRemovesServer(t *testing.T) {
+	s, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsn := s.DSN("postgres")
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(s.dir, ".s.PGSQL.5432")); !os.IsNotExist(err) {
+		t.Fatalf("socket still there after Stop: %v", err)
+	}
+	if conn, err := pgx.Connect(context.Background(), dsn); err == nil {
+		conn.Close(context.Background())
+		t.Fatal("connected after Stop")
+	}
+}
+
+// With no initdb on PATH and no Debian PostgreSQL, the error says what to
+// install.
+func TestNotInstalledSaysWhatToInstall(t *testing.T) {
+	empty := t.TempDir()
+	_, err := findBinIn(empty, empty)
+	if err == nil || err.Error() != Install {
+		t.Fatalf("findBinIn with nothing installed = %v, want %q", err, Install)
+	}
+	if _, err := findBin(); err != nil {
+		t.Fatalf("PostgreSQL is installed here, but: %v", err)
+	}
+}

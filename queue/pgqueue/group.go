@@ -1,0 +1,160 @@
+package pgqueue
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sort"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/caddy-livefyre/caddy-livefyre/queue"
+)
+
+// maxGroup is how many Enqueue calls one statement carries.
+const maxGroup = 500
+
+// enqueueReq is one Enqueue call waiting for its statement to commit.
+type enqueueReq struct {
+	network, userID string
+	coalesced       bool
+	err             error
+	// turn receives exactly one value: true when this call is to lead a
+	// statement, false when a leader has filled in its result.
+	turn chan bool
+}
+
+// group lets concurrent Enqueue calls share statements, and so commits:
+// with fsync on, a commit per update caps a sidecar far below what its
+// app can send. Up to leaders statements run at once (each on its own
+// pooled connection); a call that finds one free leads at once, with
+// whatever calls are waiting, so a lone call waits for nobody; a call that
+// finds none free waits in line, and the leader that finishes hands the
+// lead to the head of the line, which takes everyone behind it.
+type group struct {
+	mu       sync.Mutex
+	waiting  []*enqueueReq
+	inflight int
+	leaders  int
+}
+
+// enqueue returns once req's result is filled in.
+func (q *Queue) enqueueGrouped(req *enqueueReq) {
+	g := &q.group
+	g.mu.Lock()
+	if g.inflight < g.leaders {
+		g.inflight++
+		g.mu.Unlock()
+		q.lead(req)
+		return
+	}
+	g.waiting = append(g.waiting, req)
+	g.mu.Unlock()
+	if <-req.turn {
+		q.lead(req)
+	}
+}
+
+// lead runs one statement for req and the calls waiting behind it, then
+// hands the lead on (or gives up its slot) and wakes its batch.
+func (q *Queue) lead(req *enqueueReq) {
+	g := &q.group
+	g.mu.Lock()
+	n := min(len(g.waiting), maxGroup-1)
+	batch := append([]*enqueueReq{req}, g.waiting[:n]...)
+	g.waiting = g.waiting[n:]
+	g.mu.Unlock()
+
+	done := false
+	defer func() {
+		if !done { // a panic: the others must not wait forever
+			for _, r := range batch {
+				r.err = errors.New("the statement of this batch panicked")
+			}
+		}
+		g.mu.Lock()
+		if len(g.waiting) > 0 {
+			next := g.waiting[0]
+			g.waiting = g.waiting[1:]
+			g.mu.Unlock()
+			next.turn <- true
+		} else {
+			g.inflight--
+			g.mu.Unlock()
+		}
+		for _, r := range batch[1:] {
+			r.turn <- false
+		}
+	}()
+	q.runGroup(batch)
+	done = true
+}
+
+// runGroup upserts the batch's users in one statement. A user named twice
+// is sent once: every Enqueue leaves the job Pending, Retrying or Leased,
+// so the later calls coalesce into what the first did, which is what they
+// would have done one after another. Users go in sorted order, so that
+// statements of other replicas lock shared rows in the same order; a
+// deadlock all the same is retried.
+func (q *Queue) runGroup(batch []*enqueueReq) {
+	type user struct{ network, userID []byte }
+	first := make(map[string]int, len(batch))
+	var users []user
+	for i, r := range batch {
+		k := r.network + "\x00" + r.userID
+		if _, dup := first[k]; dup {
+			r.coalesced = true
+			continue
+		}
+		first[k] = i
+		users = append(users, user{[]byte(r.network), []byte(r.userID)})
+	}
+	sort.Slice(users, func(i, j int) bool {
+		if c := bytes.Compare(users[i].network, users[j].network); c != 0 {
+			return c < 0
+		}
+		return bytes.Compare(users[i].userID, users[j].userID) < 0
+	})
+	networks := make([][]byte, len(users))
+	ids := make([][]byte, len(users))
+	for i, u := range users {
+		networks[i], ids[i] = u.network, u.userID
+	}
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		err = q.upsert(batch, first, networks, ids)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "40P01" { // deadlock_detected
+			break
+		}
+	}
+	if err != nil {
+		for _, r := range batch {
+			r.err = err
+		}
+	}
+}
+
+func (q *Queue) upsert(batch []*enqueueReq, first map[string]int, networks, ids [][]byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), q.timeout)
+	defer cancel()
+	rows, err := q.pool.Query(ctx, q.sql.enqueue, networks, ids, q.now(), q.intervalMicros())
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			network, userID []byte
+			found           *string
+		)
+		if err := rows.Scan(&network, &userID, &found); err != nil {
+			return err
+		}
+		if i, ok := first[string(network)+"\x00"+string(userID)]; ok {
+			batch[i].coalesced = found != nil && *found != string(queue.Dead)
+		}
+	}
+	return rows.Err()
+}
