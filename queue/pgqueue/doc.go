@@ -55,8 +55,9 @@
 // # Statements
 //
 // Enqueue is one INSERT … ON CONFLICT DO UPDATE: a new job is inserted
-// Pending; a Pending or Retrying one only has updated_at moved; a Leased
-// one gets again; a Dead one becomes a fresh Pending job. Concurrent calls
+// Pending; a Pending or Retrying one only has updated_at moved (the Badger
+// queue skips even that write, so the contract's UpdatedAt is the last
+// update written); a Leased one gets again; a Dead one becomes a fresh Pending job. Concurrent calls
 // share that statement (group commit: up to MaxConns/2 statements in
 // flight, up to 500 users each, a user named twice sent once), because a
 // commit per update, with fsync on, caps a sidecar at about 1,400 updates/s

@@ -200,8 +200,10 @@ func coalesceWhilePending(t *testing.T, q Queue, clk *Clock) {
 	if len(ls) != 1 {
 		t.Fatalf("10 enqueues leased as %d jobs, want 1", len(ls))
 	}
-	if j := ls[0].Job; !j.EnqueuedAt.Equal(first) || !j.UpdatedAt.Equal(last) || j.Due.Sub(clk.Now()) != time.Minute {
-		t.Fatalf("leased %+v; want EnqueuedAt %v, UpdatedAt %v", j, first, last)
+	// UpdatedAt is the last update the queue wrote: a backend may skip
+	// writing an update that a job already owing a ping absorbs.
+	if j := ls[0].Job; !j.EnqueuedAt.Equal(first) || j.UpdatedAt.Before(first) || j.UpdatedAt.After(last) || j.Due.Sub(clk.Now()) != time.Minute {
+		t.Fatalf("leased %+v; want EnqueuedAt %v, UpdatedAt within [%v, %v]", j, first, first, last)
 	}
 }
 
@@ -215,7 +217,7 @@ func retryingKeepsItsDue(t *testing.T, q Queue, clk *Clock) {
 		t.Fatal("Enqueue on a Retrying job did not coalesce")
 	}
 	j := get(t, q, net, "r")
-	if j.State != queue.Retrying || !j.Due.Equal(due) || j.Attempts != 1 || !j.UpdatedAt.Equal(clk.Now()) {
+	if j.State != queue.Retrying || !j.Due.Equal(due) || j.Attempts != 1 || j.UpdatedAt.After(clk.Now()) {
 		t.Fatalf("after Enqueue on Retrying: %+v; want Retrying, due %v, 1 attempt", j, due)
 	}
 	if ls := lease(t, q, 10, time.Minute); len(ls) != 0 {
