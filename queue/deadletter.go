@@ -91,25 +91,9 @@ func (q *Queue) eachDead(network string, fn func(t *tx, r ref, old *record) erro
 	total := 0
 	for {
 		n := 0
-		err := q.write(func(t *tx) error {
-			n = 0
-			for _, r := range deadRefs(t.txn, prefix, maxBatch) {
-				old, err := t.get(r)
-				if errors.Is(err, ErrNotFound) {
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				if old.State != Dead {
-					continue
-				}
-				if err := fn(t, r, old); err != nil {
-					return err
-				}
-				n++
-			}
-			return nil
+		err := q.write(func(t *tx) (err error) {
+			n, err = settleDead(t, deadRefs(t.txn, prefix, maxBatch), fn)
+			return err
 		})
 		total += n
 		if err != nil {
@@ -119,6 +103,30 @@ func (q *Queue) eachDead(network string, fn func(t *tx, r ref, old *record) erro
 			return total, nil
 		}
 	}
+}
+
+// settleDead applies fn to those of refs whose job is Dead, and counts
+// them. Refs with no job, or whose job an update has revived since they
+// were listed, are skipped: their ping is owed again.
+func settleDead(t *tx, refs []ref, fn func(t *tx, r ref, old *record) error) (int, error) {
+	n := 0
+	for _, r := range refs {
+		old, err := t.get(r)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if old.State != Dead {
+			continue
+		}
+		if err := fn(t, r, old); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // deadRefs returns the refs of up to max dead-index keys under prefix.
