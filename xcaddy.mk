@@ -27,8 +27,10 @@ xcaddy:
 	GOBIN=$(abspath $(BIN)) go install github.com/caddyserver/xcaddy/cmd/xcaddy@$(XCADDY_VERSION)
 	GOPROXY='$(XCADDY_GOPROXY)' $(BIN)/xcaddy build $(CADDY_VERSION) --with $(MODULE)=./ --output $(BIN)/caddy-xcaddy
 
+# exec: a SIGTERM that make passes on reaches the demo, which stops its
+# processes and exits 0, rather than a shell that would leave them running.
 demo: build
-	BIN=$(BIN) ./scripts/demo.sh
+	BIN=$(BIN) exec ./scripts/demo.sh
 
 test:
 	./scripts/test.sh

@@ -196,6 +196,7 @@ func (a *App) Start() error {
 	a.started = true
 	a.mu.Unlock()
 	s.activate(a)
+	a.logSites()
 	return nil
 }
 

@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
@@ -32,6 +34,15 @@ the default (localhost:2019). They never open the queue themselves. token and
 emulator need no running Caddy.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
+			// Without these, "caddy livefyre bogus" would print the help
+			// and exit 0: cobra checks a command's arguments only if it
+			// can run.
+			cmd.Use = "livefyre"
+			cmd.Args = unknownCommand
+			cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+			// The subcommands inherit this; Caddy's own points at Caddy's
+			// documentation, which does not cover this plugin.
+			cmd.SetHelpTemplate(cmd.HelpTemplate() + "\n" + docsFooter + "\n")
 			emu := &cobra.Command{
 				Use:   "emulator [--listen <addr>] [--network <name>] [--key <key>] [--template <url>]",
 				Short: "Runs a local emulator of Livefyre's Ping-for-Pull API",
@@ -48,7 +59,7 @@ Point the livefyre handler's "quill" setting at it. Inspect what it holds with
 The key may also come from the LIVEFYRE_NETWORK_KEY environment variable,
 which keeps it out of your shell history and process list.
 `,
-				RunE: caddycmd.WrapCommandFuncForCobra(cmdEmulator),
+				RunE: runE(cmdEmulator),
 			}
 			emu.Flags().String("listen", "127.0.0.1:8099", "Address to listen on")
 			emu.Flags().String("network", livefyretest.DefaultNetwork, "Livefyre network name")
@@ -62,6 +73,42 @@ which keeps it out of your shell history and process list.
 	})
 }
 
+// docsFooter ends every help page of the livefyre commands.
+const docsFooter = `Full documentation is in the README of caddy-livefyre:
+https://github.com/caddy-livefyre/caddy-livefyre#readme`
+
+// runE adapts a command to cobra. Caddy's own adapter writes the error as a
+// log line, JSON when stderr is not a terminal, which after a report such
+// as doctor's reads as noise. This one leaves it to cobra, which prints
+// "Error: ..." as it does for a usage mistake; Caddy's main then exits 1.
+// Every command here returns status 0 or 1, so no status is lost.
+func runE(run caddycmd.CommandFunc) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		_, err := run(caddycmd.Flags{FlagSet: cmd.Flags()})
+		return err
+	}
+}
+
+// unknownCommand refuses any argument to "caddy livefyre" itself.
+func unknownCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	return fmt.Errorf("unknown command %q for %q (run '%s --help' for the list)", args[0], cmd.CommandPath(), cmd.CommandPath())
+}
+
+// withUsage adds the command's usage to an argument error: Caddy's root
+// command silences usage for every error, so "caddy livefyre ping" alone
+// would say only "accepts 1 arg(s), received 0".
+func withUsage(args cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error {
+		if err := args(cmd, a); err != nil {
+			return fmt.Errorf("%w\n\n%s", err, strings.TrimRight(cmd.UsageString(), "\n"))
+		}
+		return nil
+	}
+}
+
 func cmdEmulator(fl caddycmd.Flags) (int, error) {
 	key := fl.String("key")
 	if key == "" {
@@ -73,6 +120,7 @@ func cmdEmulator(fl caddycmd.Flags) (int, error) {
 		Template:  fl.String("template"),
 		PullDelay: fl.Duration("pull-delay"),
 		Lenient:   fl.Bool("lenient"),
+		Logger:    caddy.Log().Named("livefyre.emulator"),
 	}
 	addr := fl.String("listen")
 	ln, err := net.Listen("tcp", addr)

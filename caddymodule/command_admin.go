@@ -27,7 +27,8 @@ import (
 // Caddy holds it), and token, which needs no Caddy.
 func addOperatorCommands(parent *cobra.Command) {
 	add := func(c *cobra.Command, run caddycmd.CommandFunc) *cobra.Command {
-		c.RunE = caddycmd.WrapCommandFuncForCobra(run)
+		c.RunE = runE(run)
+		c.Args = withUsage(c.Args)
 		parent.AddCommand(c)
 		return c
 	}

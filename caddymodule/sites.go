@@ -1,9 +1,12 @@
 package caddymodule
 
 import (
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
+
+	"go.uber.org/zap"
 
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 )
@@ -78,4 +81,51 @@ func listOrNone(names []string) string {
 		return "no livefyre network"
 	}
 	return strings.Join(names, ", ")
+}
+
+// logSites writes one line per site saying what the plugin does there: the
+// first thing to look for in the log after a start or a reload. It names
+// the network, the watched routes, the pull URL, Livefyre's address and the
+// queue, never the key.
+func (a *App) logSites() {
+	for _, network := range a.networkNames() {
+		c, _ := a.client(network)
+		quill := c.QuillURL
+		if quill == "" {
+			quill = pullclient.DefaultQuillURL(network)
+		}
+		if u, err := url.Parse(quill); err == nil {
+			quill = u.Redacted()
+		}
+		for _, h := range a.sites(network) {
+			watches := make([]string, 0, len(h.Watch))
+			for _, w := range h.Watch {
+				watches = append(watches, describeWatch(w))
+			}
+			pull := "none"
+			if h.Pull != nil {
+				pull = h.Pull.URL
+			}
+			a.log.Info("site ready",
+				zap.String("network", network),
+				zap.Strings("watch", watches),
+				zap.String("pull", pull),
+				zap.String("quill", quill),
+				zap.String("queue", "badger"),
+				zap.String("storage", a.dir))
+		}
+	}
+}
+
+// describeWatch is a watch as the Caddyfile says it, with where the user id
+// comes from when the path does not hold it.
+func describeWatch(w *Watch) string {
+	s := strings.Join(w.Methods, " ") + " " + w.Path
+	switch {
+	case w.UserID != "":
+		s += " (user_id " + w.UserID + ")"
+	case w.UserIDJSON != "":
+		s += " (user_id_json " + w.UserIDJSON + ")"
+	}
+	return s
 }

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"sync"
 	"time"
 
@@ -41,7 +42,10 @@ type store struct {
 // openStore returns the pooled store for dir, opening it on first use.
 func openStore(dir string, syncWrites bool, workers int, log *zap.Logger) (*store, error) {
 	val, loaded, err := stores.LoadOrNew(dir, func() (caddy.Destructor, error) {
-		q, err := queue.Open(queue.Options{Dir: dir, SyncWrites: syncWrites})
+		q, err := queue.Open(queue.Options{Dir: dir, SyncWrites: syncWrites, Tightened: func(dir string, was fs.FileMode) {
+			log.Warn("livefyre storage was open to other users; restricted it to its owner (0700)",
+				zap.String("storage", dir), zap.String("was", fmt.Sprintf("%#o", was)))
+		}})
 		if err != nil {
 			return nil, err
 		}

@@ -346,7 +346,9 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 	}
 	switch res.Outcome {
 	case pullclient.Done:
-		log.Debug("ping sent", zap.Int("status", res.Status), zap.Duration("since_update", now.Sub(job.UpdatedAt)))
+		// One line per delivered ping is what shows an operator the
+		// plugin at work; latency runs from the first update it covers.
+		log.Info("ping delivered", zap.Int("status", res.Status), zap.Duration("latency", now.Sub(job.EnqueuedAt)))
 		d.unhold(job.Network)
 		d.settle(log, d.q.Ack(l))
 		cfg.observe(Attempt{Job: job, Number: attempt, Result: res, At: now})

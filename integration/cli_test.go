@@ -177,7 +177,7 @@ func TestCLI(t *testing.T) {
 	// ping
 	cli(t, "ping", "u1").ok(t, "queued a ping for u1 on example.fyre.co")
 	waitUntil(t, "u1 pulled", 5*time.Second, func() bool { return pullsOf(e.emu, "u1") == 1 })
-	cli(t, "ping", "a b").fails(t, `invalid user_id \"a b\"`)
+	cli(t, "ping", "a b").fails(t, `invalid user_id "a b"`)
 	cli(t, "ping").fails(t, "accepts 1 arg")
 	r = cli(t, "status")
 	if !strings.Contains(r.stdout, " ago") {
@@ -250,6 +250,7 @@ func TestCLI(t *testing.T) {
 	}
 	r = cli(t, "doctor", "--user", "ghost")
 	r.fails(t, "doctor: 2 checks failed")
+	noLogLines(t, r)
 	if !strings.Contains(r.stdout, "FAIL  example.fyre.co  app: ") || !strings.Contains(r.stdout, "fix: pass --user") {
 		t.Errorf("doctor --user ghost:\n%s", r.stdout)
 	}
@@ -302,6 +303,50 @@ func TestCLI(t *testing.T) {
 	cli(t, "status").fails(t, "livefyre is not configured")
 }
 
+// noLogLines fails the test if a command wrote a JSON log line to stderr:
+// its errors are for a person reading a terminal.
+func noLogLines(t *testing.T, r cliResult) {
+	t.Helper()
+	for _, line := range strings.Split(r.stderr, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "{") {
+			t.Errorf("a JSON log line on stderr: %s", line)
+		}
+	}
+}
+
+// TestCLIUsage checks what a mistyped command says: an unknown subcommand
+// and a missing argument fail with the usage, errors are plain text, and
+// help points at this project's README.
+func TestCLIUsage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the caddy binary")
+	}
+	r := runCLI(t, nil, nil, "bogus")
+	r.fails(t, `unknown command "bogus" for "caddy livefyre"`)
+
+	r = runCLI(t, nil, nil, "ping")
+	r.fails(t, "accepts 1 arg(s), received 0")
+	if !strings.Contains(r.stderr, "Usage:\n  caddy livefyre ping <user id>") {
+		t.Errorf("ping without a user id shows no usage:\n%s", r.stderr)
+	}
+	noLogLines(t, r)
+
+	r = runCLI(t, nil, nil, "doctor", "--address", deadAddr(t))
+	r.fails(t, "cannot reach Caddy's admin endpoint")
+	noLogLines(t, r)
+
+	for _, args := range [][]string{{"--help"}, {"ping", "--help"}, {"doctor", "--help"}} {
+		r := runCLI(t, nil, nil, args...)
+		out := strings.TrimSpace(r.stdout)
+		if r.code != 0 || !strings.HasSuffix(out, "https://github.com/caddy-livefyre/caddy-livefyre#readme") || strings.Contains(out, "caddyserver.com/docs") {
+			t.Errorf("caddy livefyre %v: exit %d, want 0 and a page ending with the README's link:\n%s", args, r.code, out)
+		}
+	}
+	if r := runCLI(t, nil, nil); r.code != 0 || !strings.Contains(r.stdout, "Available Commands:") {
+		t.Errorf("caddy livefyre alone: exit %d, want 0 and the help\n%s", r.code, r.stdout)
+	}
+}
+
 // TestCLIEmulator runs `caddy livefyre emulator` and registers with it.
 func TestCLIEmulator(t *testing.T) {
 	if testing.Short() {
@@ -325,8 +370,9 @@ func TestCLIEmulator(t *testing.T) {
 			break
 		}
 	}
+	var logged syncBuffer
 	go func() {
-		io.Copy(io.Discard, stderr)
+		io.Copy(&logged, stderr)
 		exited <- cmd.Wait()
 	}()
 	if base == "" {
@@ -335,6 +381,20 @@ func TestCLIEmulator(t *testing.T) {
 	client := pullclient.Client{Network: network, Key: key, QuillURL: base}
 	if res := client.RegisterPullURL(t.Context(), pullTemplate); res.Outcome != pullclient.Done {
 		t.Errorf("registering with the emulator: %+v", res)
+	}
+	// It logs each ping and each pull (this one finds no sidecar), with the
+	// user and the status and without the token.
+	if res := client.Ping(t.Context(), "u1"); res.Outcome != pullclient.Done {
+		t.Errorf("pinging the emulator: %+v", res)
+	}
+	pingLine := regexp.MustCompile(`"msg":"ping","user_id":"u1","status":200`)
+	pullLine := regexp.MustCompile(`"msg":"pull","user_id":"u1","status":\d+`)
+	waitUntil(t, "the emulator's ping and pull lines", 10*time.Second, func() bool {
+		out := logged.String()
+		return pingLine.MatchString(out) && pullLine.MatchString(out)
+	})
+	if out := logged.String(); strings.Contains(out, "eyJ") {
+		t.Errorf("a token in the emulator's log:\n%s", out)
 	}
 	resp, err := http.Get(base + "/_emulator/template")
 	if err != nil {

@@ -1,6 +1,10 @@
 package livefyretest
 
-import "time"
+import (
+	"time"
+
+	"go.uber.org/zap"
+)
 
 // Config describes the emulated network and how the emulator behaves. The zero
 // value is a strict, coalescing emulator for network example.fyre.co with key
@@ -55,6 +59,10 @@ type Config struct {
 	// Now is the clock for token minting and validation and for the times in
 	// records. Delays and timeouts use the real clock. Default: time.Now.
 	Now func() time.Time
+	// Logger gets one info line per ping answered, per pull made and per
+	// template registered, with the user id and status and never a token.
+	// Default: none, which keeps test output quiet.
+	Logger *zap.Logger
 }
 
 // Defaults used when the corresponding Config field is zero.
@@ -84,6 +92,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
 	}
 	c.Owners = append([]string(nil), c.Owners...)
 	return c

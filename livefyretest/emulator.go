@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 )
 
@@ -191,6 +193,7 @@ func (e *Emulator) serveRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.SetTemplate(template)
+	e.cfg.Logger.Info("pull URL template registered", zap.String("template", template))
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -224,6 +227,7 @@ func (e *Emulator) servePing(w http.ResponseWriter, r *http.Request, variant, ra
 	e.mu.Lock()
 	e.pings = append(e.pings, rec)
 	e.mu.Unlock()
+	e.cfg.Logger.Info("ping", zap.String("user_id", rec.UserID), zap.Int("status", rec.Status), reasonField(rec.Reason))
 
 	switch {
 	case answer.status == http.StatusOK:
@@ -500,4 +504,12 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 		Code   int    `json:"code"`
 		Msg    string `json:"msg"`
 	}{"error", status, msg})
+}
+
+// reasonField is a log field for reason, or none when there is no reason.
+func reasonField(reason string) zap.Field {
+	if reason == "" {
+		return zap.Skip()
+	}
+	return zap.String("reason", reason)
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 )
 
@@ -158,6 +160,10 @@ func (e *Emulator) pull(job *pullJob, pings int) {
 	} else {
 		rec.Reason = err.Error()
 	}
+
+	// rec.URL has the token redacted.
+	e.cfg.Logger.Info("pull", zap.String("user_id", rec.UserID), zap.Int("status", rec.Status), zap.Bool("ok", rec.OK),
+		zap.Int("pings", rec.Pings), zap.String("url", rec.URL), reasonField(rec.Reason))
 
 	e.mu.Lock()
 	defer e.mu.Unlock()

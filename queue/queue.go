@@ -53,6 +53,10 @@ type Options struct {
 	// the interval is over, so a burst of updates makes at most two pings:
 	// the first at once, one more for everything after it. Default: 0.
 	MinInterval time.Duration
+	// Tightened is called when Open finds Dir open to its group or to
+	// others and restricts it to its owner (0700); was is the mode it had.
+	// Default: nothing is told.
+	Tightened func(dir string, was fs.FileMode)
 }
 
 // Badger settings for a sidecar: the queue holds small records, so the
@@ -122,12 +126,23 @@ type Queue struct {
 // damaged directory fails with ErrDamaged instead of crashing the process.
 // A directory held by another Queue fails with ErrLocked, and a disk with
 // less than 64 MiB free with an error wrapping syscall.ENOSPC.
+//
+// On Unix the directory is made 0700 and its files 0600, whatever the
+// umask; an existing directory open to others is restricted (see
+// Options.Tightened), and one that cannot be is refused.
 func Open(opts Options) (*Queue, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("queue: open: no directory given")
 	}
 	if err := checkDir(opts.Dir); err != nil {
 		return nil, err
+	}
+	was, err := privateDir(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if was != 0 && opts.Tightened != nil {
+		opts.Tightened(opts.Dir, was)
 	}
 	now := opts.Now
 	if now == nil {
@@ -161,6 +176,11 @@ func Open(opts Options) (*Queue, error) {
 		owed:   newOwedSet(),
 	}
 	if err := q.start(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := privateFiles(opts.Dir); err != nil {
+		q.leaseIDs.Release()
 		db.Close()
 		return nil, err
 	}
@@ -402,6 +422,10 @@ func (q *Queue) Close() error {
 	err := q.leaseIDs.Release()
 	if cerr := q.db.Close(); err == nil {
 		err = cerr
+	}
+	// Closing flushed the memtables into tables Badger created 0644.
+	if perr := privateFiles(q.dir); err == nil {
+		err = perr
 	}
 	if err != nil {
 		return fmt.Errorf("queue: close %s: %w", q.dir, err)

@@ -15,6 +15,8 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:3000", "address to listen on")
 	flag.Parse()
 	log.Printf("sample profile app listening on http://%s", *listen)
-	srv := &http.Server{Addr: *listen, Handler: sampleapp.New(), ReadHeaderTimeout: 10 * time.Second}
+	app := sampleapp.New()
+	app.Log = log.Default()
+	srv := &http.Server{Addr: *listen, Handler: app, ReadHeaderTimeout: 10 * time.Second}
 	log.Fatal(srv.ListenAndServe())
 }

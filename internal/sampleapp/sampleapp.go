@@ -6,6 +6,7 @@ package sampleapp
 import (
 	"encoding/json"
 	"io"
+	"log"
 	"maps"
 	"net/http"
 	"regexp"
@@ -22,6 +23,10 @@ import (
 //	POST       /api/profile      the same for the body's "id"; answers {"user": {...}}
 //	GET        /api/users        the ids it knows
 type App struct {
+	// Log, if set, gets one line per request: method, path and status.
+	// Default: none, which keeps test output quiet.
+	Log *log.Logger
+
 	mu    sync.Mutex
 	users map[string]map[string]any
 	// Requests counts requests per "METHOD path", for tests.
@@ -70,6 +75,26 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	a.requests[r.Method+" "+r.URL.Path]++
 	a.mu.Unlock()
+	if a.Log != nil {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer func() { a.Log.Printf("%s %s -> %d", r.Method, r.URL.Path, sw.status) }()
+		w = sw
+	}
+	a.serve(w, r)
+}
+
+// statusWriter remembers the status a handler answered, for the log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (a *App) serve(w http.ResponseWriter, r *http.Request) {
 
 	switch {
 	case r.URL.Path == "/api/users" && r.Method == http.MethodGet:
@@ -87,14 +112,14 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case http.MethodGet:
 			u, ok := a.User(id)
 			if !ok {
-				http.Error(w, `{"error":"no such user"}`, http.StatusNotFound)
+				writeError(w, http.StatusNotFound, "no such user")
 				return
 			}
 			writeJSON(w, http.StatusOK, u)
 		case http.MethodPatch, http.MethodPut:
 			a.update(w, r, id, r.Method == http.MethodPut, false)
 		default:
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			writeError(w, http.StatusMethodNotAllowed, "method not allowed")
 		}
 	case r.URL.Path == "/api/me" && r.Method == http.MethodPost:
 		a.update(w, r, r.Header.Get("X-User-Id"), false, false)
@@ -103,28 +128,28 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/":
 		io.WriteString(w, "sample profile app: try GET /api/users/u1\n")
 	default:
-		http.NotFound(w, r)
+		writeError(w, http.StatusNotFound, "not found")
 	}
 }
 
 func (a *App) update(w http.ResponseWriter, r *http.Request, id string, create, wrapped bool) {
 	var patch map[string]any
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&patch); err != nil {
-		http.Error(w, `{"error":"body must be a JSON object"}`, http.StatusBadRequest)
+		writeError(w, http.StatusBadRequest, "body must be a JSON object")
 		return
 	}
 	if id == "" {
 		id, _ = patch["id"].(string)
 	}
 	if !idPattern.MatchString(id) {
-		http.Error(w, `{"error":"invalid user id"}`, http.StatusBadRequest)
+		writeError(w, http.StatusBadRequest, "invalid user id")
 		return
 	}
 	a.mu.Lock()
 	u, ok := a.users[id]
 	if !ok && !create && !wrapped {
 		a.mu.Unlock()
-		http.Error(w, `{"error":"no such user"}`, http.StatusNotFound)
+		writeError(w, http.StatusNotFound, "no such user")
 		return
 	}
 	if !ok {
@@ -149,6 +174,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError answers {"error": msg}, as JSON like every other answer.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
 }
 
 func clone(m map[string]any) map[string]any { return maps.Clone(m) }
