@@ -20,12 +20,13 @@ import (
 // pull of the user at or after pingedAt (or after the episode's previous
 // accepted ping) was seen during the lease, the job is finished at once,
 // as Ack does, and finished is true: Livefyre can pull before this
-// commits. A job that was already Awaiting once (PingedAt set) counts one
-// more re-ping. ErrLeaseLost if l is no longer the job's current lease.
-func (q *Queue) AckAwait(l Lease, pingedAt, due time.Time) (finished bool, err error) {
+// commits: the answer is then Confirmed, with PulledAt. A job that was
+// already Awaiting once (PingedAt set) counts one more re-ping.
+// ErrLeaseLost if l is no longer the job's current lease.
+func (q *Queue) AckAwait(l Lease, pingedAt, due time.Time) (c Confirmation, err error) {
 	pingedAt = normalize(pingedAt)
 	err = q.settle("ack", l, func(t *tx, r ref, old *record, now time.Time) error {
-		finished = false
+		c = Confirmation{Outcome: NotAwaiting}
 		if old.Again {
 			t.wake = true
 			rec := &record{Job: Job{
@@ -39,7 +40,7 @@ func (q *Queue) AckAwait(l Lease, pingedAt, due time.Time) (finished bool, err e
 			q.recent.note(string(r), now, interval)
 		}
 		if pulledSince(old, pingedAt) {
-			finished = true
+			c = Confirmation{Outcome: Confirmed, PingedAt: pingedAt, PulledAt: old.PulledAt, Repings: old.Repings}
 			return t.put(r, old, nil)
 		}
 		rec := *old
@@ -53,7 +54,7 @@ func (q *Queue) AckAwait(l Lease, pingedAt, due time.Time) (finished bool, err e
 		rec.Due = normalize(due)
 		return t.put(r, old, &rec)
 	})
-	return finished, err
+	return c, err
 }
 
 // pulledSince reports whether the leased job rec saw a pull that covers a
@@ -89,8 +90,9 @@ const (
 // Confirmation is Confirm's answer.
 type Confirmation struct {
 	Outcome ConfirmOutcome
-	// PingedAt is the confirmed ping's send time (Confirmed only).
-	PingedAt time.Time
+	// PingedAt is the confirmed ping's send time, PulledAt the pull's
+	// (Confirmed only).
+	PingedAt, PulledAt time.Time
 	// Repings is how many re-pings the confirmed job had needed.
 	Repings int
 }
@@ -109,7 +111,7 @@ func (q *Queue) Confirm(network, userID string, pulledAt time.Time) (Confirmatio
 			if old.PingedAt.After(pulledAt) {
 				return Confirmation{Outcome: NotAwaiting}, nil
 			}
-			return Confirmation{Outcome: Confirmed, PingedAt: old.PingedAt, Repings: old.Repings}, t.put(r, old, nil)
+			return Confirmation{Outcome: Confirmed, PingedAt: old.PingedAt, PulledAt: pulledAt, Repings: old.Repings}, t.put(r, old, nil)
 		case Leased:
 			if !old.PulledAt.Before(pulledAt) {
 				return Confirmation{Outcome: Noted}, nil

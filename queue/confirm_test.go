@@ -14,9 +14,9 @@ func awaitOne(t *testing.T, q *Queue, clk *clock, u string) Job {
 	t.Helper()
 	enqueue(t, q, net, u)
 	l := leaseOne(t, q, time.Minute)
-	finished, err := q.AckAwait(l, clk.Now(), clk.Now().Add(within))
-	if err != nil || finished {
-		t.Fatalf("AckAwait = %v, %v; want false, nil", finished, err)
+	c, err := q.AckAwait(l, clk.Now(), clk.Now().Add(within))
+	if err != nil || c.Outcome == Confirmed {
+		t.Fatalf("AckAwait = %+v, %v; want awaiting", c, err)
 	}
 	j := get(t, q, net, u)
 	if j.State != Awaiting || !j.PingedAt.Equal(clk.Now()) || !j.Due.Equal(clk.Now().Add(within)) {
@@ -73,9 +73,9 @@ func TestPullBeforeAckFinishesJob(t *testing.T) {
 	if c := confirm(t, q, "u", clk.Now()); c.Outcome != Noted {
 		t.Fatalf("pull during the lease: %+v; want Noted", c)
 	}
-	finished, err := q.AckAwait(l, pinged, clk.Now().Add(within))
-	if err != nil || !finished {
-		t.Fatalf("AckAwait after the pull = %v, %v; want finished", finished, err)
+	c, err := q.AckAwait(l, pinged, clk.Now().Add(within))
+	if err != nil || c.Outcome != Confirmed || !c.PulledAt.Equal(clk.Now()) {
+		t.Fatalf("AckAwait after the pull = %+v, %v; want confirmed by the pull", c, err)
 	}
 	wantNotFound(t, q, net, "u")
 }
@@ -87,9 +87,9 @@ func TestPullBeforePingDuringLeaseDoesNotFinish(t *testing.T) {
 	l := leaseOne(t, q, time.Minute)
 	confirm(t, q, "u", clk.Now())
 	clk.Add(time.Second)
-	finished, err := q.AckAwait(l, clk.Now(), clk.Now().Add(within))
-	if err != nil || finished {
-		t.Fatalf("AckAwait = %v, %v; want awaiting", finished, err)
+	c, err := q.AckAwait(l, clk.Now(), clk.Now().Add(within))
+	if err != nil || c.Outcome == Confirmed {
+		t.Fatalf("AckAwait = %+v, %v; want awaiting", c, err)
 	}
 	if j := get(t, q, net, "u"); j.State != Awaiting {
 		t.Fatalf("job: %+v; want awaiting", j)
@@ -147,9 +147,9 @@ func TestAckAwaitWithAgainOwesPing(t *testing.T) {
 	l := leaseOne(t, q, time.Minute)
 	clk.Add(time.Second)
 	enqueue(t, q, net, "u") // sets Again
-	finished, err := q.AckAwait(l, clk.Now(), clk.Now().Add(within))
-	if err != nil || finished {
-		t.Fatalf("AckAwait = %v, %v", finished, err)
+	c, err := q.AckAwait(l, clk.Now(), clk.Now().Add(within))
+	if err != nil || c.Outcome == Confirmed {
+		t.Fatalf("AckAwait = %+v, %v", c, err)
 	}
 	j := get(t, q, net, "u")
 	if j.State != Pending || !j.Due.Equal(clk.Now()) {
@@ -179,8 +179,8 @@ func TestUnpulledJobComesBackForReping(t *testing.T) {
 	if !l.Job.PingedAt.Equal(first) || l.Job.Repings != 0 || l.Job.PullError == "" {
 		t.Fatalf("re-leased job: %+v; want the first ping and the pull error", l.Job)
 	}
-	if finished, err := q.AckAwait(l, clk.Now(), clk.Now().Add(within)); err != nil || finished {
-		t.Fatalf("AckAwait of the re-ping = %v, %v", finished, err)
+	if c, err := q.AckAwait(l, clk.Now(), clk.Now().Add(within)); err != nil || c.Outcome == Confirmed {
+		t.Fatalf("AckAwait of the re-ping = %+v, %v", c, err)
 	}
 	j := get(t, q, net, "u")
 	if j.Repings != 1 || !j.PingedAt.Equal(clk.Now()) || j.State != Awaiting {
