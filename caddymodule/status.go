@@ -126,7 +126,7 @@ var statusActivity = statuspage.NewRing(time.Now)
 // update it covers, as in caddy_livefyre_ping_latency_seconds.
 func observeStatusPing(a delivery.Attempt) {
 	latency := time.Duration(-1)
-	if a.Result.Outcome == pullclient.Done && !a.Job.EnqueuedAt.IsZero() {
+	if a.Result.Outcome == pullclient.Done && !a.NeverPulled && !a.Job.EnqueuedAt.IsZero() {
 		latency = max(a.At.Sub(a.Job.EnqueuedAt), 0)
 	}
 	statusActivity.Ping(a.Result.Outcome != pullclient.Done && !a.Dead, a.Dead, latency)
