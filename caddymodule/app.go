@@ -82,8 +82,8 @@ type App struct {
 	// one of its sites serves the pull endpoint.
 	confirms   map[string]confirmSetting
 	pullServed map[string]bool
-	store    *store
-	started  bool
+	store      *store
+	started    bool
 	// cleanedUp is set by Cleanup; enqueues still using store are counted
 	// in writers, which Cleanup waits for before letting the store go.
 	cleanedUp bool
