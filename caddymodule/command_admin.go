@@ -262,7 +262,7 @@ func cmdStatus(fl caddycmd.Flags) (int, error) {
 // printStatus writes the stats as a table, then each network's last error.
 func printStatus(w io.Writer, rep statsReport) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NETWORK\tPENDING\tLEASED\tRETRYING\tDEAD\tAWAITING PULL\tOLDEST OWED\tLAST SUCCESS\tLAST ERROR")
+	fmt.Fprintln(tw, "NETWORK\tPENDING\tLEASED\tRETRYING\tDEAD\tOLDEST OWED\tLAST SUCCESS\tLAST ERROR\tAWAITING PULL")
 	names := sortedKeys(rep.Networks)
 	for _, name := range names {
 		ns := rep.Networks[name]
@@ -278,12 +278,12 @@ func printStatus(w io.Writer, rep statsReport) {
 		if ns.LastError != nil {
 			lastErr = ago(ns.LastError.Time, rep.Time)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", label, ns.Pending, ns.Leased, ns.Retrying, ns.Dead, ns.Awaiting,
-			oldest, ago(ns.LastSuccess, rep.Time), lastErr)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\n", label, ns.Pending, ns.Leased, ns.Retrying, ns.Dead,
+			oldest, ago(ns.LastSuccess, rep.Time), lastErr, ns.Awaiting)
 	}
 	if len(names) > 1 {
 		t := rep.Total
-		fmt.Fprintf(tw, "TOTAL\t%d\t%d\t%d\t%d\t%d\t\t\t\n", t.Pending, t.Leased, t.Retrying, t.Dead, t.Awaiting)
+		fmt.Fprintf(tw, "TOTAL\t%d\t%d\t%d\t%d\t\t\t\t%d\n", t.Pending, t.Leased, t.Retrying, t.Dead, t.Awaiting)
 	}
 	tw.Flush()
 	for _, name := range names {
