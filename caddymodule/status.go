@@ -271,7 +271,7 @@ func (src statusSource) Networks(context.Context) ([]statuspage.Network, error) 
 	for name, ns := range report.Networks {
 		n := statuspage.Network{
 			Name: name, Configured: ns.Configured,
-			Pending: ns.Pending, InFlight: ns.Leased, Retrying: ns.Retrying, Dead: ns.Dead,
+			Pending: ns.Pending, InFlight: ns.Leased, Retrying: ns.Retrying, Dead: ns.Dead, Awaiting: ns.Awaiting,
 			OldestPendingSeconds: ns.OldestPendingAge, LastSuccess: ns.LastSuccess,
 		}
 		if ns.Held != nil {
