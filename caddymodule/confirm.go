@@ -187,7 +187,9 @@ func (h *Handler) afterPull(started time.Time, a pullAnswer) {
 		case queue.Confirmed:
 			observeConfirmed(network, c.PingedAt, c.PulledAt)
 			siblingsOf(network).confirmed(a.id, started, setting.within)
-		case queue.NoJob, queue.NotAwaiting:
+		case queue.NoJob:
+			// Not NotAwaiting: a user updated again since our ping has a
+			// pending job, and Livefyre's pull for that ping explains it.
 			siblingsOf(network).stranger(h.log, network, a.id, started, setting.within)
 		}
 		return
@@ -212,7 +214,7 @@ const siblingPulls = 20
 // and re-pinging or dead-lettering for "never pulled" would be wrong.
 //
 // The sign is pulls this replica cannot explain: a successful pull of a
-// user with no job awaiting a pull here, who was not confirmed here within
+// user with no job here at all, who was not confirmed here within
 // the last window (Livefyre pulling twice) and is not a probe user of
 // doctor. Livefyre also pulls on its own (at a user's first login, say),
 // so one such pull proves nothing: it takes siblingPulls of them within
@@ -229,6 +231,7 @@ type siblings struct {
 	warned    bool
 	log       *zap.Logger
 	network   string
+	within    time.Duration // the window of the latest stranger
 }
 
 var (
@@ -279,6 +282,7 @@ func (s *siblings) stranger(log *zap.Logger, network, user string, at time.Time,
 		return
 	}
 	s.strangers = append(s.strangers, at)
+	s.within = within
 	if s.log == nil {
 		s.log = log
 	}
@@ -314,6 +318,7 @@ func (s *siblings) lenient() bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.prune(time.Now(), s.within)
 	if len(s.strangers) < siblingPulls {
 		return false
 	}

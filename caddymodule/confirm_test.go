@@ -169,3 +169,16 @@ func TestDoctorConfirmCheck(t *testing.T) {
 		t.Error("two sites of one network with different confirm settings were accepted")
 	}
 }
+
+// Unexplained pulls older than one window no longer count.
+func TestSiblingsRuleForgetsOldPulls(t *testing.T) {
+	const network = "confirm-siblings-old.fyre.co"
+	sib := siblingsOf(network)
+	long := time.Now().Add(-2 * time.Minute)
+	for i := range siblingPulls {
+		sib.stranger(zap.NewNop(), network, fmt.Sprint("u", i), long, time.Minute)
+	}
+	if sib.lenient() {
+		t.Fatal("lenient on pulls older than the window")
+	}
+}
