@@ -122,6 +122,8 @@ check, with the fix for each that failed:
   app             the app's profile API answers
   mapping         the sample user's JSON maps to a valid Livefyre profile
   pull_url        the public pull URL answers a valid profile to a fresh token
+  confirm         whether Livefyre's pulls confirm pings; warns when another
+                  replica with its own queue serves the network's pulls
   queue           dead letters, backlog, the latest failure
 
 The sample user is --user, else the probe_user of the livefyre directive.
