@@ -237,7 +237,7 @@ func observePing(a delivery.Attempt) {
 		metricRepings.WithLabelValues(network, a.Reping).Inc()
 	}
 	if a.Confirmed {
-		observeConfirmed(network, a.At, a.PulledAt)
+		observeConfirmed(network, a.SentAt, a.PulledAt)
 	}
 	if a.Result.Outcome == pullclient.Done && a.Reping == "" && !a.Job.EnqueuedAt.IsZero() {
 		metricPingLatency.WithLabelValues(network).Observe(max(a.At.Sub(a.Job.EnqueuedAt), 0).Seconds())

@@ -166,7 +166,7 @@ func TestPullDuringPingFinishesJob(t *testing.T) {
 		t.Fatal("no ping")
 	}
 	waitFor(t, "the attempt to be observed", func() bool { return len(r.observed()) == 1 })
-	if a := r.observed()[0]; !a.Confirmed || a.PulledAt.IsZero() {
+	if a := r.observed()[0]; !a.Confirmed || a.PulledAt.Before(a.SentAt) || a.SentAt.IsZero() {
 		t.Fatalf("attempt %+v; want confirmed at once", a)
 	}
 }

@@ -61,9 +61,10 @@ type Attempt struct {
 	// was sent again because Livefyre had not pulled the last one.
 	Reping string
 	// Confirmed is set when the accepted ping was finished at once because
-	// Livefyre pulled the user while it was being sent, at PulledAt.
-	Confirmed bool
-	PulledAt  time.Time
+	// Livefyre pulled the user, at PulledAt, while the ping sent at SentAt
+	// was being answered.
+	Confirmed        bool
+	SentAt, PulledAt time.Time
 	// NeverPulled is set when the job died for want of a pull without a
 	// ping being sent: Result is empty.
 	NeverPulled bool
@@ -387,7 +388,7 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 	case pullclient.Done:
 		log.Debug("ping sent", zap.Int("status", res.Status), zap.Duration("since_update", now.Sub(job.UpdatedAt)))
 		d.unhold(job.Network)
-		a := Attempt{Job: job, Number: attempt, Result: res, At: now, Reping: reping}
+		a := Attempt{Job: job, Number: attempt, Result: res, At: now, Reping: reping, SentAt: sentAt}
 		if confirmOn {
 			c, err := d.q.AckAwait(l, sentAt, now.Add(confirm.Within))
 			d.settle(log, err)
