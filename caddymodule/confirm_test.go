@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 
+	"github.com/caddy-livefyre/caddy-livefyre/delivery"
 	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
@@ -180,5 +181,28 @@ func TestSiblingsRuleForgetsOldPulls(t *testing.T) {
 	}
 	if sib.lenient() {
 		t.Fatal("lenient on pulls older than the window")
+	}
+}
+
+// A re-ping counts in repings_total by reason; a never-pulled dead letter
+// counts as dead but not as a ping sent.
+func TestConfirmAttemptMetrics(t *testing.T) {
+	const network = "confirm-metrics.fyre.co"
+	job := queue.Job{Network: network, UserID: "u", EnqueuedAt: time.Now()}
+	repings := counterOf(t, metricRepings.WithLabelValues(network, "pull_failed"))
+	sent := counterOf(t, metricPingsSent.WithLabelValues(network, pullclient.Done.String()))
+	dead := counterOf(t, metricPingsDead.WithLabelValues(network))
+
+	observePing(delivery.Attempt{Job: job, Number: 1, Result: pullclient.Result{Outcome: pullclient.Done, Status: 200}, At: time.Now(), Reping: delivery.RepingPullFailed})
+	observePing(delivery.Attempt{Job: job, Number: 1, NeverPulled: true, Dead: true, Reason: delivery.NeverPulled, At: time.Now()})
+
+	if got := counterOf(t, metricRepings.WithLabelValues(network, "pull_failed")) - repings; got != 1 {
+		t.Errorf("repings_total{reason=pull_failed} moved by %v, want 1", got)
+	}
+	if got := counterOf(t, metricPingsSent.WithLabelValues(network, pullclient.Done.String())) - sent; got != 1 {
+		t.Errorf("pings_sent_total{result=done} moved by %v, want 1 (the re-ping, not the dead letter)", got)
+	}
+	if got := counterOf(t, metricPingsDead.WithLabelValues(network)) - dead; got != 1 {
+		t.Errorf("pings_dead_total moved by %v, want 1", got)
 	}
 }
