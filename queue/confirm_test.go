@@ -1,7 +1,9 @@
 package queue
 
 import (
+	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 )
@@ -281,5 +283,43 @@ func TestRecordWithConfirmFieldsRoundTrip(t *testing.T) {
 	withTail.Repings = 1
 	if len(plain.encode()) >= len(withTail.encode()) {
 		t.Fatal("a record without confirm fields is not shorter")
+	}
+}
+
+// A pull and the ack of its ping, racing: whichever commits first, the job
+// ends finished, never left awaiting a pull that already came.
+func TestConfirmRacingAckAwait(t *testing.T) {
+	q, clk := newQueue(t)
+	const n = 200
+	for i := range n {
+		enqueue(t, q, net, fmt.Sprint("u", i))
+	}
+	var ls []Lease
+	for len(ls) < n {
+		ls = append(ls, lease(t, q, n, time.Minute)...)
+	}
+	pinged := clk.Now()
+	clk.Add(time.Millisecond)
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Go(func() {
+			if _, err := q.AckAwait(l, pinged, pinged.Add(within)); err != nil {
+				t.Error(err)
+			}
+		})
+		wg.Go(func() {
+			if _, err := q.Confirm(net, l.Job.UserID, clk.Now()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, l := range ls {
+		if j, err := q.Get(net, l.Job.UserID); err == nil {
+			t.Fatalf("%s left %s after its pull", j.UserID, j.State)
+		}
+	}
+	if s := stats(t, q)[net]; s != (Stats{}) {
+		t.Fatalf("stats %+v; want none", s)
 	}
 }
