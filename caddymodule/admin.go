@@ -291,7 +291,7 @@ func (a *AdminAPI) jobs(w http.ResponseWriter, r *http.Request, app *App) error 
 	q := r.URL.Query()
 	state := queue.State(q.Get("state"))
 	if state != "" && !state.Valid() {
-		return badRequest("unknown state %q: want pending, leased, retrying or dead", state)
+		return badRequest("unknown state %q: want pending, leased, retrying, dead or awaiting", state)
 	}
 	limit := queue.DefaultListLimit
 	if v := q.Get("limit"); v != "" {

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
+	"github.com/caddy-livefyre/caddy-livefyre/queue"
 )
 
 // addOperatorCommands adds the commands that operate a running Caddy
@@ -258,7 +259,32 @@ func cmdStatus(fl caddycmd.Flags) (int, error) {
 		return exitCode(printJSON(raw))
 	}
 	printStatus(os.Stdout, rep)
+	if rep.Total.Awaiting > 0 {
+		var page jobPage
+		if _, err := c.call(http.MethodGet, "/livefyre/jobs"+query("state", string(queue.Awaiting), "limit", strconv.Itoa(awaitingShown)), nil, "", &page); err != nil {
+			return caddy.ExitCodeFailedStartup, err
+		}
+		printAwaiting(os.Stdout, page, rep.Total.Awaiting, rep.Time)
+	}
 	return caddy.ExitCodeSuccess, nil
+}
+
+// awaitingShown is how many pings awaiting their pull status lists.
+const awaitingShown = 10
+
+// printAwaiting lists some pings that await Livefyre's pull, with where
+// their pull stands.
+func printAwaiting(w io.Writer, page jobPage, total int, now time.Time) {
+	fmt.Fprintf(w, "\npings awaiting Livefyre's pull (%d", total)
+	if total > len(page.Jobs) {
+		fmt.Fprintf(w, ", the first %d", len(page.Jobs))
+	}
+	fmt.Fprintln(w, "):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, j := range page.Jobs {
+		fmt.Fprintf(tw, "  %s\t%s\tpinged %s\tre-pings %d\t%s\n", j.Network, j.UserID, ago(j.PingedAt, now), j.Repings, j.Pull)
+	}
+	tw.Flush()
 }
 
 // printStatus writes the stats as a table, then each network's last error.
