@@ -85,8 +85,8 @@ func (q *Queue) enqueueIn(t *tx, req *enqueueReq, now time.Time) (coalesced bool
 	return true, t.put(req.r, old, &rec)
 }
 
-// Lease claims up to max jobs that are due (Pending, Retrying, or Leased
-// with an expired lease), earliest Due first, and leases each until now+d
+// Lease claims up to max jobs that are due (Pending, Retrying, Awaiting a
+// pull past its deadline, or Leased with an expired lease), earliest Due first, and leases each until now+d
 // under a fresh lease id. No two leases returned by concurrent calls name
 // the same job while the first is current. max is capped at 256.
 //
