@@ -115,6 +115,8 @@ type stateCounts struct {
 	Leased   int `json:"leased"`
 	Retrying int `json:"retrying"`
 	Dead     int `json:"dead"`
+	// Awaiting counts pings Livefyre accepted and has not pulled yet.
+	Awaiting int `json:"awaiting"`
 }
 
 // networkStats is one network's part of the stats.
@@ -131,6 +133,9 @@ type networkStats struct {
 	// started.
 	LastSuccess time.Time    `json:"last_success,omitzero"`
 	LastError   *pingAttempt `json:"last_error,omitempty"`
+	// Siblings is set once this Caddy concluded that another replica with a
+	// queue of its own serves the network's pulls too (see confirm).
+	Siblings bool `json:"siblings_suspected,omitempty"`
 	// Held is set while the network's pings are kept back unsent, with no
 	// attempt counted: Livefyre refused its key, or no handler is
 	// configured for it. A reload that fixes that sends them at once.
@@ -177,7 +182,7 @@ func (s *store) stats(configured []string, now time.Time) (statsReport, error) {
 	}
 	for name, c := range counts {
 		ns := report.Networks[name]
-		ns.stateCounts = stateCounts{Pending: c.Pending, Leased: c.Leased, Retrying: c.Retrying, Dead: c.Dead}
+		ns.stateCounts = stateCounts{Pending: c.Pending, Leased: c.Leased, Retrying: c.Retrying, Dead: c.Dead, Awaiting: c.Awaiting}
 		if !c.OldestPending.IsZero() {
 			ns.OldestPending = c.OldestPending
 			ns.OldestPendingAge = max(now.Sub(c.OldestPending).Seconds(), 0)
@@ -191,7 +196,9 @@ func (s *store) stats(configured []string, now time.Time) (statsReport, error) {
 	}
 	for name, ns := range report.Networks {
 		ns.LastSuccess, ns.LastError = s.pings.last(name)
+		ns.Siblings = siblingsSuspected(name)
 		report.Networks[name] = ns
+		report.Total.Awaiting += ns.Awaiting
 		report.Total.Pending += ns.Pending
 		report.Total.Leased += ns.Leased
 		report.Total.Retrying += ns.Retrying
@@ -235,6 +242,15 @@ type jobView struct {
 	LastError    string      `json:"last_error,omitempty"`
 	LastErrorAt  time.Time   `json:"last_error_at,omitzero"`
 	DeadAt       time.Time   `json:"dead_at,omitzero"`
+	// The closed loop: when the ping Livefyre accepted was sent, the re-pings
+	// it took, and the last failed pull of the user.
+	PingedAt    time.Time `json:"pinged_at,omitzero"`
+	Repings     int       `json:"repings,omitempty"`
+	PullError   string    `json:"pull_error,omitempty"`
+	PullErrorAt time.Time `json:"pull_error_at,omitzero"`
+	// Pull sums it up: "awaiting pull", "pulled ✓" (Livefyre pulled during
+	// the ping's own lease), or "pull failed: <reason>".
+	Pull string `json:"pull,omitempty"`
 }
 
 func viewJob(j queue.Job) jobView {
@@ -243,7 +259,22 @@ func viewJob(j queue.Job) jobView {
 		EnqueuedAt: j.EnqueuedAt, UpdatedAt: j.UpdatedAt, Due: j.Due,
 		FirstError: j.FirstError, FirstErrorAt: j.FirstErrorAt,
 		LastError: j.LastError, LastErrorAt: j.LastErrorAt, DeadAt: j.DeadAt,
+		PingedAt: j.PingedAt, Repings: j.Repings, PullError: j.PullError, PullErrorAt: j.PullErrorAt,
+		Pull: pullSummary(j),
 	}
+}
+
+// pullSummary says where a job stands with Livefyre's pull.
+func pullSummary(j queue.Job) string {
+	switch {
+	case j.PullError != "" && !j.PullErrorAt.Before(j.PulledAt):
+		return "pull failed: " + j.PullError
+	case !j.PulledAt.IsZero() && !j.PingedAt.IsZero() && !j.PulledAt.Before(j.PingedAt):
+		return "pulled ✓"
+	case j.State == queue.Awaiting:
+		return "awaiting pull"
+	}
+	return ""
 }
 
 // jobPage is the answer of GET /livefyre/jobs.
@@ -260,7 +291,7 @@ func (a *AdminAPI) jobs(w http.ResponseWriter, r *http.Request, app *App) error 
 	q := r.URL.Query()
 	state := queue.State(q.Get("state"))
 	if state != "" && !state.Valid() {
-		return badRequest("unknown state %q: want pending, leased, retrying or dead", state)
+		return badRequest("unknown state %q: want pending, leased, retrying, dead or awaiting", state)
 	}
 	limit := queue.DefaultListLimit
 	if v := q.Get("limit"); v != "" {

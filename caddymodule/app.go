@@ -78,8 +78,12 @@ type App struct {
 	mu       sync.Mutex
 	networks map[string]*pullclient.Client
 	handlers map[string][]*Handler // by network, for register and doctor
-	store    *store
-	started  bool
+	// confirms is each network's confirm setting; pullServed says whether
+	// one of its sites serves the pull endpoint.
+	confirms   map[string]confirmSetting
+	pullServed map[string]bool
+	store      *store
+	started    bool
 	// cleanedUp is set by Cleanup; enqueues still using store are counted
 	// in writers, which Cleanup waits for before letting the store go.
 	cleanedUp bool
@@ -333,7 +337,8 @@ func (a *App) deliveryConfig() delivery.Config {
 		policy.MaxInterval = time.Duration(a.Retry.MaxInterval)
 		policy.MaxRetryAfter = time.Duration(a.Retry.MaxRetryAfter)
 	}
-	return delivery.Config{Senders: senders, Policy: policy, Rate: a.rate, Burst: a.burst, Workers: a.Workers, Observe: a.observeAttempt}
+	return delivery.Config{Senders: senders, Policy: policy, Rate: a.rate, Burst: a.burst, Workers: a.Workers,
+		Confirm: a.deliveryConfirms(), Observe: a.observeAttempt}
 }
 
 // Interface guards

@@ -42,6 +42,12 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		probe_user <user id>
 //		insecure_http
 //
+//		confirm {
+//			within   <duration, at least 1s>
+//			attempts <re-pings, 0 or more>
+//		}
+//		confirm off
+//
 //		watch <methods...> <path with {id}>
 //		watch <methods...> <path> {
 //			user_id      <placeholder>
@@ -133,6 +139,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.Watch = append(h.Watch, w)
+		case "confirm":
+			if h.Confirm != nil {
+				return d.Err("confirm may appear only once per livefyre block")
+			}
+			c, err := parseConfirm(d)
+			if err != nil {
+				return err
+			}
+			h.Confirm = c
 		case "pull":
 			if h.Pull != nil {
 				return d.Err("only one pull endpoint per livefyre block")
@@ -227,6 +242,48 @@ func parseWatch(d *caddyfile.Dispenser) (*Watch, error) {
 		return nil, d.Errf("watch %s: %v", w.Path, err)
 	}
 	return w, nil
+}
+
+// parseConfirm reads `confirm off` or a confirm block.
+func parseConfirm(d *caddyfile.Dispenser) (*ConfirmConfig, error) {
+	c := &ConfirmConfig{}
+	args := d.RemainingArgs()
+	switch {
+	case len(args) == 1 && args[0] == "off":
+		if d.NextBlock(1) {
+			return nil, d.Err("confirm off takes no block")
+		}
+		c.Off = true
+		return c, nil
+	case len(args) > 0:
+		return nil, d.Errf("confirm takes `off` or a block with within and attempts, not %q", strings.Join(args, " "))
+	}
+	for d.NextBlock(1) {
+		switch d.Val() {
+		case "within":
+			dur, err := durationArg(d)
+			if err != nil {
+				return nil, err
+			}
+			if time.Duration(dur) < minConfirmWithin {
+				return nil, d.Errf("within %v: must be at least %v", time.Duration(dur), minConfirmWithin)
+			}
+			c.Within = dur
+		case "attempts":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return nil, err
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				return nil, d.Errf("attempts %q must be a whole number, 0 or more", s)
+			}
+			c.Attempts = &n
+		default:
+			return nil, d.Errf("unrecognized confirm option %q (want within or attempts)", d.Val())
+		}
+	}
+	return c, nil
 }
 
 func parsePull(d *caddyfile.Dispenser) (*Pull, error) {

@@ -207,6 +207,13 @@ func TestAdaptErrors(t *testing.T) {
 		{"key from an unset {$VAR}", site("\t\tnetwork example.fyre.co\n\t\tkey {$LF_TEST_UNSET_VAR}\n\t\twatch PUT /u/{id}\n"), 4, "key needs a value: a runtime placeholder such as {env.LIVEFYRE_NETWORK_KEY}"},
 		{"key from a request", site("\t\tnetwork example.fyre.co\n\t\tkey {http.request.header.X-Key}\n\t\twatch PUT /u/{id}\n"), 4, "{http.request.header.X-Key} is not filled in at start-up; use {env.NAME}"},
 
+		{"confirm within under a second", site(netKey + "\t\tconfirm {\n\t\t\twithin 500ms\n\t\t}\n"), 6, "within 500ms: must be at least 1s"},
+		{"confirm within not a duration", site(netKey + "\t\tconfirm {\n\t\t\twithin soon\n\t\t}\n"), 6, "is not a duration"},
+		{"confirm negative attempts", site(netKey + "\t\tconfirm {\n\t\t\tattempts -1\n\t\t}\n"), 6, "must be a whole number, 0 or more"},
+		{"confirm unknown option", site(netKey + "\t\tconfirm {\n\t\t\ttries 2\n\t\t}\n"), 6, `unrecognized confirm option "tries"`},
+		{"confirm on", site(netKey + "\t\tconfirm on\n"), 5, "confirm takes `off` or a block"},
+		{"confirm twice", site(netKey + "\t\tconfirm off\n\t\tconfirm off\n"), 6, "only once"},
+
 		// Checks that once waited for start-up.
 		{"empty block", site(netKey), 2, "nothing to do: add a watch line or a pull block"},
 		{"quill not a URL", site(netKey + "\t\tquill 127.0.0.1:8099\n\t\twatch PUT /u/{id}\n"), 5, "quill: \"127.0.0.1:8099\" must be an absolute http(s) URL"},

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
+	"github.com/caddy-livefyre/caddy-livefyre/queue"
 )
 
 // addOperatorCommands adds the commands that operate a running Caddy
@@ -123,6 +124,8 @@ check, with the fix for each that failed:
   app             the app's profile API answers
   mapping         the sample user's JSON maps to a valid Livefyre profile
   pull_url        the public pull URL answers a valid profile to a fresh token
+  confirm         whether Livefyre's pulls confirm pings; warns when another
+                  replica with its own queue serves the network's pulls
   queue           dead letters, backlog, the latest failure
 
 The sample user is --user, else the probe_user of the livefyre directive.
@@ -257,13 +260,38 @@ func cmdStatus(fl caddycmd.Flags) (int, error) {
 		return exitCode(printJSON(raw))
 	}
 	printStatus(os.Stdout, rep)
+	if rep.Total.Awaiting > 0 {
+		var page jobPage
+		if _, err := c.call(http.MethodGet, "/livefyre/jobs"+query("state", string(queue.Awaiting), "limit", strconv.Itoa(awaitingShown)), nil, "", &page); err != nil {
+			return caddy.ExitCodeFailedStartup, err
+		}
+		printAwaiting(os.Stdout, page, rep.Total.Awaiting, rep.Time)
+	}
 	return caddy.ExitCodeSuccess, nil
+}
+
+// awaitingShown is how many pings awaiting their pull status lists.
+const awaitingShown = 10
+
+// printAwaiting lists some pings that await Livefyre's pull, with where
+// their pull stands.
+func printAwaiting(w io.Writer, page jobPage, total int, now time.Time) {
+	fmt.Fprintf(w, "\npings awaiting Livefyre's pull (%d", total)
+	if total > len(page.Jobs) {
+		fmt.Fprintf(w, ", the first %d", len(page.Jobs))
+	}
+	fmt.Fprintln(w, "):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, j := range page.Jobs {
+		fmt.Fprintf(tw, "  %s\t%s\tpinged %s\tre-pings %d\t%s\n", j.Network, j.UserID, ago(j.PingedAt, now), j.Repings, j.Pull)
+	}
+	tw.Flush()
 }
 
 // printStatus writes the stats as a table, then each network's last error.
 func printStatus(w io.Writer, rep statsReport) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NETWORK\tPENDING\tLEASED\tRETRYING\tDEAD\tOLDEST OWED\tLAST SUCCESS\tLAST ERROR")
+	fmt.Fprintln(tw, "NETWORK\tPENDING\tLEASED\tRETRYING\tDEAD\tOLDEST OWED\tLAST SUCCESS\tLAST ERROR\tAWAITING PULL")
 	names := sortedKeys(rep.Networks)
 	for _, name := range names {
 		ns := rep.Networks[name]
@@ -279,15 +307,18 @@ func printStatus(w io.Writer, rep statsReport) {
 		if ns.LastError != nil {
 			lastErr = ago(ns.LastError.Time, rep.Time)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", label, ns.Pending, ns.Leased, ns.Retrying, ns.Dead,
-			oldest, ago(ns.LastSuccess, rep.Time), lastErr)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\n", label, ns.Pending, ns.Leased, ns.Retrying, ns.Dead,
+			oldest, ago(ns.LastSuccess, rep.Time), lastErr, ns.Awaiting)
 	}
 	if len(names) > 1 {
 		t := rep.Total
-		fmt.Fprintf(tw, "TOTAL\t%d\t%d\t%d\t%d\t\t\t\n", t.Pending, t.Leased, t.Retrying, t.Dead)
+		fmt.Fprintf(tw, "TOTAL\t%d\t%d\t%d\t%d\t\t\t\t%d\n", t.Pending, t.Leased, t.Retrying, t.Dead, t.Awaiting)
 	}
 	tw.Flush()
 	for _, name := range names {
+		if rep.Networks[name].Siblings {
+			fmt.Fprintf(w, "\n%s: another replica with its own queue serves this network's pulls; pings are not re-sent or dead-lettered for want of a pull (use fleet mode or confirm off)\n", name)
+		}
 		if h := rep.Networks[name].Held; h != nil {
 			fmt.Fprintf(w, "\n%s: pings held back for %s more (until %s): %s\n", name,
 				humanDuration(h.Until.Sub(rep.Time)), h.Until.Format(time.RFC3339), h.Reason)

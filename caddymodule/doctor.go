@@ -147,6 +147,7 @@ func (app *App) doctor(ctx context.Context, req doctorRequest) doctorReport {
 			d.add(network, "pull_url", checkWarn, "no site serves a pull endpoint for this network",
 				"Livefyre's pulls must be answered somewhere: add a pull block to the livefyre directive")
 		}
+		d.checkConfirm(app, network)
 		if s != nil && err == nil {
 			d.checkQueue(network, stats.Networks[network])
 		}
@@ -286,6 +287,8 @@ func (d *doctorRun) checkProbe(c *pullclient.Client, user string) {
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, doctorTimeout)
 	defer cancel()
+	// Livefyre's pull of this user answers doctor, not a ping of the queue.
+	siblingsOf(c.Network).probed(user, d.now())
 	res := c.Ping(ctx, user)
 	switch res.Outcome {
 	case pullclient.Done:
@@ -388,6 +391,7 @@ func (d *doctorRun) checkPullURL(c *pullclient.Client, h *Handler, user string) 
 		return
 	}
 	shown := fillPullURL(h.Pull.URL, user)
+	siblingsOf(c.Network).probed(user, d.now()) // doctor's own pull proves nothing about replicas
 	ttl := c.TokenTTL
 	if ttl <= 0 {
 		ttl = pullclient.DefaultTokenTTL
@@ -449,6 +453,30 @@ func fillPullURL(template, id string) string {
 		out += "?" + strings.ReplaceAll(query, "{id}", url.QueryEscape(id))
 	}
 	return out
+}
+
+// checkConfirm reports the closed loop of a network, and warns when this
+// Caddy has concluded that another replica with its own queue serves the
+// network's pulls too: such replicas cannot see each other's pulls.
+func (d *doctorRun) checkConfirm(app *App, network string) {
+	app.mu.Lock()
+	setting, configured := app.confirms[network]
+	served := app.pullServed[network]
+	app.mu.Unlock()
+	const replicas = "replicas that each have their own queue cannot see the pulls the others served: run them in fleet mode (one shared queue) or set confirm off"
+	switch {
+	case !configured || !setting.on:
+		d.add(network, "confirm", checkPass, "off: a ping is done once Livefyre accepts it", "")
+	case !served:
+		d.add(network, "confirm", checkPass, "on, but this Caddy serves no pull endpoint for the network, so pings are done once Livefyre accepts them", "")
+	case siblingsSuspected(network):
+		d.add(network, "confirm", checkWarn,
+			"this Caddy served pulls of users it sent no ping for while its own pings went unpulled: another replica with its own queue shares the pull endpoint, so pings are no longer re-sent or dead-lettered for want of a pull",
+			replicas)
+	default:
+		d.add(network, "confirm", checkPass,
+			fmt.Sprintf("on (%s): a ping is done once Livefyre pulls the user; note: %s", setting, replicas), "")
+	}
 }
 
 // checkQueue looks at a network's backlog, dead letters and latest ping.

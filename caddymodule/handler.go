@@ -61,6 +61,10 @@ type Handler struct {
 	// Default: none; doctor then checks only that the app answers.
 	ProbeUser string `json:"probe_user,omitempty"`
 
+	// Confirm configures the closed loop: a ping is done only once Livefyre
+	// has pulled the user. Default: on, within 15m, attempts 3.
+	Confirm *ConfirmConfig `json:"confirm,omitempty"`
+
 	app    *App
 	client *pullclient.Client
 	tokens pullclient.TokenValidator
@@ -149,6 +153,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.app = appVal.(*App)
 	if err := h.app.registerNetwork(h.client); err != nil {
+		return err
+	}
+	if err := h.app.registerConfirm(network, h.Confirm, h.Pull != nil); err != nil {
 		return err
 	}
 	h.app.registerHandler(h)

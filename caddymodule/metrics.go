@@ -70,7 +70,7 @@ var (
 
 	// The queue gauges, collected per config by queueCollector.
 	descQueueJobs = prometheus.NewDesc("caddy_livefyre_queue_jobs",
-		"Jobs in the ping queue by state: pending, leased, retrying, dead.", []string{"network", "state"}, nil)
+		"Jobs in the ping queue by state: pending, leased, retrying, dead, awaiting (a pull of a ping Livefyre accepted).", []string{"network", "state"}, nil)
 	descOldestPending = prometheus.NewDesc("caddy_livefyre_queue_oldest_pending_age_seconds",
 		"How long the oldest update still owed a ping has waited; 0 when none is owed.", []string{"network"}, nil)
 )
@@ -226,11 +226,20 @@ func (m *networkMetrics) upstreamFailed(answered int, mapping bool) {
 func observePing(a delivery.Attempt) {
 	observeStatusPing(a)
 	network := a.Job.Network
-	metricPingsSent.WithLabelValues(network, a.Result.Outcome.String()).Inc()
 	if a.Dead {
 		metricPingsDead.WithLabelValues(network).Inc()
 	}
-	if a.Result.Outcome == pullclient.Done && !a.Job.EnqueuedAt.IsZero() {
+	if a.NeverPulled {
+		return // no ping was sent
+	}
+	metricPingsSent.WithLabelValues(network, a.Result.Outcome.String()).Inc()
+	if a.Result.Outcome == pullclient.Done && a.Reping != "" {
+		metricRepings.WithLabelValues(network, a.Reping).Inc()
+	}
+	if a.Confirmed {
+		observeConfirmed(network, a.SentAt, a.PulledAt)
+	}
+	if a.Result.Outcome == pullclient.Done && a.Reping == "" && !a.Job.EnqueuedAt.IsZero() {
 		metricPingLatency.WithLabelValues(network).Observe(max(a.At.Sub(a.Job.EnqueuedAt), 0).Seconds())
 	}
 }
@@ -312,7 +321,7 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, st := range []struct {
 			state string
 			n     int
-		}{{"pending", s.Pending}, {"leased", s.Leased}, {"retrying", s.Retrying}, {"dead", s.Dead}} {
+		}{{"pending", s.Pending}, {"leased", s.Leased}, {"retrying", s.Retrying}, {"dead", s.Dead}, {"awaiting", s.Awaiting}} {
 			ch <- prometheus.MustNewConstMetric(descQueueJobs, prometheus.GaugeValue, float64(st.n), network, st.state)
 		}
 		age := 0.0

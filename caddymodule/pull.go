@@ -397,6 +397,7 @@ func (h *Handler) servePull(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	a := h.answerPull(w, r)
 	h.logPull(r, a, time.Since(start))
+	h.afterPull(start, a)
 	return nil
 }
 
@@ -405,7 +406,10 @@ type pullAnswer struct {
 	status int
 	id     string // the requested user id, "" if the request names none usable
 	reason string // why the pull was refused, or ""
-	cached bool
+	// failure is why the app's profile could not be served (5xx), for the
+	// job awaiting the pull; never logged twice.
+	failure string
+	cached  bool
 }
 
 // logPull writes a pull's access line: who asked, for whom, the answer and
@@ -489,11 +493,12 @@ func (h *Handler) answerPull(w http.ResponseWriter, r *http.Request) pullAnswer 
 	if !cached {
 		gen := p.cache.begin(id)
 		var status int
-		body, status = p.profile(r, id, log, h.metrics)
+		var failure string
+		body, status, failure = p.profile(r, id, log, h.metrics)
 		p.cache.end(id, gen, body)
 		if body == nil {
 			http.Error(w, http.StatusText(status), status)
-			return pullAnswer{status: status, id: id}
+			return pullAnswer{status: status, id: id, failure: failure}
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -507,13 +512,13 @@ func (h *Handler) answerPull(w http.ResponseWriter, r *http.Request) pullAnswer 
 }
 
 // profile fetches the app's JSON for id and maps it: the profile to send,
-// or nil and the status to answer with (the reason goes to log).
-func (p *Pull) profile(r *http.Request, id string, log *zap.Logger, m *networkMetrics) ([]byte, int) {
+// or nil, the status to answer with, and a short reason (also logged).
+func (p *Pull) profile(r *http.Request, id string, log *zap.Logger, m *networkMetrics) ([]byte, int, string) {
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	target, err := p.upstreamURL(id, repl)
 	if err != nil {
 		log.Error("pull failed", zap.String("reason", err.Error()))
-		return nil, http.StatusBadGateway
+		return nil, http.StatusBadGateway, "the app's profile URL: " + err.Error()
 	}
 	status, doc, reason := p.fetch(r.Context(), target, repl)
 	if status != http.StatusOK {
@@ -521,19 +526,21 @@ func (p *Pull) profile(r *http.Request, id string, log *zap.Logger, m *networkMe
 			m.upstreamFailed(status, false)
 		}
 		log.Warn("pull failed", zap.Int("status", status), zap.String("reason", reason))
-		return nil, status
+		return nil, status, fmt.Sprintf("HTTP %d: %s", status, reason)
 	}
 	res, err := p.mapper.Map(id, doc)
 	if err != nil {
 		m.upstreamFailed(http.StatusBadGateway, true)
 		var fe *profile.FieldError
+		failure := "mapping: " + err.Error()
 		if errors.As(err, &fe) {
 			log.Error("pull failed: the app's answer does not make a valid Livefyre profile",
 				zap.String("field", fe.Field), zap.String("reason", fe.Reason))
+			failure = "mapping: " + fe.Field + ": " + fe.Reason
 		} else {
 			log.Error("pull failed: the app's answer does not make a valid Livefyre profile", zap.String("reason", err.Error()))
 		}
-		return nil, http.StatusBadGateway
+		return nil, http.StatusBadGateway, failure
 	}
 	if len(res.Dropped) > 0 {
 		log.Warn("pull: fields left out of the profile", zap.Strings("dropped", res.Dropped))
@@ -544,9 +551,9 @@ func (p *Pull) profile(r *http.Request, id string, log *zap.Logger, m *networkMe
 	body, err := json.Marshal(res.Profile)
 	if err != nil {
 		log.Error("pull failed: encoding the profile", zap.String("reason", err.Error()))
-		return nil, http.StatusInternalServerError
+		return nil, http.StatusInternalServerError, "encoding the profile: " + err.Error()
 	}
-	return body, http.StatusOK
+	return body, http.StatusOK, ""
 }
 
 // fetch GETs the app's profile of a user. It returns 200 and the decoded

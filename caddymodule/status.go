@@ -126,7 +126,7 @@ var statusActivity = statuspage.NewRing(time.Now)
 // update it covers, as in caddy_livefyre_ping_latency_seconds.
 func observeStatusPing(a delivery.Attempt) {
 	latency := time.Duration(-1)
-	if a.Result.Outcome == pullclient.Done && !a.Job.EnqueuedAt.IsZero() {
+	if a.Result.Outcome == pullclient.Done && !a.NeverPulled && !a.Job.EnqueuedAt.IsZero() {
 		latency = max(a.At.Sub(a.Job.EnqueuedAt), 0)
 	}
 	statusActivity.Ping(a.Result.Outcome != pullclient.Done && !a.Dead, a.Dead, latency)
@@ -271,7 +271,7 @@ func (src statusSource) Networks(context.Context) ([]statuspage.Network, error) 
 	for name, ns := range report.Networks {
 		n := statuspage.Network{
 			Name: name, Configured: ns.Configured,
-			Pending: ns.Pending, InFlight: ns.Leased, Retrying: ns.Retrying, Dead: ns.Dead,
+			Pending: ns.Pending, InFlight: ns.Leased, Retrying: ns.Retrying, Dead: ns.Dead, Awaiting: ns.Awaiting,
 			OldestPendingSeconds: ns.OldestPendingAge, LastSuccess: ns.LastSuccess,
 		}
 		if ns.Held != nil {

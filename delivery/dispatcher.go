@@ -34,6 +34,9 @@ type Config struct {
 	// Workers is how many pings may be in flight at once; 0 keeps
 	// Options.Workers.
 	Workers int
+	// Confirm holds the closed loop of each network that has it on: a
+	// network missing here finishes a job when Livefyre accepts its ping.
+	Confirm map[string]Confirm
 	// Observe, if set, is told how each ping that reached Livefyre (or
 	// failed trying) ended, after the outcome is recorded in the queue. It
 	// runs on the delivery worker, outside every lock: a slow Observe holds
@@ -54,6 +57,17 @@ type Attempt struct {
 	Reason string
 	// At is when Livefyre answered, on the dispatcher's clock.
 	At time.Time
+	// Reping is set (RepingNotPulled or RepingPullFailed) when this ping
+	// was sent again because Livefyre had not pulled the last one.
+	Reping string
+	// Confirmed is set when the accepted ping was finished at once because
+	// Livefyre pulled the user, at PulledAt, while the ping sent at SentAt
+	// was being answered.
+	Confirmed        bool
+	SentAt, PulledAt time.Time
+	// NeverPulled is set when the job died for want of a pull without a
+	// ping being sent: Result is empty.
+	NeverPulled bool
 }
 
 // Options configure a Dispatcher.
@@ -323,6 +337,30 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 		d.settle(log, d.q.Release(l))
 		return
 	}
+	confirm, confirmOn := cfg.Confirm[job.Network]
+	reping := ""
+	if !job.PingedAt.IsZero() {
+		// Livefyre accepted a ping for this job and did not pull by its due.
+		var died string
+		var finish bool
+		if confirmOn {
+			reping, died, finish = confirm.unpulled(job)
+		} else {
+			finish = true // the loop was turned off since
+		}
+		switch {
+		case finish:
+			log.Debug("ping not confirmed by a pull; finished without one")
+			d.settle(log, d.q.Ack(l))
+			return
+		case died != "":
+			log.Error("Livefyre never pulled the user after its pings; dead-lettered", zap.String("reason", died))
+			d.settle(log, d.q.Dead(l, died))
+			cfg.observe(Attempt{Job: job, Number: attempt, NeverPulled: true, Dead: true, Reason: died, At: d.now()})
+			return
+		}
+		log.Info("Livefyre has not pulled the user since the last ping; pinging again", zap.String("why", reping), zap.Int("repings", job.Repings))
+	}
 	if lim := cfg.limiters[job.Network]; lim != nil {
 		if err := lim.Wait(ctx); err != nil {
 			log.Debug("stopping before the ping was sent; it stays queued")
@@ -331,6 +369,8 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 		}
 	}
 
+	// Before the ping leaves: a pull it causes is at or after this.
+	sentAt := d.now()
 	res := sender.Ping(ctx, job.UserID)
 	now := d.now()
 	if ctx.Err() != nil && res.Outcome != pullclient.Done {
@@ -350,8 +390,17 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 		// plugin at work; latency runs from the first update it covers.
 		log.Info("ping delivered", zap.Int("status", res.Status), zap.Duration("latency", now.Sub(job.EnqueuedAt)))
 		d.unhold(job.Network)
-		d.settle(log, d.q.Ack(l))
-		cfg.observe(Attempt{Job: job, Number: attempt, Result: res, At: now})
+		a := Attempt{Job: job, Number: attempt, Result: res, At: now, Reping: reping, SentAt: sentAt}
+		if confirmOn {
+			c, err := d.q.AckAwait(l, sentAt, now.Add(confirm.Within))
+			d.settle(log, err)
+			if err == nil && c.Outcome == queue.Confirmed {
+				a.Confirmed, a.PulledAt = true, c.PulledAt
+			}
+		} else {
+			d.settle(log, d.q.Ack(l))
+		}
+		cfg.observe(a)
 	case pullclient.Permanent:
 		log.Error("ping rejected; dead-lettered", zap.Int("status", res.Status), zap.String("reason", reason))
 		d.settle(log, d.q.Dead(l, reason))

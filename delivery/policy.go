@@ -1,8 +1,11 @@
 package delivery
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/caddy-livefyre/caddy-livefyre/queue"
 )
 
 // Policy decides when a failed ping is tried again and when to give up.
@@ -74,4 +77,51 @@ func (p Policy) Backoff(attempt int) time.Duration {
 	}
 	ceiling = min(ceiling, p.MaxInterval)
 	return time.Duration(p.Rand() * float64(ceiling))
+}
+
+// Confirm is one network's closed loop: a ping Livefyre accepted is done
+// only once Livefyre has pulled the user (queue.Confirm); until then the job
+// awaits the pull, and is pinged again when none came within Within.
+type Confirm struct {
+	// Within is how long a ping waits for its pull before it is sent again.
+	Within time.Duration
+	// Attempts is how many times a ping is sent again for want of a pull
+	// before the job is dead-lettered; 0 dead-letters at the first Within.
+	Attempts int
+	// Lenient, if set and true, finishes an unpulled job at its due instead
+	// of pinging again or dead-lettering it: another replica, with a queue
+	// of its own, may have served the pull.
+	Lenient func() bool
+}
+
+// Reasons for a re-ping, as the repings metric labels them.
+const (
+	RepingNotPulled  = "not_pulled"
+	RepingPullFailed = "pull_failed"
+)
+
+// NeverPulled is the reason a job dies with when Livefyre did not pull it
+// after every re-ping.
+const NeverPulled = "Livefyre never pulled"
+
+// unpulled decides for a job whose accepted ping was not pulled by its due
+// (j.PingedAt set): ping again, with why (RepingNotPulled or
+// RepingPullFailed), or give up, with the dead letter's reason, which keeps
+// the last pull error. finish is set when the job should just end
+// (Lenient).
+func (c Confirm) unpulled(j queue.Job) (reping, deadReason string, finish bool) {
+	if c.Lenient != nil && c.Lenient() {
+		return "", "", true
+	}
+	if j.Repings < c.Attempts {
+		if j.PullError != "" {
+			return RepingPullFailed, "", false
+		}
+		return RepingNotPulled, "", false
+	}
+	reason := fmt.Sprintf("%s (%d pings, %d of them re-pings)", NeverPulled, j.Repings+1, j.Repings)
+	if j.PullError != "" {
+		reason += "; last pull error: " + j.PullError
+	}
+	return "", reason, false
 }

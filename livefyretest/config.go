@@ -31,6 +31,10 @@ type Config struct {
 	// PullDelay is the time from an accepted ping to its pull. Livefyre takes
 	// 1–10 minutes. Default: 0.
 	PullDelay time.Duration
+	// PullJitter adds a random delay, uniform in [0, PullJitter), to each
+	// pull's PullDelay, as Livefyre's pulls come at no fixed time. Pulls
+	// are made in order of their due time. Default: 0.
+	PullJitter time.Duration
 	// NoCoalesce queues one pull per ping. By default pings for a user whose
 	// pull is still queued (not yet started) join that pull.
 	NoCoalesce bool

@@ -48,6 +48,7 @@ type Emulator struct {
 	queue        []*pullJob
 	queued       map[string]*pullJob // the queued, not yet started job per user
 	pingFault    func(userID string) (status int, retryAfter string)
+	pullFault    func(userID string) PullFault
 	pingLatency  time.Duration
 }
 
@@ -464,6 +465,7 @@ func (e *Emulator) Reset() {
 	e.queue = nil
 	clear(e.queued)
 	e.pingFault = nil
+	e.pullFault = nil
 	e.pingLatency = 0
 }
 
@@ -476,6 +478,29 @@ func (e *Emulator) SetPingFault(f func(userID string) (status int, retryAfter st
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.pingFault = f
+}
+
+// PullFault is what SetPullFault's hook makes of one pull.
+type PullFault int
+
+const (
+	// PullNormally: the pull is made and applied as usual.
+	PullNormally PullFault = iota
+	// PullSkip: no pull is made for this ping, as when Livefyre drops one.
+	PullSkip
+	// PullFail: the profile is fetched but not stored, and the pull is
+	// recorded as failed ("injected pull fault"), as when Livefyre's side
+	// of a pull fails after the customer answered.
+	PullFail
+)
+
+// SetPullFault installs a hook consulted when an accepted ping (or
+// RequestPull) queues a pull of a user; nil removes it. It runs with the
+// emulator locked and must not call its methods.
+func (e *Emulator) SetPullFault(f func(userID string) PullFault) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.pullFault = f
 }
 
 // SetPingLatency delays every later ping answer by d; 0 removes the delay.

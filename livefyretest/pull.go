@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -51,6 +54,7 @@ type pullJob struct {
 	due        time.Time
 	pings      int
 	generation uint64
+	fail       bool // PullFail: fetch, but record a failure and store nothing
 }
 
 // RequestPull queues a pull of userID that no ping asked for, as Livefyre
@@ -73,14 +77,28 @@ func (e *Emulator) RequestPull(userID string) error {
 // enqueueLocked queues a pull for userID, or joins the one already queued for
 // that user when coalescing. The caller holds e.mu.
 func (e *Emulator) enqueueLocked(userID string, pings int) {
+	fault := PullNormally
+	if e.pullFault != nil {
+		fault = e.pullFault(userID)
+	}
+	if fault == PullSkip {
+		return
+	}
 	if !e.cfg.NoCoalesce {
 		if job := e.queued[userID]; job != nil {
 			job.pings += pings
+			job.fail = job.fail || fault == PullFail
 			return
 		}
 	}
-	job := &pullJob{userID: userID, due: time.Now().Add(e.cfg.PullDelay), pings: pings, generation: e.generation}
-	e.queue = append(e.queue, job)
+	delay := e.cfg.PullDelay
+	if e.cfg.PullJitter > 0 {
+		delay += rand.N(e.cfg.PullJitter)
+	}
+	job := &pullJob{userID: userID, due: time.Now().Add(delay), pings: pings, generation: e.generation, fail: fault == PullFail}
+	// In due order: with jitter a later ping may be pulled first.
+	at := sort.Search(len(e.queue), func(i int) bool { return e.queue[i].due.After(job.due) })
+	e.queue = slices.Insert(e.queue, at, job)
 	if !e.cfg.NoCoalesce {
 		e.queued[userID] = job
 	}
@@ -115,8 +133,9 @@ func (e *Emulator) nextJob() (job *pullJob, pings int, ok bool) {
 		e.queue = e.queue[1:]
 		e.mu.Unlock()
 
-		// Every job has the same delay, so the queue is in due order and a
-		// worker waiting here never holds up an earlier job.
+		// The queue is in due order. Without jitter every job has the same
+		// delay, so a worker waiting here never holds up an earlier job;
+		// with it, one queued later may wait for a free worker.
 		if d := time.Until(job.due); d > 0 {
 			t := time.NewTimer(d)
 			select {
@@ -148,6 +167,9 @@ func (e *Emulator) pull(job *pullJob, pings int) {
 	e.mu.Unlock()
 
 	profile, dropped, err := e.fetch(template, &rec)
+	if err == nil && job.fail {
+		err = errors.New("injected pull fault")
+	}
 	if err == nil {
 		rec.OK = true
 		if len(dropped) > 0 {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -505,5 +506,74 @@ func TestAccessorsReturnCopies(t *testing.T) {
 	if again.Fields["tags"].([]any)[0] != "subscriber" || again.Fields["name"].(map[string]any)["first"] != "Rosa" ||
 		again.Raw[0] != '{' || again.Fields["bio"] != "Writes about urban transit." {
 		t.Error("changing a returned profile changed the stored one")
+	}
+}
+
+// SetPullFault skips one user's pull and fails another's; the rest pull as
+// usual.
+func TestPullFault(t *testing.T) {
+	ep := newEndpoint(t)
+	for _, u := range []string{"ok", "skip", "fail"} {
+		ep.set(u, `{"id":"`+u+`","display_name":"Name"}`)
+	}
+	srv := newServer(t, livefyretest.Config{Template: ep.URL + "/users/{id}"})
+	srv.SetPullFault(func(user string) livefyretest.PullFault {
+		switch user {
+		case "skip":
+			return livefyretest.PullSkip
+		case "fail":
+			return livefyretest.PullFail
+		}
+		return livefyretest.PullNormally
+	})
+	mustPing(t, srv, "skip")
+	mustPing(t, srv, "fail")
+	mustPing(t, srv, "ok")
+	pulls := waitPulls(t, srv, 2)
+	got := map[string]bool{}
+	for _, p := range pulls {
+		got[p.UserID] = p.OK
+	}
+	if len(got) != 2 || !got["ok"] || got["fail"] {
+		t.Fatalf("pulls %+v; want ok pulled, fail failed, skip not pulled", pulls)
+	}
+	if _, ok := srv.Profile("fail"); ok {
+		t.Error("a failed pull stored the profile")
+	}
+	if _, ok := srv.Profile("skip"); ok {
+		t.Error("a skipped pull stored the profile")
+	}
+	if n := len(ep.seen()); n != 2 {
+		t.Errorf("the endpoint saw %d pulls, want 2 (ok and fail)", n)
+	}
+}
+
+// With PullJitter, pulls come between PullDelay and PullDelay+PullJitter
+// after their ping, in due order.
+func TestPullJitter(t *testing.T) {
+	ep := newEndpoint(t)
+	const n = 20
+	for i := range n {
+		u := fmt.Sprintf("u%d", i)
+		ep.set(u, `{"id":"`+u+`","display_name":"Name"}`)
+	}
+	const delay, jitter = 50 * time.Millisecond, 300 * time.Millisecond
+	srv := newServer(t, livefyretest.Config{Template: ep.URL + "/users/{id}", PullDelay: delay, PullJitter: jitter, PullWorkers: n})
+	start := time.Now()
+	for i := range n {
+		mustPing(t, srv, fmt.Sprintf("u%d", i))
+	}
+	pulls := waitPulls(t, srv, n)
+	if elapsed := time.Since(start); elapsed < delay {
+		t.Errorf("all pulled after %v, want at least %v", elapsed, delay)
+	}
+	inOrder := true
+	for i, p := range pulls {
+		if p.UserID != fmt.Sprintf("u%d", i) {
+			inOrder = false
+		}
+	}
+	if inOrder {
+		t.Errorf("%d pulls with %v of jitter came in ping order", n, jitter)
 	}
 }

@@ -12,7 +12,7 @@
 //
 // # States
 //
-// Every job is in one of four states; every transition below is one Badger
+// Every job is in one of five states; every transition below is one Badger
 // transaction (shared by concurrent Enqueues, see Group commit) that
 // rewrites the job record, except an Enqueue that finds a ping owed (see
 // below), which touches nothing.
@@ -26,6 +26,18 @@
 //	Dead --Enqueue--> Pending                      a fresh job: errors cleared
 //	Dead --PurgeDead--> (deleted)
 //	Leased --Open--> Pending or Retrying, due now  (the process that held it died)
+//	Leased --AckAwait--> Awaiting, due at a deadline  or Pending if Again, (deleted) if pulled already
+//	Awaiting --Confirm--> (deleted)                a pull at or after the ping
+//	Awaiting --Enqueue--> Pending                  a new episode, one write (not owed before)
+//	Awaiting --Lease--> Leased                     at its due: re-ping or Dead, the caller decides
+//
+// Awaiting (see confirm.go) is a ping Livefyre accepted and has not pulled
+// yet. It owes no ping, so it is not in the owed set and does not age
+// OldestPending; it has a due hint like any live job. Confirm and
+// PullFailed on a Leased job record the pull on it (PulledAt, PullError),
+// because Livefyre may pull before the ping's AckAwait commits. The
+// record's confirm fields are an optional tail after the error strings,
+// absent on jobs that never awaited a pull.
 //
 // Enqueue on a Pending or Retrying job, or on a Leased job with Again,
 // changes nothing: the ping owed will pull the user after the update, so

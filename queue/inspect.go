@@ -66,6 +66,8 @@ func (q *Queue) NextDue() (time.Time, bool, error) {
 // Stats counts one network's jobs by state.
 type Stats struct {
 	Pending, Leased, Retrying, Dead int
+	// Awaiting counts pings Livefyre accepted and has not pulled yet.
+	Awaiting int
 	// OldestPending is the earliest EnqueuedAt among the network's jobs
 	// that still owe a ping (Pending, Leased or Retrying), rounded down to
 	// the second: how long the oldest undelivered update has waited. Zero
@@ -82,7 +84,7 @@ func (q *Queue) Stats() (map[string]Stats, error) {
 	tallies := q.counters.snapshot()
 	out := make(map[string]Stats, len(tallies))
 	for network, t := range tallies {
-		s := Stats{Pending: t.pending, Leased: t.leased, Retrying: t.retrying, Dead: t.dead}
+		s := Stats{Pending: t.pending, Leased: t.leased, Retrying: t.retrying, Dead: t.dead, Awaiting: t.awaiting}
 		if oldest, ok := q.counters.oldest(network); ok && t.live() > 0 {
 			s.OldestPending = oldest
 		}

@@ -23,12 +23,16 @@ const (
 	// Dead jobs were given up on; they stay for inspection and Replay until
 	// PurgeDead.
 	Dead State = "dead"
+	// Awaiting jobs had their ping accepted by Livefyre and wait for
+	// Livefyre to pull the user (see Confirm) until Due, when they come
+	// back through Lease so the caller can ping again or give up.
+	Awaiting State = "awaiting"
 )
 
 // Valid reports whether s is one of the four states.
 func (s State) Valid() bool {
 	switch s {
-	case Pending, Leased, Retrying, Dead:
+	case Pending, Leased, Retrying, Dead, Awaiting:
 		return true
 	}
 	return false
@@ -59,6 +63,21 @@ type Job struct {
 	DeadAt                    time.Time
 	// LeaseID identifies the current lease while Leased, 0 otherwise.
 	LeaseID uint64
+
+	// PingedAt is when the last ping of the episode that Livefyre accepted
+	// was sent (AckAwait); zero until one was. A leased job with PingedAt
+	// set is a ping Livefyre did not pull in time: a re-ping.
+	PingedAt time.Time
+	// PulledAt is the last successful pull seen while the job was Leased
+	// (Livefyre may pull before the ping's AckAwait commits).
+	PulledAt time.Time
+	// Repings counts the pings Livefyre accepted after the episode's first
+	// one, because it had not pulled the user by Due.
+	Repings int
+	// PullError is the last failed pull of the user while the job awaited
+	// it (or was leased), at PullErrorAt; truncated to 1 KiB.
+	PullError   string
+	PullErrorAt time.Time
 }
 
 // Lease is a worker's claim on a job until Until. Pass it back to Ack,
@@ -86,7 +105,7 @@ const (
 	maxReasonLen = 1024
 )
 
-var stateCodes = map[State]byte{Pending: 'p', Leased: 'l', Retrying: 'r', Dead: 'd'}
+var stateCodes = map[State]byte{Pending: 'p', Leased: 'l', Retrying: 'r', Dead: 'd', Awaiting: 'a'}
 
 func stateOfCode(c byte) (State, bool) {
 	switch c {
@@ -98,12 +117,14 @@ func stateOfCode(c byte) (State, bool) {
 		return Retrying, true
 	case 'd':
 		return Dead, true
+	case 'a':
+		return Awaiting, true
 	}
 	return "", false
 }
 
 func (r *record) encode() []byte {
-	b := make([]byte, 0, 48+len(r.FirstError)+len(r.LastError))
+	b := make([]byte, 0, 48+len(r.FirstError)+len(r.LastError)+len(r.PullError))
 	b = append(b, recordV1, stateCodes[r.State])
 	var flags byte
 	if r.Again {
@@ -119,7 +140,21 @@ func (r *record) encode() []byte {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
+	if r.hasConfirmFields() {
+		// An optional tail, so records of jobs that never awaited a pull
+		// stay as small (and as readable by older builds) as before.
+		for _, t := range []time.Time{r.PingedAt, r.PulledAt, r.PullErrorAt} {
+			b = binary.AppendVarint(b, nanos(t))
+		}
+		b = binary.AppendUvarint(b, uint64(r.Repings))
+		b = binary.AppendUvarint(b, uint64(len(r.PullError)))
+		b = append(b, r.PullError...)
+	}
 	return b
+}
+
+func (r *record) hasConfirmFields() bool {
+	return !r.PingedAt.IsZero() || !r.PulledAt.IsZero() || !r.PullErrorAt.IsZero() || r.Repings != 0 || r.PullError != ""
 }
 
 var errCorrupt = errors.New("corrupt record")
@@ -144,6 +179,13 @@ func decodeRecord(key ref, b []byte) (*record, error) {
 	}
 	r.FirstError = d.string()
 	r.LastError = d.string()
+	if len(d.b) > 0 {
+		for _, t := range []*time.Time{&r.PingedAt, &r.PulledAt, &r.PullErrorAt} {
+			*t = fromNanos(d.varint())
+		}
+		r.Repings = int(d.uvarint())
+		r.PullError = d.string()
+	}
 	if d.bad {
 		return nil, fmt.Errorf("queue: job %s: %w: truncated", key, errCorrupt)
 	}

@@ -16,8 +16,9 @@ import (
 // coalesced is true and the job is unchanged (a Retrying job keeps its Due,
 // so backoff holds). A Leased job without Again gets Again, in one write,
 // so it becomes Pending once more on Ack: one more ping, however many
-// updates arrive during the lease. Otherwise (no job, or a Dead one) a new
-// Pending job is due now, with no attempts and no errors.
+// updates arrive during the lease. Otherwise (no job, a Dead one, or one
+// Awaiting its pull) a new Pending job is due now (or when MinInterval
+// allows), with no attempts and no errors.
 func (q *Queue) Enqueue(network, userID string) (coalesced bool, err error) {
 	if err := checkID("network", network); err != nil {
 		return false, err
@@ -59,7 +60,9 @@ func (q *Queue) enqueueIn(t *tx, req *enqueueReq, now time.Time) (coalesced bool
 		q.exists.add(req.r)
 		t.added = append(t.added, req.r)
 	}
-	if old == nil || old.State == Dead {
+	if old == nil || old.State == Dead || old.State == Awaiting {
+		// An update while Livefyre has yet to pull the user owes one more
+		// ping, as during a lease: the new episode's ping covers both.
 		due := q.notBefore(req.r, now)
 		t.wake = true
 		rec := &record{Job: Job{
@@ -82,8 +85,8 @@ func (q *Queue) enqueueIn(t *tx, req *enqueueReq, now time.Time) (coalesced bool
 	return true, t.put(req.r, old, &rec)
 }
 
-// Lease claims up to max jobs that are due (Pending, Retrying, or Leased
-// with an expired lease), earliest Due first, and leases each until now+d
+// Lease claims up to max jobs that are due (Pending, Retrying, Awaiting a
+// pull past its deadline, or Leased with an expired lease), earliest Due first, and leases each until now+d
 // under a fresh lease id. No two leases returned by concurrent calls name
 // the same job while the first is current. max is capped at 256.
 //

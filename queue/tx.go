@@ -166,14 +166,18 @@ func (t *tx) note(r string, old, rec *record) {
 	oldLive := old != nil && old.State != Dead
 	newLive := rec != nil && rec.State != Dead
 	dueMoved := !oldLive || !newLive || dueNanos(old.Due) != dueNanos(rec.Due)
-	ageMoved := !oldLive || !newLive || old.EnqueuedAt.Unix() != rec.EnqueuedAt.Unix()
+	// Awaiting jobs have a due time (their re-ping) but owe no ping yet, so
+	// they do not age OldestPending.
+	oldOwing := oldLive && old.State != Awaiting
+	newOwing := newLive && rec.State != Awaiting
+	ageMoved := !oldOwing || !newOwing || old.EnqueuedAt.Unix() != rec.EnqueuedAt.Unix()
 	if newLive && dueMoved {
 		t.hints = append(t.hints, hint{due: dueNanos(rec.Due), ref: r})
 	}
-	if oldLive && ageMoved {
+	if oldOwing && ageMoved {
 		t.ages = append(t.ages, ageMove{network: old.Network, at: old.EnqueuedAt.Unix(), n: -1})
 	}
-	if newLive && ageMoved {
+	if newOwing && ageMoved {
 		t.ages = append(t.ages, ageMove{network: rec.Network, at: rec.EnqueuedAt.Unix(), n: 1})
 	}
 	m := move{}
@@ -207,7 +211,7 @@ func (w *keyWriter) del(k []byte) {
 }
 
 // tally is one network's job count per state.
-type tally struct{ pending, leased, retrying, dead int }
+type tally struct{ pending, leased, retrying, dead, awaiting int }
 
 func (t *tally) add(s State, n int) {
 	switch s {
@@ -219,6 +223,8 @@ func (t *tally) add(s State, n int) {
 		t.retrying += n
 	case Dead:
 		t.dead += n
+	case Awaiting:
+		t.awaiting += n
 	}
 }
 

@@ -42,6 +42,8 @@ type Network struct {
 	InFlight   int  `json:"in_flight"`
 	Retrying   int  `json:"retrying"`
 	Dead       int  `json:"dead"`
+	// Awaiting counts pings Livefyre accepted and has not pulled yet.
+	Awaiting int `json:"awaiting"`
 	// Held is set while the network's pings are kept back unsent.
 	Held *Held `json:"held,omitempty"`
 	// OldestPendingSeconds is how long the oldest update still owed a ping

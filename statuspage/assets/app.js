@@ -96,6 +96,7 @@
       cell(tr, n.in_flight, "in_flight", "num");
       cell(tr, n.retrying, "retrying", "num");
       cell(tr, n.dead, "dead", n.dead > 0 ? "num bad" : "num");
+      cell(tr, n.awaiting, "awaiting", "num");
       if (n.held) {
         cell(tr, "Held until " + clock(n.held.until) + ": " + n.held.reason, "held", "warn");
       } else {
