@@ -159,7 +159,7 @@ func observeConfirmed(network string, pingedAt, pulledAt time.Time) {
 // (5xx) is recorded on it. Refusals (403, 400, 404, 429) say nothing about
 // the profile and are ignored. started is when the pull began: a pull that
 // fetched the profile before a ping was sent does not confirm that ping.
-func (h *Handler) afterPull(started time.Time, a pullAnswer) {
+func (h *Handler) afterPull(w http.ResponseWriter, started time.Time, a pullAnswer) {
 	if a.id == "" || h.app == nil || (a.status != http.StatusOK && a.status < 500) {
 		return
 	}
@@ -172,9 +172,9 @@ func (h *Handler) afterPull(started time.Time, a pullAnswer) {
 	if err != nil {
 		return
 	}
-	// The answer is written but not flushed: it reaches Livefyre when the
-	// handler returns, after this one small commit, so whoever sees the
-	// pull answered also sees the ping confirmed.
+	// The answer goes out before the queue is asked; Livefyre should not
+	// wait on our commit.
+	_ = http.NewResponseController(w).Flush()
 	if a.status == http.StatusOK {
 		c, err := s.queue.Confirm(network, a.id, started)
 		if err != nil {

@@ -265,6 +265,10 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// Unwrap lets http.ResponseController reach the connection (to flush the
+// pull's answer before the queue hears of it).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
 
 // servePullMetered is servePull, counted by status and timed.

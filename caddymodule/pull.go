@@ -397,7 +397,7 @@ func (h *Handler) servePull(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	a := h.answerPull(w, r)
 	h.logPull(r, a, time.Since(start))
-	h.afterPull(start, a)
+	h.afterPull(w, start, a)
 	return nil
 }
 
