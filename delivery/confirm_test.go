@@ -66,8 +66,16 @@ func (r *confirmRig) job(user string) queue.Job {
 func (r *confirmRig) awaitPing(user string, n int) queue.Job {
 	r.t.Helper()
 	waitFor(r.t, "accepted ping "+user, func() bool {
+		// The count first: once Livefyre has the n-th ping, the job can be
+		// Awaiting only by that ping's ack. Read the other way round, the
+		// Awaiting of ping n-1 could pair with the count of ping n while
+		// its ack is still to come, and the test's next clock step would
+		// land before that ack sets the due time.
+		if acceptedPings(r.emu)[user] != n {
+			return false
+		}
 		j, err := r.q.Get(network, user)
-		return err == nil && j.State == queue.Awaiting && acceptedPings(r.emu)[user] == n
+		return err == nil && j.State == queue.Awaiting
 	})
 	return r.job(user)
 }
