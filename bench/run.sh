@@ -5,7 +5,7 @@
 #   bench/run.sh            full run: 5 rounds × 10 s per variant (about 10 minutes)
 #   bench/run.sh --quick    2 rounds × 3 s, to check the harness (about 3 minutes)
 #   bench/run.sh -h         every option (rounds, duration, wrk threads and
-#                           connections, scenarios, -pprof <dir>, -keep)
+#                           connections, scenarios, -slices, -pprof <dir>, -keep)
 #
 # Installs wrk if missing (apt-get; run as root), builds bin/caddy from
 # ./cmd/caddy and bin/overhead from ./bench/overhead, then runs the scenarios

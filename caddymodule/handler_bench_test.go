@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
@@ -74,12 +76,7 @@ func TestServeHTTPUnwatchedAllocatesNothing(t *testing.T) {
 	h := requestPathHandler(t)
 	w := &discardWriter{h: http.Header{}}
 	nothing := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
-	for _, r := range []*http.Request{
-		caddyRequest(http.MethodGet, "http://127.0.0.1/api/users/u1"),     // watched path, other method
-		caddyRequest(http.MethodPatch, "http://127.0.0.1/api/teams/t1"),   // watched method, other path
-		caddyRequest(http.MethodGet, "http://127.0.0.1/static/app.js"),    // neither
-		caddyRequest(http.MethodPatch, "http://127.0.0.1/api/users/u1/x"), // one segment too many
-	} {
+	for _, r := range unwatchedRequests() {
 		allocs := testing.AllocsPerRun(100, func() {
 			if err := h.ServeHTTP(w, r, nothing); err != nil {
 				t.Fatal(err)
@@ -89,6 +86,82 @@ func TestServeHTTPUnwatchedAllocatesNothing(t *testing.T) {
 			t.Errorf("%s %s: %v allocations per request, want 0", r.Method, r.URL.Path, allocs)
 		}
 	}
+}
+
+// unwatchedRequests are requests to bench/run.sh's livefyre site that are
+// neither a pull nor a watched update.
+func unwatchedRequests() []*http.Request {
+	return []*http.Request{
+		caddyRequest(http.MethodGet, "http://127.0.0.1/api/users/u1"),      // watched path, other method
+		caddyRequest(http.MethodPatch, "http://127.0.0.1/api/teams/t1"),    // watched method, other path
+		caddyRequest(http.MethodGet, "http://127.0.0.1/static/app.js"),     // neither
+		caddyRequest(http.MethodPatch, "http://127.0.0.1/api/users/u1/x"),  // one segment too many
+		caddyRequest(http.MethodGet, "http://127.0.0.1/livefyre/pulls/u1"), // shares the pull path's prefix
+		caddyRequest(http.MethodGet, "http://127.0.0.1/livefyre"),          // a parent of the pull path
+	}
+}
+
+// TestServeHTTPUnwatchedLeavesNoTrace checks that an unwatched request is
+// not counted or recorded anywhere: the plugin's metrics and the status
+// page's pull log stay as they were. (The metrics are nil-safe, so the
+// allocation test above, whose handler has none, would not notice.)
+func TestServeHTTPUnwatchedLeavesNoTrace(t *testing.T) {
+	h := requestPathHandler(t)
+	h.metrics = metricsFor("unwatched-trace.fyre.co")
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(sharedCollectors...)
+	before := networkSeries(t, reg, h.metrics.network)
+	pullsBefore := ownPulls(h.metrics.network)
+	w := &discardWriter{h: http.Header{}}
+	nothing := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	for _, r := range unwatchedRequests() {
+		for range 3 {
+			if err := h.ServeHTTP(w, r, nothing); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if after := networkSeries(t, reg, h.metrics.network); !maps.Equal(before, after) {
+		t.Errorf("metrics of the network changed:\nbefore %v\nafter  %v", before, after)
+	}
+	if n := ownPulls(h.metrics.network); n != pullsBefore {
+		t.Errorf("the status page's pull log holds %d pulls of the network, had %d", n, pullsBefore)
+	}
+}
+
+// ownPulls counts the pulls of network in the status page's pull log.
+func ownPulls(network string) int {
+	n := 0
+	for _, a := range recentPulls.newest("", recentPings) {
+		if a.Network == network {
+			n++
+		}
+	}
+	return n
+}
+
+// networkSeries is every counter value and histogram count of network's
+// series in reg, by metric name and labels.
+func networkSeries(t *testing.T, reg *prometheus.Registry, network string) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			key, ours := f.GetName(), false
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+				ours = ours || (l.GetName() == "network" && l.GetValue() == network)
+			}
+			if ours {
+				out[key] = m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return out
 }
 
 // TestServeHTTPOwedUpdateAllocations bounds what a watched update of a

@@ -213,6 +213,12 @@ type pair struct {
 // sideBySide runs base and live for each round, alternating which goes
 // first so a drift of the machine's load does not favour either, and
 // returns the rounds and the largest RSS of caddy seen during live runs.
+//
+// With -slices n > 1, each variant's run in a round is cut into n slices
+// of duration/n, interleaved base, live, live, base, base, … (or the
+// mirror image): both variants then sample the same moments of the shared
+// machine's load, which moves Caddy's CPU per request far more than the
+// plugin does.
 func (b *bench) sideBySide(ctx context.Context, name string, caddy *proc, base, live func(round int) wrkRun) ([]pair, memory, error) {
 	var peak memory
 	if b.o.warmup > 0 {
@@ -223,40 +229,83 @@ func (b *bench) sideBySide(ctx context.Context, name string, caddy *proc, base, 
 			}
 		}
 	}
+	parts := max(b.o.slices, 1)
 	pairs := make([]pair, 0, b.o.rounds)
 	for round := range b.o.rounds {
 		pr := pair{BaseFirst: round%2 == 0}
+		var baseRun, liveRun measured
 		runLive := func() error {
+			w := live(round)
+			w.Duration /= time.Duration(parts)
 			sampler := sampleRSS(caddy.pid(), 200*time.Millisecond)
 			profiled := b.profileRound(ctx, round, name)
-			rep, cpu, err := b.runWrkCPU(ctx, caddy, live(round))
+			rep, cpu, err := b.runWrkCPU(ctx, caddy, w)
 			if m := sampler.peak(); m.RSS > peak.RSS {
 				peak = m
 			}
 			profiled()
-			pr.Live, pr.LiveCPU = rep, cpu
+			liveRun.add(rep, cpu)
 			return err
 		}
-		runBase := func() (err error) {
+		runBase := func() error {
+			w := base(round)
+			w.Duration /= time.Duration(parts)
 			profiled := b.profileRound(ctx, round, name+"-plain")
-			pr.Base, pr.BaseCPU, err = b.runWrkCPU(ctx, caddy, base(round))
+			rep, cpu, err := b.runWrkCPU(ctx, caddy, w)
 			profiled()
+			baseRun.add(rep, cpu)
 			return err
 		}
-		steps := []func() error{runBase, runLive}
-		if !pr.BaseFirst {
-			steps[0], steps[1] = steps[1], steps[0]
-		}
-		for _, step := range steps {
+		for _, baseNext := range sliceOrder(pr.BaseFirst, parts) {
+			step := runLive
+			if baseNext {
+				step = runBase
+			}
 			if err := step(); err != nil {
 				return nil, peak, err
 			}
 		}
+		pr.Base, pr.BaseCPU = baseRun.rep, baseRun.perRequest()
+		pr.Live, pr.LiveCPU = liveRun.rep, liveRun.perRequest()
 		fmt.Fprintf(os.Stderr, "%s round %d: base %.0f req/s p99 %v, livefyre %.0f req/s p99 %v\n",
 			name, round+1, pr.Base.rps(), pr.Base.p99(), pr.Live.rps(), pr.Live.p99())
 		pairs = append(pairs, pr)
 	}
 	return pairs, peak, nil
+}
+
+// sliceOrder is the order of one round's runs, true for base: base first
+// (or live first), then pairs that swap places each slice (ABBAAB…), so
+// neither variant always follows the other.
+func sliceOrder(baseFirst bool, slices int) []bool {
+	order := make([]bool, 0, 2*slices)
+	for i := range slices {
+		first := baseFirst == (i%2 == 0)
+		order = append(order, first, !first)
+	}
+	return order
+}
+
+// measured is one variant's runs in a round: wrk's summaries merged, and
+// the CPU time Caddy used meanwhile.
+type measured struct {
+	rep wrkReport
+	cpu time.Duration
+}
+
+func (m *measured) add(rep wrkReport, cpu time.Duration) {
+	m.rep = m.rep.merge(rep)
+	m.cpu += cpu
+}
+
+// perRequest is the CPU time Caddy used per request: what the plugin costs
+// Caddy itself, which the machine's other load disturbs less than it
+// disturbs throughput.
+func (m measured) perRequest() time.Duration {
+	if m.rep.Requests == 0 {
+		return 0
+	}
+	return m.cpu / time.Duration(m.rep.Requests)
 }
 
 // profileRound starts a CPU profile of Caddy, saved as name, when this is
@@ -276,7 +325,7 @@ func (b *bench) profileRound(ctx context.Context, round int, name string) (wait 
 }
 
 // runWrkCPU runs w and returns, besides its summary, the CPU time caddy
-// used per request meanwhile.
+// used meanwhile.
 func (b *bench) runWrkCPU(ctx context.Context, caddy *proc, w wrkRun) (wrkReport, time.Duration, error) {
 	before, err := cpuTime(caddy.pid())
 	if err != nil {
@@ -290,7 +339,7 @@ func (b *bench) runWrkCPU(ctx context.Context, caddy *proc, w wrkRun) (wrkReport
 	if err != nil {
 		return rep, 0, err
 	}
-	return rep, (after - before) / time.Duration(rep.Requests), nil
+	return rep, after - before, nil
 }
 
 // cpuProfile saves a CPU profile of Caddy taken over d (less a second, so

@@ -33,9 +33,12 @@ type options struct {
 
 	rounds   int
 	duration time.Duration
-	warmup   time.Duration
-	threads  int
-	conns    int
+	// slices cuts each variant's run in a round into this many
+	// interleaved runs (see sideBySide).
+	slices  int
+	warmup  time.Duration
+	threads int
+	conns   int
 	// pullConns is the wrk connection count of scenario 4: 1 measures the
 	// latency of one request at a time, as BenchmarkPullOverhead does.
 	pullConns int
@@ -61,6 +64,7 @@ func parseFlags(args []string) (options, error) {
 	quick := fs.Bool("quick", false, "short run to check the harness: 2 rounds of 3s, short ping steps, 20000 pending pings")
 	fs.IntVar(&o.rounds, "rounds", 5, "rounds per scenario; each round runs both variants, in alternating order")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "wrk duration of each variant in each round")
+	fs.IntVar(&o.slices, "slices", 1, "cut each variant's run in a round into this many interleaved runs (base, live, live, base, …) of duration/slices, at least 1s each, so both variants see the same moments of the machine's other load")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unrecorded wrk run of each variant before a scenario")
 	fs.IntVar(&o.threads, "threads", 2, "wrk threads")
 	fs.IntVar(&o.conns, "conns", 32, "wrk connections for scenarios 1 and 2")
@@ -103,6 +107,12 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.rounds < 1 || o.threads < 1 || o.conns < o.threads || o.pullConns < 1 || o.pending < 1 || o.steadyRate <= 0 {
 		return o, fmt.Errorf("rounds, threads, conns (≥ threads), pull-conns, pending and steady-rate must be positive")
+	}
+	if o.slices < 1 || o.duration/time.Duration(o.slices) < time.Second {
+		return o, fmt.Errorf("-slices %d: want at least 1, and at most one slice per second of -duration (%s)", o.slices, o.duration)
+	}
+	if o.slices > 1 && o.pprofDir != "" {
+		return o, fmt.Errorf("-pprof profiles a whole run of one variant: use it with -slices 1")
 	}
 	if o.portBase < 1024 || o.portBase > 65535-100 {
 		return o, fmt.Errorf("-port-base %d: want 1024-65435", o.portBase)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -292,6 +293,53 @@ func TestWritePairsReportsCPU(t *testing.T) {
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestWrkReportMerge(t *testing.T) {
+	a := wrkReport{Requests: 3000, DurationUS: 1_000_000, ReadErrors: 1, P50US: 400, P90US: 800, P99US: 2000, MaxUS: 9000, MeanUS: 500}
+	b := wrkReport{Requests: 1000, DurationUS: 1_000_000, Timeouts: 2, P50US: 800, P90US: 1200, P99US: 6000, MaxUS: 7000, MeanUS: 900}
+	got := wrkReport{}.merge(a).merge(b)
+	want := wrkReport{Requests: 4000, DurationUS: 2_000_000, ReadErrors: 1, Timeouts: 2, P50US: 500, P90US: 900, P99US: 3000, MaxUS: 9000, MeanUS: 600}
+	if got != want {
+		t.Errorf("merge = %+v, want %+v", got, want)
+	}
+	if got.rps() != 2000 || got.failed() != 3 {
+		t.Errorf("merged rps %v, failed %d; want 2000, 3", got.rps(), got.failed())
+	}
+}
+
+func TestSliceOrder(t *testing.T) {
+	tests := []struct {
+		baseFirst bool
+		slices    int
+		want      []bool
+	}{
+		{true, 1, []bool{true, false}},
+		{false, 1, []bool{false, true}},
+		{true, 3, []bool{true, false, false, true, true, false}},
+		{false, 2, []bool{false, true, true, false}},
+	}
+	for _, tt := range tests {
+		if got := sliceOrder(tt.baseFirst, tt.slices); !slices.Equal(got, tt.want) {
+			t.Errorf("sliceOrder(%v, %d) = %v, want %v", tt.baseFirst, tt.slices, got, tt.want)
+		}
+	}
+}
+
+func TestSlicesFlag(t *testing.T) {
+	o, err := parseFlags([]string{"-slices", "5", "-duration", "10s"})
+	if err != nil || o.slices != 5 {
+		t.Fatalf("-slices 5 -duration 10s: %+v, %v", o.slices, err)
+	}
+	for _, args := range [][]string{
+		{"-slices", "0"},
+		{"-slices", "4", "-duration", "3s"},
+		{"-slices", "2", "-pprof", t.TempDir()},
+	} {
+		if _, err := parseFlags(args); err == nil {
+			t.Errorf("parseFlags(%q) succeeded", args)
 		}
 	}
 }

@@ -98,8 +98,12 @@ func (r *results) markdown() string {
 		fmt.Fprintf(&sb, "- %s\n", m)
 	}
 	fmt.Fprintf(&sb, "- load average at end: %s; run took %s\n", r.loadAfter, r.finished.Sub(r.started).Round(time.Second))
-	fmt.Fprintf(&sb, "- settings: %d rounds × %s per variant (after a %s warm-up of each), wrk -t%d -c%d (pull: -c%d); every variant alternates which goes first\n\n",
-		o.rounds, o.duration, o.warmup, o.threads, o.conns, o.pullConns)
+	interleave := "every variant alternates which goes first"
+	if o.slices > 1 {
+		interleave = fmt.Sprintf("each variant's run in a round is %d interleaved slices of %s (base, livefyre, livefyre, base, …; rounds alternate which goes first), latency percentiles the request-weighted mean of the slices'", o.slices, o.duration/time.Duration(o.slices))
+	}
+	fmt.Fprintf(&sb, "- settings: %d rounds × %s per variant (after a %s warm-up of each), wrk -t%d -c%d (pull: -c%d); %s\n\n",
+		o.rounds, o.duration, o.warmup, o.threads, o.conns, o.pullConns, interleave)
 	sb.WriteString("Everything ran on 127.0.0.1: a minimal Go app (`bench/overhead upstream`), the Livefyre emulator (`caddy livefyre emulator`) and one `caddy` built from `./cmd/caddy`, with `durability process`. Ratios are livefyre ÷ plain within one round; each row of a summary gives the median and, in brackets, the range over the rounds.\n\n")
 
 	if len(r.unwatched) > 0 {

@@ -39,6 +39,34 @@ func (r wrkReport) rps() float64 {
 	return float64(r.Requests) / (float64(r.DurationUS) / 1e6)
 }
 
+// merge adds o, a later run of the same load, to r. Counts and durations
+// add up; each latency percentile becomes the mean of the two runs',
+// weighted by their requests, and the maximum the larger one. wrk reports
+// percentiles rather than its histogram, so a merged percentile is an
+// approximation; the -slices runs it merges are of the same load.
+func (r wrkReport) merge(o wrkReport) wrkReport {
+	n := r.Requests + o.Requests
+	if n == 0 {
+		return o
+	}
+	mean := func(a, b float64) float64 { return (a*float64(r.Requests) + b*float64(o.Requests)) / float64(n) }
+	pct := func(a, b int64) int64 { return int64(mean(float64(a), float64(b)) + 0.5) }
+	return wrkReport{
+		Requests:      n,
+		DurationUS:    r.DurationUS + o.DurationUS,
+		ConnectErrors: r.ConnectErrors + o.ConnectErrors,
+		ReadErrors:    r.ReadErrors + o.ReadErrors,
+		WriteErrors:   r.WriteErrors + o.WriteErrors,
+		StatusErrors:  r.StatusErrors + o.StatusErrors,
+		Timeouts:      r.Timeouts + o.Timeouts,
+		P50US:         pct(r.P50US, o.P50US),
+		P90US:         pct(r.P90US, o.P90US),
+		P99US:         pct(r.P99US, o.P99US),
+		MaxUS:         max(r.MaxUS, o.MaxUS),
+		MeanUS:        mean(r.MeanUS, o.MeanUS),
+	}
+}
+
 // failed counts every failed request: socket errors, timeouts and answers
 // of 400 or more.
 func (r wrkReport) failed() int64 {
