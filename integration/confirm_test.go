@@ -81,21 +81,7 @@ func TestCrashConvergesWithConfirm(t *testing.T) {
 		wg.Go(func() {
 			client := &http.Client{Timeout: 10 * time.Second}
 			for u := range next {
-				// A client resends an update that got no answer.
-				for deadline := time.Now().Add(2 * time.Minute); ; {
-					status, err := put(client, procBase, u)
-					if err == nil {
-						if status != http.StatusOK {
-							t.Errorf("PUT %s answered %d", u, status)
-						}
-						break
-					}
-					if time.Now().After(deadline) {
-						t.Errorf("PUT %s: no answer for 2 minutes: %v", u, err)
-						break
-					}
-					time.Sleep(20 * time.Millisecond)
-				}
+				putUntilAnswered(t, client, u)
 				answered <- struct{}{}
 			}
 		})

@@ -219,23 +219,10 @@ func TestCrashLosesNoUpdate(t *testing.T) {
 		wg.Go(func() {
 			client := &http.Client{Timeout: 10 * time.Second}
 			for u := range next {
-				for deadline := time.Now().Add(2 * time.Minute); ; {
-					status, err := put(client, procBase, u)
-					if err == nil {
-						if status != http.StatusOK {
-							t.Errorf("PUT %s answered %d", u, status)
-						}
-						break
-					}
-					if time.Now().After(deadline) {
-						t.Errorf("PUT %s: no answer for 2 minutes: %v", u, err)
-						break
-					}
-					mu.Lock()
-					resends++
-					mu.Unlock()
-					time.Sleep(20 * time.Millisecond)
-				}
+				r := putUntilAnswered(t, client, u)
+				mu.Lock()
+				resends += r
+				mu.Unlock()
 				answered <- struct{}{}
 			}
 		})
@@ -376,5 +363,25 @@ func TestShutdownDrainsThenKeepsTheRest(t *testing.T) {
 			t.Logf("%v: exit took %v (drain_timeout %v); %d pings accepted before it, %d cut off and sent after the restart",
 				tt.signal, took.Round(time.Millisecond), tt.drain, accepted, cut)
 		})
+	}
+}
+
+// putUntilAnswered PUTs user's profile through the sidecar process and, as
+// a client would, sends it again while no answer comes (the sidecar is
+// being restarted), for up to 2 minutes. It returns how often it resent.
+func putUntilAnswered(t *testing.T, client *http.Client, user string) (resends int) {
+	for deadline := time.Now().Add(2 * time.Minute); ; resends++ {
+		status, err := put(client, procBase, user)
+		if err == nil {
+			if status != http.StatusOK {
+				t.Errorf("PUT %s answered %d", user, status)
+			}
+			return resends
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("PUT %s: no answer for 2 minutes: %v", user, err)
+			return resends
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
