@@ -16,6 +16,7 @@ import (
 
 	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
+	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
 
 func init() {
@@ -129,8 +130,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &h.ProbeUser); err != nil {
 				return err
 			}
-			if !usableUserID(h.ProbeUser) {
-				return d.Errf("probe_user %q: a user id must match ^[A-Za-z0-9_.-]+$", h.ProbeUser)
+			if err := userid.Check(h.ProbeUser); err != nil {
+				return d.Errf("probe_user: %v", err)
 			}
 		case "watch":
 			watchLines = append(watchLines, d.Line())
@@ -300,7 +301,7 @@ func parsePull(d *caddyfile.Dispenser) (*Pull, error) {
 			if err := oneArg(d, &p.Upstream); err != nil {
 				return nil, err
 			}
-			if err := checkUpstream(p.Upstream); err != nil {
+			if _, err := userid.ParseURL("upstream", p.Upstream); err != nil {
 				return nil, d.WrapErr(err)
 			}
 		case "header_up":

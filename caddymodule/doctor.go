@@ -15,6 +15,7 @@ import (
 
 	"github.com/caddy-livefyre/caddy-livefyre/livefyretest"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
+	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
 
 // doctorRequest is the body of POST /livefyre/doctor.
@@ -390,7 +391,7 @@ func (d *doctorRun) checkPullURL(c *pullclient.Client, h *Handler, user string) 
 		d.add(c.Network, "pull_url", checkSkip, "not run: no sample user", "set probe_user in the livefyre directive, or pass --user")
 		return
 	}
-	shown := fillPullURL(h.Pull.URL, user)
+	shown := h.Pull.url.Fill(user)
 	siblingsOf(c.Network).probed(user, d.now()) // doctor's own pull proves nothing about replicas
 	ttl := c.TokenTTL
 	if ttl <= 0 {
@@ -442,17 +443,6 @@ func (d *doctorRun) checkPullURL(c *pullclient.Client, h *Handler, user string) 
 		}
 		d.add(c.Network, "pull_url", checkPass, fmt.Sprintf("%s answered a valid profile to a fresh system token, as Livefyre will see it", shown), "")
 	}
-}
-
-// fillPullURL puts a user id into a pull URL template, escaped for where
-// {id} stands.
-func fillPullURL(template, id string) string {
-	path, query, hasQuery := strings.Cut(template, "?")
-	out := strings.ReplaceAll(path, "{id}", url.PathEscape(id))
-	if hasQuery {
-		out += "?" + strings.ReplaceAll(query, "{id}", url.QueryEscape(id))
-	}
-	return out
 }
 
 // checkConfirm reports the closed loop of a network, and warns when this
@@ -524,4 +514,14 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// fillPullURL puts a user id into a pull URL template (admin_test.go's
+// TestFillPullURL covers it; the template type is userid.Template).
+func fillPullURL(template, id string) string {
+	t, err := userid.ParseURL("the pull URL", template)
+	if err != nil {
+		return template
+	}
+	return t.Fill(id)
 }

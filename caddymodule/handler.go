@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
+	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
 
 func init() {
@@ -143,8 +144,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.Pull.register(network)
 	}
-	if h.ProbeUser != "" && !usableUserID(h.ProbeUser) {
-		return fmt.Errorf("probe_user %q: a user id must match ^[A-Za-z0-9_.-]+$", h.ProbeUser)
+	if h.ProbeUser != "" {
+		if err := userid.Check(h.ProbeUser); err != nil {
+			return fmt.Errorf("probe_user: %w", err)
+		}
 	}
 
 	appVal, err := ctx.App("livefyre")

@@ -10,9 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
+	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
 
 // Pull is the endpoint Livefyre calls to fetch a profile.
@@ -90,10 +89,8 @@ type Pull struct {
 	// (no cache).
 	Cache caddy.Duration `json:"cache,omitempty"`
 
-	base        string // request paths equal to or under base are ours
-	segments    []string
-	idIndex     int    // path segment holding {id}, or -1
-	queryParam  string // query parameter holding {id}, or ""
+	url         *userid.Template // the public pull URL
+	upstream    *userid.Template
 	mapper      *profile.Mapper
 	client      *http.Client
 	dialTimeout time.Duration
@@ -122,7 +119,8 @@ func (p *Pull) provision() error {
 	if p.Upstream == "" {
 		return errors.New("upstream is required: the app's profile API, e.g. http://127.0.0.1:3000/api/users/{id}")
 	}
-	if err := checkUpstream(p.Upstream); err != nil {
+	var err error
+	if p.upstream, err = userid.ParseURL("upstream", p.Upstream); err != nil {
 		return err
 	}
 	// Canonical names, so "authorization" and "Authorization" are one header
@@ -136,7 +134,6 @@ func (p *Pull) provision() error {
 		headers[key] = append(headers[key], vals...)
 	}
 	p.HeaderUp = headers
-	var err error
 	p.mapper, err = profile.NewMapper(p.Map)
 	if err != nil {
 		return err
@@ -186,71 +183,10 @@ func (p *Pull) provision() error {
 	return nil
 }
 
-// parseURL compiles the public pull URL: where {id} stands, and which
-// request paths belong to the pull endpoint.
-func (p *Pull) parseURL() error {
-	if !strings.Contains(p.URL, "{id}") {
-		return errors.New("the pull URL must contain {id}")
-	}
-	if idInAuthority(p.URL) {
-		return errors.New("{id} must be in the pull URL's path or query, not in its host")
-	}
-	u, err := url.Parse(p.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return errors.New("the pull URL must be an absolute http(s) URL")
-	}
-	p.idIndex, p.queryParam = -1, ""
-	p.segments = strings.Split(strings.TrimPrefix(u.Path, "/"), "/")
-	for i, s := range p.segments {
-		if s == "{id}" {
-			if p.idIndex >= 0 {
-				return errors.New("{id} may appear only once in the pull URL's path")
-			}
-			p.idIndex = i
-		} else if strings.Contains(s, "{id}") {
-			return fmt.Errorf("path segment %q: {id} must be a whole segment", s)
-		}
-	}
-	for name, vals := range u.Query() {
-		for _, v := range vals {
-			if v != "{id}" {
-				continue
-			}
-			if p.queryParam != "" {
-				return errors.New("{id} may appear only once in the pull URL's query")
-			}
-			p.queryParam = name
-		}
-	}
-	switch {
-	case p.idIndex >= 0 && p.queryParam != "":
-		return errors.New("{id} must appear once, in the path or in the query")
-	case p.idIndex >= 0:
-		p.base = "/" + strings.Join(p.segments[:p.idIndex], "/")
-	case p.queryParam != "":
-		p.base = u.Path
-	default:
-		return errors.New("{id} must be a whole path segment or a whole query value")
-	}
-	p.base = strings.TrimSuffix(p.base, "/")
-	if p.base == "" {
-		return errors.New("the pull URL needs a fixed path before {id} (e.g. /livefyre/pull/{id}); otherwise it would capture the whole site")
-	}
-	return nil
-}
-
-// checkUpstream checks the app's profile API URL template.
-func checkUpstream(upstream string) error {
-	if !strings.Contains(upstream, "{id}") {
-		return errors.New("upstream must contain {id}")
-	}
-	if idInAuthority(upstream) {
-		return errors.New("upstream: {id} must be in the path or query, not in the host")
-	}
-	if err := checkBaseURL(upstream); err != nil {
-		return fmt.Errorf("upstream: %w", err)
-	}
-	return nil
+// parseURL parses the public pull URL once.
+func (p *Pull) parseURL() (err error) {
+	p.url, err = userid.ParsePullURL(p.URL)
+	return err
 }
 
 // checkHeaderUp refuses headers that belong to the connection or carry
@@ -260,19 +196,6 @@ func checkHeaderUp(name string) error {
 		return fmt.Errorf("header_up cannot set %s", name)
 	}
 	return nil
-}
-
-// idInAuthority reports whether {id} stands in the scheme, user info or host
-// of an absolute URL template, where a user id must never go.
-func idInAuthority(raw string) bool {
-	_, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return false // not absolute: the URL checks refuse it
-	}
-	if end := strings.IndexAny(rest, "/?#"); end >= 0 {
-		rest = rest[:end]
-	}
-	return strings.Contains(rest, "{id}")
 }
 
 // register makes the watchers of network invalidate this endpoint's cache.
@@ -295,83 +218,26 @@ func (p *Pull) cleanup() {
 	}
 }
 
-// owns reports whether a request path is under the pull URL's path. Pull
-// requests carry a token, so the app must never see one: a path that only
-// reaches the pull URL's path once cleaned ("/livefyre//pull/1"), or that
-// differs from it only in case, is the plugin's too (it answers 404).
-func (p *Pull) owns(reqPath string) bool {
-	return p.under(reqPath) || p.under(path.Clean(reqPath))
-}
-
-func (p *Pull) under(reqPath string) bool {
-	n := len(p.base)
-	return len(reqPath) >= n && strings.EqualFold(reqPath[:n], p.base) && (len(reqPath) == n || reqPath[n] == '/')
-}
+// owns reports whether a request path is under the pull URL's path (see
+// userid.Template.Owns): the app must never see a pull request's token.
+func (p *Pull) owns(reqPath string) bool { return p.url.Owns(reqPath) }
 
 // checkWatches refuses watch routes under the pull URL's path: the pull
 // endpoint answers those requests itself, so the app would never see the
 // updates.
 func (p *Pull) checkWatches(watches []*Watch) error {
-	base := strings.Split(strings.TrimPrefix(p.base, "/"), "/")
 	for _, w := range watches {
-		if len(w.segments) < len(base) {
-			continue
-		}
-		overlap := true
-		for i, b := range base {
-			if seg := w.segments[i]; seg != "*" && seg != "{id}" && !strings.EqualFold(seg, b) {
-				overlap = false
-				break
-			}
-		}
-		if overlap {
-			return fmt.Errorf("watch %s is under the pull URL's path %s, which the pull endpoint answers itself; move the pull URL (e.g. to /livefyre/pull/{id})", w.Path, p.base)
+		if w.path.Under(p.url) {
+			return fmt.Errorf("watch %s is under the pull URL's path %s, which the pull endpoint answers itself; move the pull URL (e.g. to /livefyre/pull/{id})", w.Path, p.url.Base())
 		}
 	}
 	return nil
 }
 
-// requestedID finds the user id in a pull request; false means the path
-// does not fit the pull URL. A path id is read from the escaped path, so an
-// encoded slash stays inside the id (and makes it invalid) rather than
-// splitting it.
-func (p *Pull) requestedID(r *http.Request) (string, bool) {
-	if p.queryParam != "" {
-		// base has no trailing slash; Livefyre's own example template is
-		// ".../some_path/?id={id}".
-		if strings.TrimSuffix(r.URL.Path, "/") != p.base {
-			return "", false
-		}
-		return r.URL.Query().Get(p.queryParam), true
-	}
-	got := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/")
-	if len(got) != len(p.segments) {
-		return "", false
-	}
-	id := ""
-	for i, want := range p.segments {
-		seg, err := url.PathUnescape(got[i])
-		switch {
-		case err != nil:
-			return "", false
-		case i == p.idIndex:
-			id = seg
-		case seg != want:
-			return "", false
-		}
-	}
-	return id, true
-}
-
 // upstreamURL fills {id} (escaped for where it stands) and then any Caddy
 // placeholders. {id} goes first: a replacer would blank it.
 func (p *Pull) upstreamURL(id string, repl *caddy.Replacer) (string, error) {
-	raw := p.Upstream
-	path, query, hasQuery := strings.Cut(raw, "?")
-	raw = strings.ReplaceAll(path, "{id}", url.PathEscape(id))
-	if hasQuery {
-		raw += "?" + strings.ReplaceAll(query, "{id}", url.QueryEscape(id))
-	}
+	raw := p.upstream.Fill(id)
 	if repl != nil {
 		raw = repl.ReplaceAll(raw, "")
 	}
@@ -449,8 +315,8 @@ func (h *Handler) answerPull(w http.ResponseWriter, r *http.Request) pullAnswer 
 	p := h.Pull
 	// The id is read up front for the access line only: nothing below
 	// trusts it before the token is checked.
-	id, ok := p.requestedID(r)
-	if !ok || !usableUserID(id) {
+	id, ok := p.url.Extract(r.URL)
+	if !ok || !userid.Valid(id) {
 		id = ""
 	}
 	peer, client, addrOK := clientAddrs(r)
@@ -623,14 +489,6 @@ func (p *Pull) fetch(ctx context.Context, target string, repl *caddy.Replacer) (
 		return http.StatusBadGateway, nil, "the app's answer is not a JSON object"
 	}
 	return http.StatusOK, doc, ""
-}
-
-// usableUserID reports whether id is a Livefyre user id that can also stand
-// as one URL path segment. "." and ".." match Livefyre's id pattern, but in
-// a path they name the segment itself or its parent: the upstream request
-// would reach another resource of the app, and a ping another endpoint.
-func usableUserID(id string) bool {
-	return pullclient.ValidUserID(id) && id != "." && id != ".."
 }
 
 // redactURLError drops the URL from a client error: the upstream URL may

@@ -94,9 +94,9 @@ func TestPullRouting(t *testing.T) {
 			if !rq.owned {
 				continue
 			}
-			id, ok := p.requestedID(r)
+			id, ok := p.url.Extract(r.URL)
 			if id != rq.id || ok != rq.idOK {
-				t.Errorf("pull %s: requestedID(%s) = %q, %v; want %q, %v", tt.url, rq.target, id, ok, rq.id, rq.idOK)
+				t.Errorf("pull %s: Extract(%s) = %q, %v; want %q, %v", tt.url, rq.target, id, ok, rq.id, rq.idOK)
 			}
 		}
 	}
@@ -485,7 +485,7 @@ func TestPullRoutingOddPaths(t *testing.T) {
 		if got := tt.p.owns(r.URL.Path); got != tt.owned {
 			t.Errorf("%s: owns = %v, want %v", tt.target, got, tt.owned)
 		}
-		id, ok := tt.p.requestedID(r)
+		id, ok := tt.p.url.Extract(r.URL)
 		if id != tt.id || ok != tt.idOK {
 			t.Errorf("%s: requestedID = %q, %v; want %q, %v", tt.target, id, ok, tt.id, tt.idOK)
 		}

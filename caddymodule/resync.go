@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
+	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
 
 // maxBadLinesReported bounds the bad lines a resync report lists; it counts
@@ -117,7 +118,7 @@ func (r *resyncer) line(line []byte) {
 		r.report.Blank++
 	case len(id) > queue.MaxIDLen:
 		r.report.bad(line, fmt.Sprintf("longer than %d bytes", queue.MaxIDLen))
-	case !usableUserID(id):
+	case !userid.Valid(id):
 		r.report.bad(line, "not a Livefyre user id (letters, digits, _ . - only)")
 	default:
 		r.batch = append(r.batch, resyncID{line: r.report.Lines, id: id})

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
+	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
 
 // registerHandler records a site's handler under its network, so the admin
@@ -129,3 +130,6 @@ func describeWatch(w *Watch) string {
 	}
 	return s
 }
+
+// usableUserID is userid.Valid, for the admin API until it moves out.
+func usableUserID(id string) bool { return userid.Valid(id) }

@@ -21,6 +21,7 @@ import (
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
 	"github.com/caddy-livefyre/caddy-livefyre/statuspage"
+	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
 
 func init() {
@@ -163,7 +164,7 @@ type pullRecord struct {
 func recordPull(h *Handler, r *http.Request, status int, start time.Time, took time.Duration) {
 	statusActivity.Pull(status)
 	rec := pullRecord{at: start, network: h.metrics.network, pull: h.Pull, path: r.URL.Path, rawPath: r.URL.RawPath, status: status, took: took}
-	if h.Pull.queryParam != "" {
+	if h.Pull.url.QueryParam() != "" {
 		rec.query = r.URL.RawQuery
 	}
 	l := recentPulls
@@ -187,8 +188,8 @@ func (l *pullLog) newest(userID string, limit int) []statuspage.Attempt {
 		if len(out) == limit {
 			break
 		}
-		id, _ := rec.pull.requestedID(&http.Request{URL: &url.URL{Path: rec.path, RawPath: rec.rawPath, RawQuery: rec.query}})
-		if !usableUserID(id) {
+		id, _ := rec.pull.url.Extract(&url.URL{Path: rec.path, RawPath: rec.rawPath, RawQuery: rec.query})
+		if !userid.Valid(id) {
 			id = ""
 		}
 		if userID != "" && id != userID {
@@ -347,8 +348,8 @@ func (src statusSource) Purge(_ context.Context, network string, userIDs []strin
 // if none are listed) and runs it on the network the users are on.
 func (src statusSource) deadLetters(network string, userIDs []string, act func(q *queue.Queue, network string) (int, error)) (int, error) {
 	for _, id := range userIDs {
-		if !usableUserID(id) {
-			return 0, fmt.Errorf("%w: invalid user id %q: it must match ^[A-Za-z0-9_.-]+$", statuspage.ErrBadRequest, id)
+		if err := userid.Check(id); err != nil {
+			return 0, fmt.Errorf("%w: %w", statuspage.ErrBadRequest, err)
 		}
 	}
 	s, err := src.app.openedStore()

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-livefyre/caddy-livefyre/profile"
+	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
 
 // defaultMaxWatchBody caps how much of a response user_id_json may read.
@@ -44,9 +45,8 @@ type Watch struct {
 	// MaxBody caps how much of the response UserIDJSON reads. Default: 64KiB.
 	MaxBody int64 `json:"max_body,omitempty"`
 
-	segments []string
-	idIndex  int // segment holding {id}, or -1
-	pointer  profile.Pointer
+	path    *userid.Template
+	pointer profile.Pointer
 }
 
 func (w *Watch) provision() error {
@@ -60,7 +60,7 @@ func (w *Watch) provision() error {
 		return err
 	}
 	sources := 0
-	for _, set := range []bool{w.idIndex >= 0, w.UserID != "", w.UserIDJSON != ""} {
+	for _, set := range []bool{w.path.HasID(), w.UserID != "", w.UserIDJSON != ""} {
 		if set {
 			sources++
 		}
@@ -84,62 +84,21 @@ func (w *Watch) provision() error {
 	return nil
 }
 
-// compilePath splits Path into the segments match compares.
-func (w *Watch) compilePath() error {
-	if !strings.HasPrefix(w.Path, "/") {
-		return fmt.Errorf("path %q must start with /", w.Path)
-	}
-	w.segments = strings.Split(strings.TrimPrefix(w.Path, "/"), "/")
-	w.idIndex = -1
-	for i, s := range w.segments {
-		if s == "{id}" {
-			if w.idIndex >= 0 {
-				return errors.New("{id} may appear only once in the path")
-			}
-			w.idIndex = i
-		} else if strings.ContainsAny(s, "{}") {
-			return fmt.Errorf("path segment %q: {id} must be a whole segment", s)
-		}
-	}
-	return nil
+// compilePath parses Path once.
+func (w *Watch) compilePath() (err error) {
+	w.path, err = userid.ParsePath(w.Path)
+	return err
 }
 
 // match reports whether r is a request to this route, and the id found in
 // its path if the pattern has {id}.
 func (w *Watch) match(r *http.Request) (string, bool) {
-	methodOK := false
 	for _, m := range w.Methods {
 		if m == r.Method {
-			methodOK = true
-			break
+			return w.path.Match(r.URL.Path)
 		}
 	}
-	if !methodOK {
-		return "", false
-	}
-	path := strings.TrimPrefix(r.URL.Path, "/")
-	id := ""
-	for i, want := range w.segments {
-		seg, rest, more := strings.Cut(path, "/")
-		if last := i == len(w.segments)-1; more == last {
-			return "", false // the path has more segments than the pattern, or fewer
-		}
-		switch {
-		case i == w.idIndex:
-			if seg == "" {
-				return "", false
-			}
-			id = seg
-		case want == "*":
-			if seg == "" {
-				return "", false
-			}
-		case seg != want:
-			return "", false
-		}
-		path = rest
-	}
-	return id, true
+	return "", false
 }
 
 // serveWatched runs the rest of the chain and, if the app answered 2xx,
@@ -186,10 +145,10 @@ func (h *Handler) recordUpdate(r *http.Request, wt *Watch, ww *watchWriter, path
 			zap.String("network", h.client.Network), zap.String("path", r.URL.Path), zap.String("reason", err.Error()))
 		return
 	}
-	if !usableUserID(id) {
+	if !userid.Valid(id) {
 		h.metrics.skipped("invalid_user_id")
 		h.log.Warn("profile update for a user id Livefyre cannot take; no ping queued",
-			zap.String("network", h.client.Network), zap.String("path", r.URL.Path), zap.String("reason", "user id must match ^[A-Za-z0-9_.-]+$ and not be . or .."))
+			zap.String("network", h.client.Network), zap.String("path", r.URL.Path), zap.String("reason", "user id: "+userid.Rule))
 		return
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
 
 // DefaultUserAgent is the User-Agent of requests from a Client without one.
@@ -89,9 +91,7 @@ type Client struct {
 // with an empty body. An invalid userID gives Permanent without a request.
 func (c *Client) Ping(ctx context.Context, userID string) Result {
 	op := "ping " + strconv.Quote(userID)
-	// "." and ".." pass the id rule but are path segments that servers and
-	// proxies resolve away, so they could never reach the right route.
-	if !ValidUserID(userID) || userID == "." || userID == ".." {
+	if !userid.Valid(userID) {
 		return Result{Outcome: Permanent, Err: fmt.Errorf("%s: not a valid Livefyre user id (want letters, digits, '_', '.', '-')", op)}
 	}
 	u, token, err := c.prepare()
@@ -125,13 +125,11 @@ func (c *Client) RegisterPullURL(ctx context.Context, template string) Result {
 	return c.post(ctx, op, u, token)
 }
 
+// checkTemplate applies the pull endpoint's own rule (userid.ParsePullURL)
+// to a template being registered: Livefyre will call exactly that URL.
 func checkTemplate(template string) error {
-	if !strings.Contains(template, "{id}") {
-		return fmt.Errorf("template %q does not contain {id}", template)
-	}
-	u, err := url.Parse(template)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("template %q is not an absolute http or https URL", template)
+	if _, err := userid.ParsePullURL(template); err != nil {
+		return fmt.Errorf("template %q: %w", template, err)
 	}
 	return nil
 }

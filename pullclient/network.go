@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
 
 // ValidNetworkName reports why name is not a usable Livefyre network name, or
@@ -46,28 +48,7 @@ func DefaultQuillURL(network string) string {
 	return "https://" + NetworkPrefix(network) + ".quill.fyre.co"
 }
 
-// ValidUserID reports whether id is a Livefyre user id: one or more of
-// ASCII letters, digits, '_', '.' and '-', and nothing else. Such ids never
-// need percent-encoding. This is the rule ^[A-Za-z0-9_.-]+$ of the docs and
-// every library, checked without a regexp: it runs on every watched update.
-// Unlike that pattern in Python, PHP, Java and Ruby, whose $ also matches
-// before a final newline, "abc\n" is rejected.
-func ValidUserID(id string) bool {
-	if id == "" {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if !userIDByte[id[i]] {
-			return false
-		}
-	}
-	return true
-}
-
-// userIDByte holds the bytes a user id may contain.
-var userIDByte = func() (ok [256]bool) {
-	for c := range ok {
-		ok[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-'
-	}
-	return ok
-}()
+// ValidUserID reports whether id matches Livefyre's user-id pattern
+// ^[A-Za-z0-9_.-]+$ (see userid.Matches; userid.Valid also refuses "." and
+// "..", which cannot stand as a path segment).
+func ValidUserID(id string) bool { return userid.Matches(id) }
