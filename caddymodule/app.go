@@ -21,10 +21,16 @@ func init() {
 }
 
 // App is the livefyre app: it owns the durable ping queue and the worker
-// that delivers pings to Livefyre. Sites configure what to watch and how to
-// serve pulls with the livefyre handler; this app holds what is shared by
-// all of them. It works with no configuration at all.
+// that delivers pings to Livefyre, and the networks that the sites'
+// livefyre_watch and livefyre_pull handlers refer to. It works with no
+// configuration at all.
 type App struct {
+	// Networks defines Livefyre networks by name (e.g. "example.fyre.co"),
+	// once for all the sites whose livefyre_watch and livefyre_pull handlers
+	// name them. Default: none (the livefyre directive defines its network
+	// in place).
+	Networks map[string]*Network `json:"networks,omitempty"`
+
 	// Storage is the directory of the queue's Badger database. Default:
 	// Caddy's data directory + "/livefyre".
 	Storage string `json:"storage,omitempty"`
@@ -77,7 +83,10 @@ type App struct {
 
 	mu       sync.Mutex
 	networks map[string]*pullclient.Client
-	handlers map[string][]*Handler // by network, for register and doctor
+	// pulls and watches are the provisioned handlers by network, for
+	// register, doctor and the start-up summary.
+	pulls   map[string][]*PullHandler
+	watches map[string][]*WatchHandler
 	// confirms is each network's confirm setting; pullServed says whether
 	// one of its sites serves the pull endpoint.
 	confirms   map[string]confirmSetting
@@ -118,7 +127,8 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.log = ctx.Logger()
 	a.networks = make(map[string]*pullclient.Client)
-	a.handlers = make(map[string][]*Handler)
+	a.pulls = make(map[string][]*PullHandler)
+	a.watches = make(map[string][]*WatchHandler)
 	if err := registerMetrics(ctx.GetMetricsRegistry(), a); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
@@ -146,6 +156,23 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.burst = a.Burst
 	if a.burst <= 0 {
 		a.burst = max(int(perSecond), 1)
+	}
+	// A network defined here is checked, and its pings sent, even while no
+	// handler names it.
+	for name, def := range a.Networks {
+		if err := pullclient.ValidNetworkName(name); err != nil {
+			return fmt.Errorf("networks: %w", err)
+		}
+		c, err := def.client(name)
+		if err != nil {
+			return err
+		}
+		if _, err := a.registerNetwork(c); err != nil {
+			return err
+		}
+		if err := a.registerConfirm(name, def.Confirm, false); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -300,19 +327,20 @@ func (a *App) storeForWrite() (*store, func(), error) {
 	return s, a.writers.Done, nil
 }
 
-// registerNetwork records the Livefyre client of a site's handler. Two sites
-// may share a network only with the same key and quill URL.
-func (a *App) registerNetwork(c *pullclient.Client) error {
+// registerNetwork records the Livefyre client of a network definition and
+// returns the network's one client. Definitions of one network (the app's,
+// and those of livefyre directives) must agree on key and quill URL.
+func (a *App) registerNetwork(c *pullclient.Client) (*pullclient.Client, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if prev, ok := a.networks[c.Network]; ok {
 		if prev.Key != c.Key || prev.QuillURL != c.QuillURL {
-			return fmt.Errorf("network %s is configured twice with different keys or quill URLs", c.Network)
+			return nil, fmt.Errorf("network %s is configured twice with different keys or quill URLs", c.Network)
 		}
-		return nil
+		return prev, nil
 	}
 	a.networks[c.Network] = c
-	return nil
+	return c, nil
 }
 
 // minInterval is MinInterval with its default.

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -20,22 +21,82 @@ import (
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("livefyre", parseHandler)
-	// After encode: auth has run, and the handler wraps whatever answers
-	// (reverse_proxy, php_fastcgi, respond, file_server).
+	httpcaddyfile.RegisterDirective("livefyre", parseLivefyre)
+	httpcaddyfile.RegisterDirective("livefyre_pull", parsePullDirective)
+	httpcaddyfile.RegisterHandlerDirective("livefyre_watch", parseWatchDirective)
+	// After encode: auth has run, and the handlers wrap whatever answers
+	// (reverse_proxy, php_fastcgi, respond, file_server). The pull endpoint
+	// comes before the watches, so no watch sees a request under its path.
+	// Each goes in right after encode (the anchor must be a standard
+	// directive), so the last registered comes first: livefyre,
+	// livefyre_pull, livefyre_watch.
+	httpcaddyfile.RegisterDirectiveOrder("livefyre_watch", httpcaddyfile.After, "encode")
+	httpcaddyfile.RegisterDirectiveOrder("livefyre_pull", httpcaddyfile.After, "encode")
 	httpcaddyfile.RegisterDirectiveOrder("livefyre", httpcaddyfile.After, "encode")
 	httpcaddyfile.RegisterGlobalOption("livefyre", parseGlobalOption)
 }
 
-func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	var handler Handler
-	err := handler.UnmarshalCaddyfile(h.Dispenser)
-	return &handler, err
+// parseLivefyre expands the livefyre directive, the shorthand (as
+// php_fastcgi is one for reverse_proxy), into one route per watch line (a
+// method matcher and a livefyre_watch with the line's path template) and a
+// route for livefyre_pull, each defining the directive's network in place.
+// Caddy's Caddyfile sorts a directive's routes with matchers before those
+// without, so the watch routes come first: none can match under the pull
+// path (refused here, with its line), and each passes on every request it
+// does not fit, so the pull endpoint still answers every request under its
+// path before the app sees it. A matcher on the directive wraps the routes
+// in a subroute.
+func parseLivefyre(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	if !h.Next() {
+		return nil, h.ArgErr()
+	}
+	matcherSet, err := h.ExtractMatcherSet()
+	if err != nil {
+		return nil, err
+	}
+	var sh Handler
+	if err := sh.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	var warnings []caddyconfig.Warning
+	routes := sh.routes(&warnings)
+	if len(warnings) > 0 {
+		return nil, h.Errf("livefyre: %s", warnings[0].Message)
+	}
+	if matcherSet != nil {
+		sub := &caddyhttp.Subroute{Routes: routes}
+		return h.NewRoute(matcherSet, sub), nil
+	}
+	values := make([]httpcaddyfile.ConfigValue, len(routes))
+	for i, r := range routes {
+		values[i] = httpcaddyfile.ConfigValue{Class: "route", Value: r}
+	}
+	return values, nil
 }
 
-// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+// routes is the livefyre directive's expansion.
+func (h *Handler) routes(warnings *[]caddyconfig.Warning) caddyhttp.RouteList {
+	ref := h.networkRef()
+	var routes caddyhttp.RouteList
+	for _, w := range h.Watch {
+		wh := &WatchHandler{NetworkRef: ref, watchSpec: w.watchSpec}
+		routes = append(routes, caddyhttp.Route{
+			MatcherSetsRaw: []caddy.ModuleMap{{"method": caddyconfig.JSON(caddyhttp.MatchMethod(w.Methods), warnings)}},
+			HandlersRaw:    []json.RawMessage{caddyconfig.JSONModuleObject(wh, "handler", "livefyre_watch", warnings)},
+		})
+	}
+	if h.Pull != nil {
+		ph := &PullHandler{NetworkRef: ref, Pull: *h.Pull}
+		routes = append(routes, caddyhttp.Route{
+			HandlersRaw: []json.RawMessage{caddyconfig.JSONModuleObject(ph, "handler", "livefyre_pull", warnings)},
+		})
+	}
+	return routes
+}
+
+// UnmarshalCaddyfile reads the livefyre directive. Syntax:
 //
-//	livefyre {
+//	livefyre [<matcher>] {
 //		network   <name.fyre.co>
 //		key       <runtime placeholder, e.g. {env.LIVEFYRE_NETWORK_KEY}>
 //		quill     <base URL>
@@ -72,66 +133,25 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	// Missing settings are reported at the directive, not at its closing brace.
 	file, line := d.File(), d.Line()
-	// Lines of the settings checked once the whole block is read.
 	var quillLine, pullLine int
 	var watchLines []int
 	if d.NextArg() {
 		return d.ArgErr()
 	}
 	for d.NextBlock(0) {
-		switch d.Val() {
-		case "network":
-			if err := oneArg(d, &h.Network); err != nil {
-				return err
-			}
-			if !strings.Contains(h.Network, "{") {
-				if err := pullclient.ValidNetworkName(h.Network); err != nil {
-					return d.Errf("network: %v", err)
-				}
-			}
-		case "key":
-			if !d.NextArg() {
-				// Also what an unset {$VAR} leaves.
-				return d.Err("key needs a value: a runtime placeholder such as {env.LIVEFYRE_NETWORK_KEY}")
-			}
-			d.Prev()
-			if err := oneArg(d, &h.Key); err != nil {
-				return err
-			}
-			if err := checkKey(h.Key); err != nil {
-				return d.Errf("key: %v", err)
-			}
-		case "quill":
-			if err := oneArg(d, &h.Quill); err != nil {
-				return err
-			}
-			// A placeholder is filled in, and the URL checked, at start-up.
-			if !strings.Contains(h.Quill, "{") {
-				if err := checkBaseURL(h.Quill); err != nil {
-					return d.Errf("quill: %v", err)
-				}
-			}
+		if d.Val() == "quill" {
 			quillLine = d.Line()
-		case "token_ttl":
-			dur, err := durationArg(d)
+		}
+		if ok, err := networkOption(d, &h.siteNetwork); ok || err != nil {
 			if err != nil {
 				return err
 			}
-			if err := checkTokenTTL(time.Duration(dur)); err != nil {
-				return d.Errf("token_ttl: %v", err)
-			}
-			h.TokenTTL = dur
-		case "insecure_http":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			h.InsecureHTTP = true
-		case "probe_user":
-			if err := oneArg(d, &h.ProbeUser); err != nil {
+			continue
+		}
+		switch d.Val() {
+		case "network":
+			if err := networkName(d, &h.Network); err != nil {
 				return err
-			}
-			if err := userid.Check(h.ProbeUser); err != nil {
-				return d.Errf("probe_user: %v", err)
 			}
 		case "watch":
 			watchLines = append(watchLines, d.Line())
@@ -140,21 +160,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.Watch = append(h.Watch, w)
-		case "confirm":
-			if h.Confirm != nil {
-				return d.Err("confirm may appear only once per livefyre block")
-			}
-			c, err := parseConfirm(d)
-			if err != nil {
-				return err
-			}
-			h.Confirm = c
 		case "pull":
 			if h.Pull != nil {
 				return d.Err("only one pull endpoint per livefyre block")
 			}
 			pullLine = d.Line()
-			p, err := parsePull(d)
+			p, err := parsePull(d, nil)
 			if err != nil {
 				return err
 			}
@@ -166,32 +177,199 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if h.Network == "" {
 		return errAt(file, line, "livefyre: network is required")
 	}
-	if h.Key == "" {
-		return errAt(file, line, "livefyre: key is required (e.g. key {env.LIVEFYRE_NETWORK_KEY})")
+	if err := checkNetworkAt(file, line, quillLine, &h.siteNetwork, "livefyre"); err != nil {
+		return err
 	}
 	if len(h.Watch) == 0 && h.Pull == nil {
 		return errAt(file, line, "livefyre: nothing to do: add a watch line or a pull block")
 	}
-	if !h.InsecureHTTP {
-		if quillLine > 0 && !strings.Contains(h.Quill, "{") {
-			if err := checkCleartext("quill", h.Quill); err != nil {
-				return errAt(file, quillLine, "livefyre: "+err.Error())
-			}
-		}
-		if h.Pull != nil {
-			if err := checkCleartext("the pull URL", h.Pull.URL); err != nil {
-				return errAt(file, pullLine, "livefyre: "+err.Error())
-			}
+	if h.Pull != nil && !h.InsecureHTTP {
+		if err := checkCleartext("the pull URL", h.Pull.URL); err != nil {
+			return errAt(file, pullLine, "livefyre: "+err.Error())
 		}
 	}
 	if h.Pull != nil {
 		for i, w := range h.Watch {
-			if err := h.Pull.checkWatches([]*Watch{w}); err != nil {
+			if err := h.Pull.checkWatch(&w.watchSpec); err != nil {
 				return errAt(file, watchLines[i], "livefyre: "+err.Error())
 			}
 		}
 	}
 	return nil
+}
+
+// networkName reads a network name; a placeholder is checked at start-up.
+func networkName(d *caddyfile.Dispenser, dst *string) error {
+	if err := oneArg(d, dst); err != nil {
+		return err
+	}
+	if !strings.Contains(*dst, "{") {
+		if err := pullclient.ValidNetworkName(*dst); err != nil {
+			return d.Errf("network: %v", err)
+		}
+	}
+	return nil
+}
+
+// networkOption reads one of a network's settings into n, as the livefyre
+// directive and the global block's network blocks write them. It reports
+// false for any other subdirective.
+func networkOption(d *caddyfile.Dispenser, n *Network) (bool, error) {
+	switch d.Val() {
+	case "key":
+		if !d.NextArg() {
+			// Also what an unset {$VAR} leaves.
+			return true, d.Err("key needs a value: a runtime placeholder such as {env.LIVEFYRE_NETWORK_KEY}")
+		}
+		d.Prev()
+		if err := oneArg(d, &n.Key); err != nil {
+			return true, err
+		}
+		if err := checkKey(n.Key); err != nil {
+			return true, d.Errf("key: %v", err)
+		}
+	case "quill":
+		if err := oneArg(d, &n.Quill); err != nil {
+			return true, err
+		}
+		// A placeholder is filled in, and the URL checked, at start-up.
+		if !strings.Contains(n.Quill, "{") {
+			if err := checkBaseURL(n.Quill); err != nil {
+				return true, d.Errf("quill: %v", err)
+			}
+		}
+	case "token_ttl":
+		dur, err := durationArg(d)
+		if err != nil {
+			return true, err
+		}
+		if err := checkTokenTTL(time.Duration(dur)); err != nil {
+			return true, d.Errf("token_ttl: %v", err)
+		}
+		n.TokenTTL = dur
+	case "insecure_http":
+		if d.NextArg() {
+			return true, d.ArgErr()
+		}
+		n.InsecureHTTP = true
+	case "probe_user":
+		if err := oneArg(d, &n.ProbeUser); err != nil {
+			return true, err
+		}
+		if err := userid.Check(n.ProbeUser); err != nil {
+			return true, d.Errf("probe_user: %v", err)
+		}
+	case "confirm":
+		if n.Confirm != nil {
+			return true, d.Err("confirm may appear only once per network")
+		}
+		c, err := parseConfirm(d)
+		if err != nil {
+			return true, err
+		}
+		n.Confirm = c
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
+// checkNetworkAt checks a network's settings once its block is read: the
+// key is there, and quill is not cleartext off loopback (without
+// insecure_http). line is the block's, quillLine quill's (0: none).
+func checkNetworkAt(file string, line, quillLine int, n *Network, what string) error {
+	if n.Key == "" {
+		return errAt(file, line, what+": key is required (e.g. key {env.LIVEFYRE_NETWORK_KEY})")
+	}
+	if !n.InsecureHTTP && quillLine > 0 && !strings.Contains(n.Quill, "{") {
+		if err := checkCleartext("quill", n.Quill); err != nil {
+			return errAt(file, quillLine, what+": "+err.Error())
+		}
+	}
+	return nil
+}
+
+// parseWatchDirective reads livefyre_watch. Syntax:
+//
+//	livefyre_watch [<matcher>] {
+//		network      <name defined in the global livefyre block>
+//		path         <path template with {id}>
+//		user_id      <placeholder>
+//		user_id_json <JSON pointer>
+//		max_body     <size>
+//	}
+func parseWatchDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	d := h.Dispenser
+	d.Next() // directive name
+	file, line := d.File(), d.Line()
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	wh := new(WatchHandler)
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "network":
+			if err := networkName(d, &wh.Network); err != nil {
+				return nil, err
+			}
+		case "path":
+			if err := oneArg(d, &wh.Path); err != nil {
+				return nil, err
+			}
+			if _, err := userid.ParsePath(wh.Path); err != nil {
+				return nil, d.Errf("path: %v", err)
+			}
+		default:
+			if ok, err := watchOption(d, &wh.watchSpec); !ok || err != nil {
+				if err == nil {
+					err = d.Errf("unrecognized livefyre_watch option %q", d.Val())
+				}
+				return nil, err
+			}
+		}
+	}
+	if wh.Network == "" {
+		return nil, errAt(file, line, "livefyre_watch: network is required (define it in the global livefyre block)")
+	}
+	probe := wh.watchSpec
+	if err := probe.provision(); err != nil {
+		return nil, errAt(file, line, "livefyre_watch: "+err.Error())
+	}
+	return wh, nil
+}
+
+// parsePullDirective reads livefyre_pull. It takes no matcher: it answers
+// exactly the requests under its pull URL's path, and a matcher could only
+// let some of those (with their tokens) through to the app. Syntax:
+//
+//	livefyre_pull <public URL with {id}> {
+//		network <name defined in the global livefyre block>
+//		upstream <app URL with {id}>
+//		... the pull options of the livefyre directive
+//	}
+func parsePullDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	if !h.Next() {
+		return nil, h.ArgErr()
+	}
+	file, line := h.File(), h.Line()
+	if _, isMatcher, err := h.MatcherToken(); err != nil || isMatcher {
+		if err == nil {
+			err = h.Err("livefyre_pull takes no matcher: it answers every request under its pull URL's path itself, and a matcher could only let some of them (and their tokens) through to the app")
+		}
+		return nil, err
+	}
+	h.Reset()
+	h.Next()
+	ph := new(PullHandler)
+	p, err := parsePull(h.Dispenser, &ph.NetworkRef)
+	if err != nil {
+		return nil, err
+	}
+	ph.Pull = *p
+	if ph.Network == "" {
+		return nil, errAt(file, line, "livefyre_pull: network is required (define it in the global livefyre block)")
+	}
+	return h.NewRoute(nil, ph), nil
 }
 
 // errAt is d.Err for a line the dispenser has moved past, in the same form.
@@ -204,36 +382,22 @@ func parseWatch(d *caddyfile.Dispenser) (*Watch, error) {
 	if len(args) < 2 {
 		return nil, d.Err("watch needs one or more HTTP methods and a path, e.g. watch PATCH PUT /api/users/{id}")
 	}
-	w := &Watch{Methods: args[:len(args)-1], Path: args[len(args)-1]}
+	w := &Watch{Methods: args[:len(args)-1], watchSpec: watchSpec{Path: args[len(args)-1]}}
 	for _, m := range w.Methods {
 		if m != strings.ToUpper(m) || strings.ContainsAny(m, "/{}") {
 			return nil, d.Errf("watch: %q is not an HTTP method (methods come first, in capitals, then the path)", m)
 		}
 	}
-	if err := w.compilePath(); err != nil {
+	var err error
+	if w.path, err = userid.ParsePath(w.Path); err != nil {
 		return nil, d.Errf("watch: %v", err)
 	}
-	for d.NextBlock(1) {
-		switch d.Val() {
-		case "user_id":
-			if err := oneArg(d, &w.UserID); err != nil {
-				return nil, err
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if ok, err := watchOption(d, &w.watchSpec); !ok || err != nil {
+			if err == nil {
+				err = d.Errf("unrecognized watch option %q", d.Val())
 			}
-		case "user_id_json":
-			if err := oneArg(d, &w.UserIDJSON); err != nil {
-				return nil, err
-			}
-			if _, err := profile.ParsePointer(w.UserIDJSON); err != nil {
-				return nil, d.Errf("user_id_json: %v", err)
-			}
-		case "max_body":
-			n, err := sizeArg(d)
-			if err != nil {
-				return nil, err
-			}
-			w.MaxBody = n
-		default:
-			return nil, d.Errf("unrecognized watch option %q", d.Val())
+			return nil, err
 		}
 	}
 	// Check the whole watch now so the error carries its Caddyfile line.
@@ -245,13 +409,37 @@ func parseWatch(d *caddyfile.Dispenser) (*Watch, error) {
 	return w, nil
 }
 
+// watchOption reads one id-source option of a watch; false for any other.
+func watchOption(d *caddyfile.Dispenser, w *watchSpec) (bool, error) {
+	switch d.Val() {
+	case "user_id":
+		return true, oneArg(d, &w.UserID)
+	case "user_id_json":
+		if err := oneArg(d, &w.UserIDJSON); err != nil {
+			return true, err
+		}
+		if _, err := profile.ParsePointer(w.UserIDJSON); err != nil {
+			return true, d.Errf("user_id_json: %v", err)
+		}
+	case "max_body":
+		n, err := sizeArg(d)
+		if err != nil {
+			return true, err
+		}
+		w.MaxBody = n
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
 // parseConfirm reads `confirm off` or a confirm block.
 func parseConfirm(d *caddyfile.Dispenser) (*ConfirmConfig, error) {
 	c := &ConfirmConfig{}
 	args := d.RemainingArgs()
 	switch {
 	case len(args) == 1 && args[0] == "off":
-		if d.NextBlock(1) {
+		if d.NextBlock(d.Nesting()) {
 			return nil, d.Err("confirm off takes no block")
 		}
 		c.Off = true
@@ -259,7 +447,7 @@ func parseConfirm(d *caddyfile.Dispenser) (*ConfirmConfig, error) {
 	case len(args) > 0:
 		return nil, d.Errf("confirm takes `off` or a block with within and attempts, not %q", strings.Join(args, " "))
 	}
-	for d.NextBlock(1) {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
 		case "within":
 			dur, err := durationArg(d)
@@ -287,7 +475,9 @@ func parseConfirm(d *caddyfile.Dispenser) (*ConfirmConfig, error) {
 	return c, nil
 }
 
-func parsePull(d *caddyfile.Dispenser) (*Pull, error) {
+// parsePull reads a pull block: the livefyre directive's, or with ref
+// (which then takes a network line) livefyre_pull's.
+func parsePull(d *caddyfile.Dispenser, ref *NetworkRef) (*Pull, error) {
 	p := &Pull{}
 	if err := oneArgKeepBlock(d, &p.URL); err != nil {
 		return nil, err
@@ -295,8 +485,15 @@ func parsePull(d *caddyfile.Dispenser) (*Pull, error) {
 	if err := p.parseURL(); err != nil {
 		return nil, d.Errf("pull %s: %v", p.URL, err)
 	}
-	for d.NextBlock(1) {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
+		case "network":
+			if ref == nil {
+				return nil, d.Err("network belongs to the livefyre block, not to pull")
+			}
+			if err := networkName(d, &ref.Network); err != nil {
+				return nil, err
+			}
 		case "upstream":
 			if err := oneArg(d, &p.Upstream); err != nil {
 				return nil, err
@@ -391,6 +588,10 @@ func parsePull(d *caddyfile.Dispenser) (*Pull, error) {
 //		drain_timeout <duration>
 //		min_interval  <duration>
 //		workers       <n>
+//		network <name.fyre.co> {
+//			key <runtime placeholder>
+//			... the network settings of the livefyre directive
+//		}
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	app := new(App)
@@ -477,6 +678,18 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, err
 			}
 			app.MinInterval = dur
+		case "network":
+			name, n, err := parseNetworkBlock(d)
+			if err != nil {
+				return nil, err
+			}
+			if _, dup := app.Networks[name]; dup {
+				return nil, d.Errf("network %s is defined twice in the livefyre global block", name)
+			}
+			if app.Networks == nil {
+				app.Networks = make(map[string]*Network)
+			}
+			app.Networks[name] = n
 		case "workers":
 			var s string
 			if err := oneArg(d, &s); err != nil {
@@ -492,6 +705,45 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		}
 	}
 	return httpcaddyfile.App{Name: "livefyre", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// parseNetworkBlock reads a network block of the global livefyre block:
+//
+//	network <name.fyre.co> {
+//		key        <runtime placeholder>
+//		quill      <base URL>
+//		token_ttl  <duration>
+//		probe_user <user id>
+//		insecure_http
+//		confirm    off | { within <duration>; attempts <n> }
+//	}
+func parseNetworkBlock(d *caddyfile.Dispenser) (string, *Network, error) {
+	file, line := d.File(), d.Line()
+	var name string
+	if err := oneArgKeepBlock(d, &name); err != nil {
+		return "", nil, err
+	}
+	if err := pullclient.ValidNetworkName(name); err != nil {
+		return "", nil, d.Errf("network: %v", err)
+	}
+	n := new(Network)
+	quillLine := 0
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() == "quill" {
+			quillLine = d.Line()
+		}
+		ok, err := networkOption(d, n)
+		if err != nil {
+			return "", nil, err
+		}
+		if !ok {
+			return "", nil, d.Errf("unrecognized network option %q", d.Val())
+		}
+	}
+	if err := checkNetworkAt(file, line, quillLine, n, "network "+name); err != nil {
+		return "", nil, err
+	}
+	return name, n, nil
 }
 
 // oneArg reads exactly one argument for the current subdirective.

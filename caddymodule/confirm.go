@@ -159,7 +159,7 @@ func observeConfirmed(network string, pingedAt, pulledAt time.Time) {
 // (5xx) is recorded on it. Refusals (403, 400, 404, 429) say nothing about
 // the profile and are ignored. started is when the pull began: a pull that
 // fetched the profile before a ping was sent does not confirm that ping.
-func (h *Handler) afterPull(w http.ResponseWriter, started time.Time, a pullAnswer) {
+func (h *PullHandler) afterPull(w http.ResponseWriter, started time.Time, a pullAnswer) {
 	if a.id == "" || h.app == nil || (a.status != http.StatusOK && a.status < 500) {
 		return
 	}

@@ -22,7 +22,7 @@ import (
 // confirmHandler is a pull handler for network whose app has the closed
 // loop on, with a real queue; the app answers user "ok-*" with a profile
 // and anyone else with 502.
-func confirmHandler(t *testing.T, network string) (*Handler, *queue.Queue, string) {
+func confirmHandler(t *testing.T, network string) (*PullHandler, *queue.Queue, string) {
 	t.Helper()
 	app, _ := upstreamApp(t, func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.URL.Path, "/api/users/ok") {
@@ -46,7 +46,7 @@ func confirmHandler(t *testing.T, network string) (*Handler, *queue.Queue, strin
 		Upstream: app.URL + "/api/users/{id}",
 		Map:      []profile.Rule{{Field: "display_name", Source: "/name"}},
 	})
-	h := &Handler{Pull: p, tokens: pullclient.TokenValidator{Network: network, Key: "k"}, log: zap.NewNop(), app: a}
+	h := newPullHandler(p, pullclient.TokenValidator{Network: network, Key: "k"}, zap.NewNop(), a)
 	token, err := pullclient.SystemToken(network, "k", time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)

@@ -121,30 +121,25 @@ func (app *App) doctor(ctx context.Context, req doctorRequest) doctorReport {
 		if !ok {
 			continue
 		}
-		sites := app.sites(network)
-		user := sampleUser(req.UserID, sites)
-		d.checkToken(client, sites)
-		d.checkCleartext(client, sites)
+		pulls := app.pullEndpoints(network)
+		user := sampleUser(req.UserID, app.probeUsers(network))
+		d.checkToken(client, pulls)
+		d.checkCleartext(client, pulls)
 		d.checkLivefyre(client)
 		d.checkProbe(client, user)
-		served := false
-		for _, h := range sites {
-			if h.Pull == nil {
-				continue
-			}
-			served = true
+		for _, ph := range pulls {
 			siteUser := user
-			if req.UserID == "" && h.ProbeUser != "" {
-				siteUser = h.ProbeUser
+			if req.UserID == "" && ph.settings.ProbeUser != "" {
+				siteUser = ph.settings.ProbeUser
 			}
-			if doc := d.checkApp(network, h.Pull, siteUser); doc != nil {
-				d.checkMapping(network, h.Pull, siteUser, doc)
+			if doc := d.checkApp(network, &ph.Pull, siteUser); doc != nil {
+				d.checkMapping(network, &ph.Pull, siteUser, doc)
 			} else if siteUser != "" {
 				d.add(network, "mapping", checkSkip, "not checked: the app gave no profile to map", "")
 			}
-			d.checkPullURL(client, h, siteUser)
+			d.checkPullURL(client, ph, siteUser)
 		}
-		if !served {
+		if len(pulls) == 0 {
 			d.add(network, "pull_url", checkWarn, "no site serves a pull endpoint for this network",
 				"Livefyre's pulls must be answered somewhere: add a pull block to the livefyre directive")
 		}
@@ -166,22 +161,20 @@ func (app *App) doctor(ctx context.Context, req doctorRequest) doctorReport {
 }
 
 // sampleUser picks the user doctor checks: the one asked for, else the
-// first probe_user of the network's sites.
-func sampleUser(asked string, sites []*Handler) string {
+// first probe_user of the network's definitions.
+func sampleUser(asked string, probeUsers []string) string {
 	if asked != "" {
 		return asked
 	}
-	for _, h := range sites {
-		if h.ProbeUser != "" {
-			return h.ProbeUser
-		}
+	if len(probeUsers) > 0 {
+		return probeUsers[0]
 	}
 	return ""
 }
 
 // checkToken mints a system token with the configured key and has the
 // network's pull endpoints validate it, as they will Livefyre's.
-func (d *doctorRun) checkToken(c *pullclient.Client, sites []*Handler) {
+func (d *doctorRun) checkToken(c *pullclient.Client, pulls []*PullHandler) {
 	const fix = "set network to the full name from Livefyre Studio (e.g. example.fyre.co) and key to the network key"
 	if err := pullclient.ValidNetworkName(c.Network); err != nil {
 		d.add(c.Network, "token", checkFail, "the network name is not usable: "+err.Error(), fix)
@@ -197,10 +190,8 @@ func (d *doctorRun) checkToken(c *pullclient.Client, sites []*Handler) {
 		return
 	}
 	validators := []pullclient.TokenValidator{{Network: c.Network, Key: c.Key}}
-	for _, h := range sites {
-		if h.Pull != nil {
-			validators = append(validators, h.tokens)
-		}
+	for _, ph := range pulls {
+		validators = append(validators, ph.tokens)
 	}
 	for _, v := range validators {
 		if err := v.Validate(token); err != nil {
@@ -216,7 +207,7 @@ func (d *doctorRun) checkToken(c *pullclient.Client, sites []*Handler) {
 // with every ping, and to the pull URL with every pull. Off loopback that
 // takes insecure_http, so it is a warning rather than a failure: the user
 // asked for it, and doctor says what it costs.
-func (d *doctorRun) checkCleartext(c *pullclient.Client, sites []*Handler) {
+func (d *doctorRun) checkCleartext(c *pullclient.Client, pulls []*PullHandler) {
 	var exposed, local []string
 	note := func(what, raw string) {
 		if host, ok := cleartextHost(raw); ok {
@@ -228,10 +219,8 @@ func (d *doctorRun) checkCleartext(c *pullclient.Client, sites []*Handler) {
 		}
 	}
 	note("quill", quillURL(c))
-	for _, h := range sites {
-		if h.Pull != nil {
-			note("pull URL", h.Pull.URL)
-		}
+	for _, ph := range pulls {
+		note("pull URL", ph.URL)
 	}
 	switch {
 	case len(exposed) > 0:
@@ -386,12 +375,12 @@ func (d *doctorRun) checkMapping(network string, p *Pull, user string, doc any) 
 
 // checkPullURL fetches the sample user through the public pull URL with a
 // fresh token, as Livefyre will, and validates the answer.
-func (d *doctorRun) checkPullURL(c *pullclient.Client, h *Handler, user string) {
+func (d *doctorRun) checkPullURL(c *pullclient.Client, ph *PullHandler, user string) {
 	if user == "" {
 		d.add(c.Network, "pull_url", checkSkip, "not run: no sample user", "set probe_user in the livefyre directive, or pass --user")
 		return
 	}
-	shown := h.Pull.url.Fill(user)
+	shown := ph.url.Fill(user)
 	siblingsOf(c.Network).probed(user, d.now()) // doctor's own pull proves nothing about replicas
 	ttl := c.TokenTTL
 	if ttl <= 0 {

@@ -1,53 +1,34 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
-
-	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
-	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
 
 func init() {
 	caddy.RegisterModule(Handler{})
 }
 
-// Handler keeps Livefyre's copy of user profiles in sync with the app behind
-// it. It watches the app's profile-update responses and queues a ping for
-// each changed user, and it serves the pull endpoint Livefyre calls back,
-// answering from the app's own profile API.
+// Handler (http.handlers.livefyre) is the JSON form of the livefyre
+// directive from before livefyre_watch and livefyre_pull, kept so that
+// JSON configs written for it keep working.
+//
+// Deprecated: write livefyre_pull and livefyre_watch handlers, with the
+// network in the livefyre app (or adapt the livefyre directive, which
+// writes them). This one defines its network in place, builds one
+// livefyre_pull and one livefyre_watch per watch, and delegates to them.
 type Handler struct {
 	// Network is the Livefyre network name, e.g. "example.fyre.co".
 	Network string `json:"network"`
 
-	// Key is the network key, as one runtime placeholder:
-	// "{env.LIVEFYRE_NETWORK_KEY}" or "{file./run/secrets/livefyre}". It is
-	// read when the config loads, and an empty value is an error. A literal
-	// key is refused: the JSON config is served by Caddy's admin API, so a
-	// key written there is a key disclosed. Required.
-	Key string `json:"key"`
-
-	// Quill is the base URL of Livefyre's API. Default:
-	// "https://{prefix}.quill.fyre.co". Point it at the emulator for tests.
-	// Plain http is refused except to loopback, unless InsecureHTTP is set.
-	Quill string `json:"quill,omitempty"`
-
-	// TokenTTL is the lifetime of the system tokens minted for pings and
-	// registration, from 1m to 24h. Default: 1h.
-	TokenTTL caddy.Duration `json:"token_ttl,omitempty"`
-
-	// InsecureHTTP allows a plain http:// quill URL or pull URL on a host
-	// other than loopback (localhost, 127.0.0.0/8, ::1). Every ping and
-	// every pull carries a system token that lets its reader act for the
-	// whole network, so set it only on a network nobody else can read.
-	// `caddy livefyre doctor` warns while it is in use. Default: false.
-	InsecureHTTP bool `json:"insecure_http,omitempty"`
+	// The network's settings: key, quill, token_ttl, insecure_http,
+	// probe_user and confirm, as in Network.
+	siteNetwork
 
 	// Watch lists the app's profile-update routes. A 2xx answer on one of
 	// them queues a ping for the user it names.
@@ -56,22 +37,21 @@ type Handler struct {
 	// Pull configures the endpoint Livefyre fetches profiles from.
 	Pull *Pull `json:"pull,omitempty"`
 
-	// ProbeUser is a user id that `caddy livefyre doctor` uses as its
-	// sample: it pulls that user through the pull endpoint and, with
-	// --probe-livefyre, asks Livefyre to pull it too (a harmless refresh).
-	// Default: none; doctor then checks only that the app answers.
-	ProbeUser string `json:"probe_user,omitempty"`
+	pull    *PullHandler
+	watches []*WatchHandler // one per Watch, in order
+}
 
-	// Confirm configures the closed loop: a ping is done only once Livefyre
-	// has pulled the user. Default: on, within 15m, attempts 3.
-	Confirm *ConfirmConfig `json:"confirm,omitempty"`
+// siteNetwork is Network under a name that does not clash with
+// Handler.Network.
+type siteNetwork = Network
 
-	app    *App
-	client *pullclient.Client
-	tokens pullclient.TokenValidator
-	log    *zap.Logger
-	// metrics are this handler's network's metric children.
-	metrics *networkMetrics
+// Watch is one profile-update route of the deprecated livefyre handler: a
+// request with one of Methods whose path fits Path exactly.
+type Watch struct {
+	// Methods are the HTTP methods that update a profile, e.g. PATCH, PUT.
+	Methods []string `json:"methods"`
+
+	watchSpec
 }
 
 // CaddyModule returns the Caddy module information.
@@ -82,123 +62,94 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision reads the key and the start-up placeholders of header_up,
-// compiles the watch and pull settings, and registers this site's network
-// with the livefyre app.
+// Provision builds and provisions the handlers this one stands for.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	h.log = ctx.Logger()
-	repl := caddy.NewReplacer()
-
-	network := repl.ReplaceKnown(h.Network, "")
-	if err := pullclient.ValidNetworkName(network); err != nil {
-		return fmt.Errorf("network: %w", err)
-	}
-	if h.Key == "" {
-		return fmt.Errorf("network %s: key is required (use a placeholder such as {env.LIVEFYRE_NETWORK_KEY})", network)
-	}
-	if err := checkKey(h.Key); err != nil {
-		return fmt.Errorf("network %s: key: %w", network, err)
-	}
-	key, err := resolveKey(h.Key)
-	if err != nil {
-		return fmt.Errorf("network %s: key: %w", network, err)
-	}
-	quill := repl.ReplaceKnown(h.Quill, "")
-	if quill != "" {
-		if err := checkBaseURL(quill); err != nil {
-			return fmt.Errorf("network %s: quill: %w", network, err)
-		}
-		if !h.InsecureHTTP {
-			if err := checkCleartext("quill", quill); err != nil {
-				return fmt.Errorf("network %s: %w", network, err)
-			}
-		}
-	}
-	ttl := time.Duration(h.TokenTTL)
-	if ttl == 0 {
-		ttl = pullclient.DefaultTokenTTL
-	}
-	if err := checkTokenTTL(ttl); err != nil {
-		return fmt.Errorf("network %s: token_ttl: %w", network, err)
-	}
-	h.client = &pullclient.Client{Network: network, Key: key, QuillURL: quill, TokenTTL: ttl}
-	h.tokens = pullclient.TokenValidator{Network: network, Key: key}
-	h.metrics = metricsFor(network)
-
+	ref := h.networkRef()
 	for i, w := range h.Watch {
 		if err := w.provision(); err != nil {
 			return fmt.Errorf("watch %d (%s %s): %w", i+1, strings.Join(w.Methods, " "), w.Path, err)
 		}
+		wh := &WatchHandler{NetworkRef: ref, watchSpec: w.watchSpec}
+		if err := wh.Provision(ctx); err != nil {
+			return err
+		}
+		h.watches = append(h.watches, wh)
 	}
 	if h.Pull != nil {
-		if err := h.Pull.provision(); err != nil {
-			return fmt.Errorf("pull %s: %w", h.Pull.URL, err)
-		}
-		if !h.InsecureHTTP {
-			if err := checkCleartext("the pull URL", h.Pull.URL); err != nil {
-				return fmt.Errorf("network %s: %w", network, err)
-			}
-		}
-		if h.Pull.HeaderUp, err = fillHeaderUp(h.Pull.HeaderUp); err != nil {
-			return fmt.Errorf("network %s: pull %s: %w", network, h.Pull.URL, err)
-		}
-		h.Pull.register(network)
-	}
-	if h.ProbeUser != "" {
-		if err := userid.Check(h.ProbeUser); err != nil {
-			return fmt.Errorf("probe_user: %w", err)
+		h.pull = &PullHandler{NetworkRef: ref, Pull: *h.Pull}
+		if err := h.pull.Provision(ctx); err != nil {
+			return err
 		}
 	}
-
-	appVal, err := ctx.App("livefyre")
-	if err != nil {
-		return err
-	}
-	h.app = appVal.(*App)
-	if err := h.app.registerNetwork(h.client); err != nil {
-		return err
-	}
-	if err := h.app.registerConfirm(network, h.Confirm, h.Pull != nil); err != nil {
-		return err
-	}
-	h.app.registerHandler(h)
 	return nil
+}
+
+// networkRef is the handler's network, defined in place.
+func (h *Handler) networkRef() NetworkRef {
+	def := h.siteNetwork
+	return NetworkRef{Network: h.Network, Define: &def}
 }
 
 // Validate checks that the handler has something to do.
 func (h *Handler) Validate() error {
 	if len(h.Watch) == 0 && h.Pull == nil {
-		return fmt.Errorf("livefyre: configure at least one watch or a pull endpoint")
+		return errors.New("livefyre: configure at least one watch or a pull endpoint")
 	}
-	if h.Pull != nil {
-		if err := h.Pull.checkWatches(h.Watch); err != nil {
-			return fmt.Errorf("livefyre: %w", err)
+	for _, w := range h.Watch {
+		if h.pull != nil {
+			if err := h.pull.checkWatch(&w.watchSpec); err != nil {
+				return fmt.Errorf("livefyre: %w", err)
+			}
 		}
 	}
 	return nil
 }
 
-// ServeHTTP answers pulls itself, watches the responses of watched routes,
-// and passes everything else on untouched.
+// ServeHTTP answers pulls, watches the responses of watched routes, and
+// passes everything else on untouched, as livefyre_pull and livefyre_watch
+// routes with method matchers do.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if h.Pull != nil && h.Pull.owns(r.URL.Path) {
-		return h.servePullMetered(w, r)
+	if h.pull != nil && h.pull.owns(r.URL.Path) {
+		return h.pull.servePullMetered(w, r)
 	}
-	for _, wt := range h.Watch {
+	for i, wt := range h.Watch {
 		if pathID, ok := wt.match(r); ok {
-			return h.serveWatched(w, r, next, wt, pathID)
+			return h.watches[i].serveWatched(w, r, next, pathID)
 		}
 	}
 	return next.ServeHTTP(w, r)
 }
 
-// Cleanup drops the pull endpoint's idle upstream connections and its
-// profile cache; each config has its own.
+// Cleanup cleans up the pull endpoint.
 func (h *Handler) Cleanup() error {
-	if h.Pull != nil {
-		h.Pull.cleanup()
+	if h.pull != nil {
+		return h.pull.Cleanup()
 	}
 	return nil
+}
+
+func (w *Watch) provision() error {
+	if len(w.Methods) == 0 {
+		return errors.New("at least one HTTP method is required")
+	}
+	for i, m := range w.Methods {
+		w.Methods[i] = strings.ToUpper(m)
+	}
+	if w.Path == "" {
+		return errors.New(`path "" must start with /`)
+	}
+	return w.watchSpec.provision()
+}
+
+// match reports whether r is a request to this route, and the id found in
+// its path if the pattern has {id}.
+func (w *Watch) match(r *http.Request) (string, bool) {
+	for _, m := range w.Methods {
+		if m == r.Method {
+			return w.path.Match(r.URL.Path)
+		}
+	}
+	return "", false
 }
 
 func checkBaseURL(s string) error {

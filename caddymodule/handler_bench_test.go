@@ -30,21 +30,14 @@ func requestPathHandler(tb testing.TB) *Handler {
 	if _, err := app.openedStore(); err != nil {
 		tb.Fatal(err)
 	}
-	h := &Handler{
-		Watch:  []*Watch{{Methods: []string{"PATCH"}, Path: "/api/users/{id}"}},
-		Pull:   &Pull{URL: "http://127.0.0.1:18181/livefyre/pull/{id}", Upstream: "http://127.0.0.1:18130/api/users/{id}"},
-		app:    app,
-		client: &pullclient.Client{Network: "example.fyre.co"},
-		log:    zap.NewNop(),
-	}
-	if err := h.Watch[0].provision(); err != nil {
+	p := &Pull{URL: "http://127.0.0.1:18181/livefyre/pull/{id}", Upstream: "http://127.0.0.1:18130/api/users/{id}"}
+	if err := p.provision(); err != nil {
 		tb.Fatal(err)
 	}
-	if err := h.Pull.provision(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(h.Pull.cleanup)
-	return h
+	tb.Cleanup(p.cleanup)
+	use := netUse{app: app, client: &pullclient.Client{Network: "example.fyre.co"}, log: zap.NewNop()}
+	pull := newPullHandler(p, pullclient.TokenValidator{Network: "example.fyre.co"}, zap.NewNop(), app)
+	return testShim(tb, use, pull, &Watch{Methods: []string{"PATCH"}, watchSpec: watchSpec{Path: "/api/users/{id}"}})
 }
 
 // appAnswer is the rest of the chain for a watched update: the app
@@ -107,11 +100,12 @@ func unwatchedRequests() []*http.Request {
 // allocation test above, whose handler has none, would not notice.)
 func TestServeHTTPUnwatchedLeavesNoTrace(t *testing.T) {
 	h := requestPathHandler(t)
-	h.metrics = metricsFor("unwatched-trace.fyre.co")
+	m := metricsFor("unwatched-trace.fyre.co")
+	h.pull.metrics, h.watches[0].metrics = m, m
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(sharedCollectors...)
-	before := networkSeries(t, reg, h.metrics.network)
-	pullsBefore := ownPulls(h.metrics.network)
+	before := networkSeries(t, reg, m.network)
+	pullsBefore := ownPulls(m.network)
 	w := &discardWriter{h: http.Header{}}
 	nothing := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 	for _, r := range unwatchedRequests() {
@@ -121,10 +115,10 @@ func TestServeHTTPUnwatchedLeavesNoTrace(t *testing.T) {
 			}
 		}
 	}
-	if after := networkSeries(t, reg, h.metrics.network); !maps.Equal(before, after) {
+	if after := networkSeries(t, reg, m.network); !maps.Equal(before, after) {
 		t.Errorf("metrics of the network changed:\nbefore %v\nafter  %v", before, after)
 	}
-	if n := ownPulls(h.metrics.network); n != pullsBefore {
+	if n := ownPulls(m.network); n != pullsBefore {
 		t.Errorf("the status page's pull log holds %d pulls of the network, had %d", n, pullsBefore)
 	}
 }

@@ -272,7 +272,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
 
 // servePullMetered is servePull, counted by status and timed.
-func (h *Handler) servePullMetered(w http.ResponseWriter, r *http.Request) error {
+func (h *PullHandler) servePullMetered(w http.ResponseWriter, r *http.Request) error {
 	if h.metrics == nil {
 		return h.servePull(w, r)
 	}

@@ -324,13 +324,8 @@ func TestWatchMetrics(t *testing.T) {
 	const network = "watchmetrics.fyre.co"
 	a, reg := provisionedApp(t, t.TempDir())
 	defer a.Cleanup()
-	h := &Handler{
-		Watch:   []*Watch{mustWatch(t, &Watch{Methods: []string{"PUT"}, Path: "/api/users/{id}"})},
-		app:     a,
-		client:  &pullclient.Client{Network: network},
-		log:     a.log,
-		metrics: metricsFor(network),
-	}
+	h := testShim(t, netUse{app: a, client: &pullclient.Client{Network: network}, log: a.log, metrics: metricsFor(network)}, nil,
+		&Watch{Methods: []string{"PUT"}, watchSpec: watchSpec{Path: "/api/users/{id}"}})
 	ok := caddyHandlerFunc(func(w http.ResponseWriter, r *http.Request) error { return nil })
 	fail := caddyHandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusConflict)
@@ -473,7 +468,7 @@ func BenchmarkPullMetrics(b *testing.B) {
 	if err := p.provision(); err != nil {
 		b.Fatal(err)
 	}
-	h := &Handler{Pull: p, tokens: pullclient.TokenValidator{Network: "bench.fyre.co", Key: "k"}, log: zap.NewNop()}
+	h := newPullHandler(p, pullclient.TokenValidator{Network: "bench.fyre.co", Key: "k"}, zap.NewNop(), nil)
 	r := httptest.NewRequest(http.MethodGet, "http://www.example.com/livefyre/pull/42", nil)
 	w := httptest.NewRecorder()
 	b.Run("plain", func(b *testing.B) {

@@ -23,6 +23,74 @@ import (
 	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
 
+func init() {
+	caddy.RegisterModule(PullHandler{})
+}
+
+// PullHandler (http.handlers.livefyre_pull) serves the pull endpoint
+// Livefyre calls to fetch a profile, answering from the app's own profile
+// API. It answers every request under its pull URL's path (token first,
+// then the id, then the app) and never passes one on: such a request
+// carries a system token the app must not see. Every other request passes
+// on untouched, so it needs no matcher, and the Caddyfile refuses one (a
+// matcher could only let part of the pull path through to the app).
+type PullHandler struct {
+	NetworkRef
+	Pull
+	netUse
+	tokens pullclient.TokenValidator
+}
+
+// CaddyModule returns the Caddy module information.
+func (PullHandler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.livefyre_pull",
+		New: func() caddy.Module { return new(PullHandler) },
+	}
+}
+
+// Provision compiles the pull settings, reads the start-up placeholders of
+// header_up and registers the endpoint with its network.
+func (ph *PullHandler) Provision(ctx caddy.Context) (err error) {
+	if ph.netUse, err = ph.NetworkRef.resolve(ctx, true); err != nil {
+		return err
+	}
+	network := ph.client.Network
+	if err := ph.Pull.provision(); err != nil {
+		return fmt.Errorf("pull %s: %w", ph.URL, err)
+	}
+	if !ph.settings.InsecureHTTP {
+		if err := checkCleartext("the pull URL", ph.URL); err != nil {
+			return fmt.Errorf("network %s: %w", network, err)
+		}
+	}
+	if ph.HeaderUp, err = fillHeaderUp(ph.HeaderUp); err != nil {
+		return fmt.Errorf("network %s: pull %s: %w", network, ph.URL, err)
+	}
+	ph.tokens = pullclient.TokenValidator{Network: network, Key: ph.client.Key}
+	if err := ph.app.registerPull(ph); err != nil {
+		return err
+	}
+	ph.register(network)
+	return nil
+}
+
+// ServeHTTP answers a request under the pull URL's path and passes any
+// other on.
+func (ph *PullHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if !ph.owns(r.URL.Path) {
+		return next.ServeHTTP(w, r)
+	}
+	return ph.servePullMetered(w, r)
+}
+
+// Cleanup drops the endpoint's idle upstream connections and its profile
+// cache; each config has its own.
+func (ph *PullHandler) Cleanup() error {
+	ph.cleanup()
+	return nil
+}
+
 // Pull is the endpoint Livefyre calls to fetch a profile.
 type Pull struct {
 	// URL is the public pull URL template registered with Livefyre. It
@@ -92,7 +160,7 @@ type Pull struct {
 	url         *userid.Template // the public pull URL
 	upstream    *userid.Template
 	mapper      *profile.Mapper
-	client      *http.Client
+	http        *http.Client
 	dialTimeout time.Duration
 	allow       ipAllowlist     // nil: any client
 	failures    *failureLimiter // nil: no limit
@@ -169,7 +237,7 @@ func (p *Pull) provision() error {
 	}
 	// The client takes nothing from Livefyre's request: no header of it is
 	// forwarded (hop-by-hop, cookies or any other), only header_up.
-	p.client = &http.Client{
+	p.http = &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{
 			Proxy:                 nil,
@@ -210,8 +278,8 @@ func (p *Pull) register(network string) {
 // cleanup drops the upstream client's idle connections (each config has its
 // own client) and unregisters the cache.
 func (p *Pull) cleanup() {
-	if p.client != nil {
-		p.client.CloseIdleConnections()
+	if p.http != nil {
+		p.http.CloseIdleConnections()
 	}
 	if p.cache != nil && p.network != "" {
 		profileCaches.remove(p.network, p.cache)
@@ -222,14 +290,12 @@ func (p *Pull) cleanup() {
 // userid.Template.Owns): the app must never see a pull request's token.
 func (p *Pull) owns(reqPath string) bool { return p.url.Owns(reqPath) }
 
-// checkWatches refuses watch routes under the pull URL's path: the pull
+// checkWatch refuses a watch route under the pull URL's path: the pull
 // endpoint answers those requests itself, so the app would never see the
 // updates.
-func (p *Pull) checkWatches(watches []*Watch) error {
-	for _, w := range watches {
-		if w.path.Under(p.url) {
-			return fmt.Errorf("watch %s is under the pull URL's path %s, which the pull endpoint answers itself; move the pull URL (e.g. to /livefyre/pull/{id})", w.Path, p.url.Base())
-		}
+func (p *Pull) checkWatch(w *watchSpec) error {
+	if w.path != nil && w.path.Under(p.url) {
+		return fmt.Errorf("watch %s is under the pull URL's path %s, which the pull endpoint answers itself; move the pull URL (e.g. to /livefyre/pull/{id})", w.Path, p.url.Base())
 	}
 	return nil
 }
@@ -258,7 +324,7 @@ func (p *Pull) upstreamURL(id string, repl *caddy.Replacer) (string, error) {
 // left out of Caddy's access log, which honours log_skip when it writes the
 // entry after the handler returns, and the handler's own line stands in
 // for it, without the URI.
-func (h *Handler) servePull(w http.ResponseWriter, r *http.Request) error {
+func (h *PullHandler) servePull(w http.ResponseWriter, r *http.Request) error {
 	caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
 	start := time.Now()
 	a := h.answerPull(w, r)
@@ -280,7 +346,7 @@ type pullAnswer struct {
 
 // logPull writes a pull's access line: who asked, for whom, the answer and
 // how long it took. The URI and query are never logged: they hold lftoken.
-func (h *Handler) logPull(r *http.Request, a pullAnswer, took time.Duration) {
+func (h *PullHandler) logPull(r *http.Request, a pullAnswer, took time.Duration) {
 	c := h.log.Check(zapcore.InfoLevel, "pull")
 	if c == nil {
 		return
@@ -311,8 +377,8 @@ func (h *Handler) logPull(r *http.Request, a pullAnswer, took time.Duration) {
 
 // answerPull answers Livefyre: the client's address, then the token, then
 // the id, then the app.
-func (h *Handler) answerPull(w http.ResponseWriter, r *http.Request) pullAnswer {
-	p := h.Pull
+func (h *PullHandler) answerPull(w http.ResponseWriter, r *http.Request) pullAnswer {
+	p := &h.Pull
 	// The id is read up front for the access line only: nothing below
 	// trusts it before the token is checked.
 	id, ok := p.url.Extract(r.URL)
@@ -440,7 +506,7 @@ func (p *Pull) fetch(ctx context.Context, target string, repl *caddy.Replacer) (
 			req.Header.Add(name, v)
 		}
 	}
-	resp, err := p.client.Do(req)
+	resp, err := p.http.Do(req)
 	if err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
@@ -511,3 +577,10 @@ func tokenReason(err error) string {
 	}
 	return "invalid token"
 }
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*PullHandler)(nil)
+	_ caddy.CleanerUpper          = (*PullHandler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*PullHandler)(nil)
+)

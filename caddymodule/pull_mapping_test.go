@@ -42,11 +42,8 @@ func servedProfile(t *testing.T, doc string, rules []profile.Rule, id string) (i
 		_, _ = io.WriteString(w, doc)
 	})
 	core, logs := observer.New(zapcore.DebugLevel)
-	h := &Handler{
-		Pull:   mustPull(t, &Pull{URL: "https://www.example.com/livefyre/pull/{id}", Upstream: app.URL + "/api/users/{id}", Map: rules}),
-		tokens: pullclient.TokenValidator{Network: "example.fyre.co", Key: "pull-test-key"},
-		log:    zap.New(core),
-	}
+	h := newPullHandler(mustPull(t, &Pull{URL: "https://www.example.com/livefyre/pull/{id}", Upstream: app.URL + "/api/users/{id}", Map: rules}),
+		pullclient.TokenValidator{Network: "example.fyre.co", Key: "pull-test-key"}, zap.New(core), nil)
 	rec := serve(t, h, http.MethodGet, "/livefyre/pull/"+id+"?lftoken="+mustToken(t, "pull-test-key"))
 	if n := hits.Load(); n != 1 {
 		t.Errorf("the app was asked %d times, want 1", n)

@@ -148,8 +148,8 @@ func TestPullProvisionDefaults(t *testing.T) {
 		Upstream: "http://127.0.0.1:3000/api/users/{id}",
 		HeaderUp: http.Header{"x-api-key": {"a"}, "X-Api-Key": {"b"}, "authorization": {"Bearer t"}},
 	})
-	if p.MaxResponse != defaultMaxPullResponse || p.client.Timeout != 10*time.Second {
-		t.Errorf("defaults: max_response %d, timeout %v; want %d, 10s", p.MaxResponse, p.client.Timeout, defaultMaxPullResponse)
+	if p.MaxResponse != defaultMaxPullResponse || p.http.Timeout != 10*time.Second {
+		t.Errorf("defaults: max_response %d, timeout %v; want %d, 10s", p.MaxResponse, p.http.Timeout, defaultMaxPullResponse)
 	}
 	// JSON configs may spell a header in any case; the spellings are one header.
 	if got := p.HeaderUp.Values("X-Api-Key"); len(got) != 2 || len(p.HeaderUp) != 2 || p.HeaderUp.Get("Authorization") != "Bearer t" {
@@ -352,14 +352,10 @@ func TestPullFetchHeaders(t *testing.T) {
 }
 
 // pullHandler is a Handler with only its pull side set up.
-func pullHandler(t *testing.T, p *Pull) *Handler {
+func pullHandler(t *testing.T, p *Pull) *PullHandler {
 	t.Helper()
 	mustPull(t, p)
-	return &Handler{
-		Pull:   p,
-		tokens: pullclient.TokenValidator{Network: "example.fyre.co", Key: "pull-test-key"},
-		log:    zap.NewNop(),
-	}
+	return newPullHandler(p, pullclient.TokenValidator{Network: "example.fyre.co", Key: "pull-test-key"}, zap.NewNop(), nil)
 }
 
 func TestServePull(t *testing.T) {
@@ -512,8 +508,8 @@ func TestPullCheckWatches(t *testing.T) {
 	}
 	for _, tt := range tests {
 		p := mustPull(t, &Pull{URL: tt.pull, Upstream: "http://127.0.0.1:1/u/{id}"})
-		w := mustWatch(t, &Watch{Methods: []string{"PUT"}, Path: tt.watch, UserID: "{http.request.header.X-User-Id}"})
-		err := p.checkWatches([]*Watch{w})
+		w := mustWatch(t, &Watch{Methods: []string{"PUT"}, watchSpec: watchSpec{Path: tt.watch, UserID: "{http.request.header.X-User-Id}"}})
+		err := p.checkWatch(&w.watchSpec)
 		if (err != nil) != tt.overlap {
 			t.Errorf("pull %s, watch %s: checkWatches = %v, want overlap %v", tt.pull, tt.watch, err, tt.overlap)
 		}
@@ -649,7 +645,7 @@ func TestServePullVectors(t *testing.T) {
 			if tt.key != "" {
 				v.Key = tt.key
 			}
-			h := &Handler{Pull: p, tokens: v, log: zap.NewNop()}
+			h := newPullHandler(p, v, zap.NewNop(), nil)
 			before := hits.Load()
 			rec := serve(t, h, http.MethodGet, "/livefyre/pull/"+tt.id+"?lftoken="+tt.token)
 			if rec.Code != tt.want {
@@ -675,7 +671,7 @@ func TestServePullVectors(t *testing.T) {
 }
 
 // serve runs one request through h as Caddy would hand it over.
-func serve(t *testing.T, h *Handler, method, target string, opts ...func(*http.Request) *http.Request) *httptest.ResponseRecorder {
+func serve(t *testing.T, h caddyhttp.MiddlewareHandler, method, target string, opts ...func(*http.Request) *http.Request) *httptest.ResponseRecorder {
 	t.Helper()
 	r := httptest.NewRequest(method, "http://www.example.com"+target, nil)
 	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddyhttp.NewTestReplacer(r)))
@@ -801,14 +797,14 @@ func TestServePullCache(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"name":"`+name+`"}`)
 	})
-	h, _ := watchHandler(t, &Watch{Methods: []string{"PATCH"}, Path: "/api/users/{id}"})
-	h.Pull = mustPull(t, &Pull{URL: "https://www.example.com/livefyre/pull/{id}", Upstream: app.URL + "/u/{id}",
-		Map: []profile.Rule{{Field: "display_name", Source: "/name"}}, Cache: caddy.Duration(time.Minute)})
-	h.tokens = pullclient.TokenValidator{Network: "example.fyre.co", Key: "pull-test-key"}
-	h.Pull.register("example.fyre.co")
-	t.Cleanup(h.Pull.cleanup)
+	h, _ := watchHandler(t, &Watch{Methods: []string{"PATCH"}, watchSpec: watchSpec{Path: "/api/users/{id}"}})
+	h.pull = newPullHandler(mustPull(t, &Pull{URL: "https://www.example.com/livefyre/pull/{id}", Upstream: app.URL + "/u/{id}",
+		Map: []profile.Rule{{Field: "display_name", Source: "/name"}}, Cache: caddy.Duration(time.Minute)}),
+		pullclient.TokenValidator{Network: "example.fyre.co", Key: "pull-test-key"}, zap.NewNop(), nil)
+	h.pull.register("example.fyre.co")
+	t.Cleanup(h.pull.cleanup)
 	clock := newFakeClock()
-	h.Pull.cache.now = clock.Now
+	h.pull.cache.now = clock.Now
 	good := "?lftoken=" + mustToken(t, "pull-test-key")
 
 	pullName := func(id string) string {
@@ -883,14 +879,14 @@ func TestServePullCache(t *testing.T) {
 }
 
 func TestHandlerValidateRefusesWatchUnderPull(t *testing.T) {
-	h := &Handler{
-		Pull:  mustPull(t, &Pull{URL: "https://x.example/api/users/{id}/livefyre", Upstream: "http://127.0.0.1:1/u/{id}"}),
-		Watch: []*Watch{mustWatch(t, &Watch{Methods: []string{"PATCH"}, Path: "/api/users/{id}"})},
+	pull := func(url string) *PullHandler {
+		return newPullHandler(mustPull(t, &Pull{URL: url, Upstream: "http://127.0.0.1:1/u/{id}"}), pullclient.TokenValidator{}, zap.NewNop(), nil)
 	}
+	h := testShim(t, netUse{}, pull("https://x.example/api/users/{id}/livefyre"), &Watch{Methods: []string{"PATCH"}, watchSpec: watchSpec{Path: "/api/users/{id}"}})
 	if err := h.Validate(); err == nil || !strings.Contains(err.Error(), "under the pull URL's path") {
 		t.Errorf("Validate = %v, want the overlap refused", err)
 	}
-	h.Pull = mustPull(t, &Pull{URL: "https://x.example/livefyre/pull/{id}", Upstream: "http://127.0.0.1:1/u/{id}"})
+	h.pull = pull("https://x.example/livefyre/pull/{id}")
 	if err := h.Validate(); err != nil {
 		t.Errorf("Validate with separate paths = %v", err)
 	}
@@ -913,12 +909,9 @@ func TestServePullAccessLine(t *testing.T) {
 		}
 	})
 	core, logs := observer.New(zapcore.DebugLevel)
-	h := &Handler{
-		Pull: mustPull(t, &Pull{URL: "https://www.example.com/livefyre/pull/{id}", Upstream: app.URL + "/u/{id}",
-			AllowIPs: []string{"203.0.113.0/24"}, MaxTokenFailures: "2/m", Cache: caddy.Duration(time.Minute)}),
-		tokens: pullclient.TokenValidator{Network: "example.fyre.co", Key: "pull-test-key"},
-		log:    zap.New(core),
-	}
+	h := newPullHandler(mustPull(t, &Pull{URL: "https://www.example.com/livefyre/pull/{id}", Upstream: app.URL + "/u/{id}",
+		AllowIPs: []string{"203.0.113.0/24"}, MaxTokenFailures: "2/m", Cache: caddy.Duration(time.Minute)}),
+		pullclient.TokenValidator{Network: "example.fyre.co", Key: "pull-test-key"}, zap.New(core), nil)
 	good := mustToken(t, "pull-test-key")
 	livefyre, outsider, guesser := "203.0.113.5", "198.51.100.7", "203.0.113.66"
 	tests := []struct {

@@ -146,8 +146,8 @@ func TestHeaderUpReadAtStartUp(t *testing.T) {
 // TestDoctorFlagsCleartext: doctor warns about plain http off loopback
 // (only insecure_http allows it), and passes https and loopback.
 func TestDoctorFlagsCleartext(t *testing.T) {
-	site := func(pullURL string) *Handler {
-		return &Handler{Pull: &Pull{URL: pullURL}}
+	site := func(pullURL string) *PullHandler {
+		return &PullHandler{Pull: Pull{URL: pullURL}}
 	}
 	tests := []struct {
 		name    string
@@ -167,7 +167,7 @@ func TestDoctorFlagsCleartext(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d := &doctorRun{report: doctorReport{OK: true}}
 			c := &pullclient.Client{Network: "example.fyre.co", QuillURL: tt.quill, TokenTTL: time.Hour}
-			d.checkCleartext(c, []*Handler{site(tt.pullURL)})
+			d.checkCleartext(c, []*PullHandler{site(tt.pullURL)})
 			if len(d.report.Checks) != 1 {
 				t.Fatalf("checks = %+v, want one", d.report.Checks)
 			}

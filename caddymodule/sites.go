@@ -12,12 +12,34 @@ import (
 	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
 
-// registerHandler records a site's handler under its network, so the admin
-// API can register its pull URL and doctor can check it.
-func (a *App) registerHandler(h *Handler) {
+// registerPull records a pull endpoint under its network, so the admin API
+// can register its URL and doctor can check it.
+func (a *App) registerPull(ph *PullHandler) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.handlers[h.client.Network] = append(a.handlers[h.client.Network], h)
+	for _, wh := range a.watches[ph.client.Network] {
+		if err := ph.checkWatch(&wh.watchSpec); err != nil {
+			return err
+		}
+	}
+	a.pulls[ph.client.Network] = append(a.pulls[ph.client.Network], ph)
+	return nil
+}
+
+// registerWatch records a watch under its network, for the start-up
+// summary. A watch with a path template under a pull URL's path of its
+// network is refused, whichever of the two registers first: the pull
+// endpoint would answer its requests.
+func (a *App) registerWatch(wh *WatchHandler) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, ph := range a.pulls[wh.client.Network] {
+		if err := ph.checkWatch(&wh.watchSpec); err != nil {
+			return err
+		}
+	}
+	a.watches[wh.client.Network] = append(a.watches[wh.client.Network], wh)
+	return nil
 }
 
 // networkNames returns the configured networks, sorted.
@@ -40,19 +62,39 @@ func (a *App) client(network string) (*pullclient.Client, bool) {
 	return c, ok
 }
 
-// sites returns the handlers configured for a network.
-func (a *App) sites(network string) []*Handler {
+// pullEndpoints returns the pull endpoints served for a network.
+func (a *App) pullEndpoints(network string) []*PullHandler {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return slices.Clone(a.handlers[network])
+	return slices.Clone(a.pulls[network])
+}
+
+// probeUsers returns the probe_user settings of a network's handlers, pull
+// endpoints first, without repeats.
+func (a *App) probeUsers(network string) []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var users []string
+	add := func(u string) {
+		if u != "" && !slices.Contains(users, u) {
+			users = append(users, u)
+		}
+	}
+	for _, ph := range a.pulls[network] {
+		add(ph.settings.ProbeUser)
+	}
+	for _, wh := range a.watches[network] {
+		add(wh.settings.ProbeUser)
+	}
+	return users
 }
 
 // pullURLs returns the distinct pull URL templates served for a network.
 func (a *App) pullURLs(network string) []string {
 	var urls []string
-	for _, h := range a.sites(network) {
-		if h.Pull != nil && !slices.Contains(urls, h.Pull.URL) {
-			urls = append(urls, h.Pull.URL)
+	for _, ph := range a.pullEndpoints(network) {
+		if !slices.Contains(urls, ph.URL) {
+			urls = append(urls, ph.URL)
 		}
 	}
 	return urls
@@ -84,10 +126,10 @@ func listOrNone(names []string) string {
 	return strings.Join(names, ", ")
 }
 
-// logSites writes one line per site saying what the plugin does there: the
-// first thing to look for in the log after a start or a reload. It names
-// the network, the watched routes, the pull URL, Livefyre's address and the
-// queue, never the key.
+// logSites writes one line per network saying what the plugin does for
+// it: the first thing to look for in the log after a start or a reload. It
+// names the network, the watched routes, the pull URLs, Livefyre's address
+// and the queue, never the key.
 func (a *App) logSites() {
 	for _, network := range a.networkNames() {
 		c, _ := a.client(network)
@@ -98,30 +140,34 @@ func (a *App) logSites() {
 		if u, err := url.Parse(quill); err == nil {
 			quill = u.Redacted()
 		}
-		for _, h := range a.sites(network) {
-			watches := make([]string, 0, len(h.Watch))
-			for _, w := range h.Watch {
-				watches = append(watches, describeWatch(w))
-			}
-			pull := "none"
-			if h.Pull != nil {
-				pull = h.Pull.URL
-			}
-			a.log.Info("site ready",
-				zap.String("network", network),
-				zap.Strings("watch", watches),
-				zap.String("pull", pull),
-				zap.String("quill", quill),
-				zap.String("queue", "badger"),
-				zap.String("storage", a.dir))
+		a.mu.Lock()
+		watches := make([]string, 0, len(a.watches[network]))
+		for _, wh := range a.watches[network] {
+			watches = append(watches, wh.describe())
 		}
+		a.mu.Unlock()
+		pulls := a.pullURLs(network)
+		if len(watches) == 0 && len(pulls) == 0 {
+			continue // defined in the app, used by no site
+		}
+		a.log.Info("site ready",
+			zap.String("network", network),
+			zap.Strings("watch", watches),
+			zap.Strings("pull", pulls),
+			zap.String("quill", quill),
+			zap.String("queue", "badger"),
+			zap.String("storage", a.dir))
 	}
 }
 
-// describeWatch is a watch as the Caddyfile says it, with where the user id
-// comes from when the path does not hold it.
-func describeWatch(w *Watch) string {
-	s := strings.Join(w.Methods, " ") + " " + w.Path
+// describe is a watch as its config says it: the path template (or the
+// route's matchers), with where the user id comes from when the path does
+// not hold it.
+func (w *watchSpec) describe() string {
+	s := w.Path
+	if s == "" {
+		s = "(route matchers)"
+	}
 	switch {
 	case w.UserID != "":
 		s += " (user_id " + w.UserID + ")"

@@ -28,25 +28,27 @@ func TestStartLogsSiteSummary(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	a.log = zap.New(core)
 	const key = "summary-test-key"
-	sites := []*Handler{
-		{
-			Watch: []*Watch{
-				{Methods: []string{"PATCH", "PUT"}, Path: "/api/users/{id}"},
-				{Methods: []string{"POST"}, Path: "/api/me", UserID: "{http.request.header.X-User-Id}"},
-			},
-			Pull:   &Pull{URL: "https://www.example.com/livefyre/pull/{id}"},
-			client: &pullclient.Client{Network: "example.fyre.co", Key: key},
-		},
-		{
-			Watch:  []*Watch{{Methods: []string{"POST"}, Path: "/profile", UserIDJSON: "/user/id"}},
-			client: &pullclient.Client{Network: "other.fyre.co", Key: key, QuillURL: "http://127.0.0.1:8181"},
-		},
-	}
-	for _, h := range sites {
-		if err := a.registerNetwork(h.client); err != nil {
+	example := &pullclient.Client{Network: "example.fyre.co", Key: key}
+	other := &pullclient.Client{Network: "other.fyre.co", Key: key, QuillURL: "http://127.0.0.1:8181"}
+	watch := func(c *pullclient.Client, spec watchSpec) {
+		if err := spec.provision(); err != nil {
 			t.Fatal(err)
 		}
-		a.registerHandler(h)
+		if err := a.registerWatch(&WatchHandler{watchSpec: spec, netUse: netUse{client: c}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []*pullclient.Client{example, other} {
+		if _, err := a.registerNetwork(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	watch(example, watchSpec{Path: "/api/users/{id}"})
+	watch(example, watchSpec{Path: "/api/me", UserID: "{http.request.header.X-User-Id}"})
+	watch(other, watchSpec{UserIDJSON: "/user/id"})
+	p := mustPull(t, &Pull{URL: "https://www.example.com/livefyre/pull/{id}", Upstream: "http://127.0.0.1:1/u/{id}"})
+	if err := a.registerPull(&PullHandler{Pull: *p, netUse: netUse{client: example}}); err != nil {
+		t.Fatal(err)
 	}
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
@@ -56,13 +58,13 @@ func TestStartLogsSiteSummary(t *testing.T) {
 
 	lines := logs.FilterMessage("site ready").All()
 	if len(lines) != 2 {
-		t.Fatalf("%d summary lines, want one per site: %v", len(lines), logs.All())
+		t.Fatalf("%d summary lines, want one per network: %v", len(lines), logs.All())
 	}
 	want := []map[string]any{
-		{"network": "example.fyre.co", "watch": []any{"PATCH PUT /api/users/{id}", "POST /api/me (user_id {http.request.header.X-User-Id})"},
-			"pull": "https://www.example.com/livefyre/pull/{id}", "quill": "https://example.quill.fyre.co", "queue": "badger", "storage": dir},
-		{"network": "other.fyre.co", "watch": []any{"POST /profile (user_id_json /user/id)"},
-			"pull": "none", "quill": "http://127.0.0.1:8181", "queue": "badger", "storage": dir},
+		{"network": "example.fyre.co", "watch": []any{"/api/users/{id}", "/api/me (user_id {http.request.header.X-User-Id})"},
+			"pull": []any{"https://www.example.com/livefyre/pull/{id}"}, "quill": "https://example.quill.fyre.co", "queue": "badger", "storage": dir},
+		{"network": "other.fyre.co", "watch": []any{"(route matchers) (user_id_json /user/id)"},
+			"pull": []any{}, "quill": "http://127.0.0.1:8181", "queue": "badger", "storage": dir},
 	}
 	for i, line := range lines {
 		if got := line.ContextMap(); !reflect.DeepEqual(got, want[i]) {

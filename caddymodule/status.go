@@ -161,9 +161,9 @@ type pullRecord struct {
 
 // recordPull notes one answer of h's pull endpoint, for the page and its
 // charts.
-func recordPull(h *Handler, r *http.Request, status int, start time.Time, took time.Duration) {
+func recordPull(h *PullHandler, r *http.Request, status int, start time.Time, took time.Duration) {
 	statusActivity.Pull(status)
-	rec := pullRecord{at: start, network: h.metrics.network, pull: h.Pull, path: r.URL.Path, rawPath: r.URL.RawPath, status: status, took: took}
+	rec := pullRecord{at: start, network: h.metrics.network, pull: &h.Pull, path: r.URL.Path, rawPath: r.URL.RawPath, status: status, took: took}
 	if h.Pull.url.QueryParam() != "" {
 		rec.query = r.URL.RawQuery
 	}

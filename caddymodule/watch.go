@@ -22,19 +22,43 @@ import (
 // defaultMaxWatchBody caps how much of a response user_id_json may read.
 const defaultMaxWatchBody = 64 << 10
 
-// Watch is one profile-update route of the app. A 2xx answer to a request
-// that matches it queues a ping for the user it names.
-type Watch struct {
-	// Methods are the HTTP methods that update a profile, e.g. PATCH, PUT.
-	Methods []string `json:"methods"`
+func init() {
+	caddy.RegisterModule(WatchHandler{})
+}
 
-	// Path is the route's path pattern. Segments are literal, "*" (any one
-	// segment) or "{id}" (the user id). "{id}" is this plugin's own marker,
-	// not a Caddy placeholder.
-	Path string `json:"path"`
+// WatchHandler (http.handlers.livefyre_watch) watches the app's answers to
+// the requests its route's matchers pick, e.g. a method matcher for PATCH
+// and PUT: a 2xx queues a ping for the user the request or the answer
+// names, before the answer goes out. Every other request passes on
+// untouched.
+//
+// Of several livefyre_watch handlers of one network that fit a request,
+// the first watches it and the others pass it on, as the first matching
+// watch line of the livefyre directive always has: one update, one ping.
+type WatchHandler struct {
+	NetworkRef
+	watchSpec
+	netUse
+
+	claim string // the request variable that says a watch of the network has it
+}
+
+// watchSpec is what a watch route reads: where its user id comes from, and
+// for a route written as a path template, the path.
+type watchSpec struct {
+	// Path, if set, is the route's path template: segments are literal,
+	// "*" (any one segment) or "{id}" (the user id; this plugin's own
+	// marker, not a Caddy placeholder). A request whose path does not fit
+	// it exactly passes on untouched: case counts, the path is not cleaned,
+	// and a trailing slash is one more segment. The livefyre directive
+	// writes it for each watch line (Caddy's path matcher compares without
+	// case and cleans the path, which would watch more than the line says).
+	// Default: none; the route's matchers decide alone.
+	Path string `json:"path,omitempty"`
 
 	// UserID takes the user id from any Caddy placeholder, expanded after
-	// the app has answered, e.g. "{http.request.header.X-User-Id}".
+	// the app has answered, e.g. "{http.request.uri.path.2}" or
+	// "{http.regexp.user.id}".
 	UserID string `json:"user_id,omitempty"`
 
 	// UserIDJSON takes the user id from the 2xx response body, as a JSON
@@ -45,22 +69,40 @@ type Watch struct {
 	// MaxBody caps how much of the response UserIDJSON reads. Default: 64KiB.
 	MaxBody int64 `json:"max_body,omitempty"`
 
-	path    *userid.Template
+	path    *userid.Template // nil without Path
 	pointer profile.Pointer
 }
 
-func (w *Watch) provision() error {
-	if len(w.Methods) == 0 {
-		return errors.New("at least one HTTP method is required")
+// CaddyModule returns the Caddy module information.
+func (WatchHandler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.livefyre_watch",
+		New: func() caddy.Module { return new(WatchHandler) },
 	}
-	for i, m := range w.Methods {
-		w.Methods[i] = strings.ToUpper(m)
+}
+
+// Provision compiles the id source and registers the watch with its
+// network.
+func (wh *WatchHandler) Provision(ctx caddy.Context) (err error) {
+	if err := wh.watchSpec.provision(); err != nil {
+		return fmt.Errorf("livefyre_watch: %w", err)
 	}
-	if err := w.compilePath(); err != nil {
+	if wh.netUse, err = wh.NetworkRef.resolve(ctx, false); err != nil {
 		return err
 	}
+	wh.claim = "livefyre.watched." + wh.client.Network
+	return wh.app.registerWatch(wh)
+}
+
+func (w *watchSpec) provision() error {
+	if w.Path != "" {
+		var err error
+		if w.path, err = userid.ParsePath(w.Path); err != nil {
+			return err
+		}
+	}
 	sources := 0
-	for _, set := range []bool{w.path.HasID(), w.UserID != "", w.UserIDJSON != ""} {
+	for _, set := range []bool{w.path != nil && w.path.HasID(), w.UserID != "", w.UserIDJSON != ""} {
 		if set {
 			sources++
 		}
@@ -84,37 +126,37 @@ func (w *Watch) provision() error {
 	return nil
 }
 
-// compilePath parses Path once.
-func (w *Watch) compilePath() (err error) {
-	w.path, err = userid.ParsePath(w.Path)
-	return err
-}
-
-// match reports whether r is a request to this route, and the id found in
-// its path if the pattern has {id}.
-func (w *Watch) match(r *http.Request) (string, bool) {
-	for _, m := range w.Methods {
-		if m == r.Method {
-			return w.path.Match(r.URL.Path)
+// ServeHTTP watches the answer to a request that fits the path template
+// (if any): its matchers have picked it already.
+func (wh *WatchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	pathID := ""
+	if wh.path != nil {
+		var ok bool
+		if pathID, ok = wh.path.Match(r.URL.Path); !ok {
+			return next.ServeHTTP(w, r)
 		}
 	}
-	return "", false
+	if caddyhttp.GetVar(r.Context(), wh.claim) != nil {
+		return next.ServeHTTP(w, r) // an earlier watch of the network has it
+	}
+	caddyhttp.SetVar(r.Context(), wh.claim, true)
+	return wh.serveWatched(w, r, next, pathID)
 }
 
 // serveWatched runs the rest of the chain and, if the app answered 2xx,
 // queues a ping before returning.
-func (h *Handler) serveWatched(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, wt *Watch, pathID string) error {
+func (wh *WatchHandler) serveWatched(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, pathID string) error {
 	// One allocation per request: the writer holds what queueing the ping
 	// early needs, rather than a closure over it.
 	ww := &watchWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
-	if wt.UserIDJSON != "" {
-		ww.limit = wt.MaxBody
+	if wh.UserIDJSON != "" {
+		ww.limit = wh.MaxBody
 	} else {
 		// The id does not depend on the body, so queue the ping as soon as
 		// the status is known and before any of the answer goes out: a
 		// client that has seen the 2xx can count on the ping being queued,
 		// even if the process dies while a large body is still streaming.
-		ww.early = earlyRecord{h: h, r: r, wt: wt, pathID: pathID}
+		ww.early = earlyRecord{wh: wh, r: r, pathID: pathID}
 	}
 	if err := next.ServeHTTP(ww, r); err != nil {
 		return err
@@ -130,48 +172,48 @@ func (h *Handler) serveWatched(w http.ResponseWriter, r *http.Request, next cadd
 		return nil
 	}
 	// For user_id_json the answer is still held: queue first, then send it.
-	h.recordUpdate(r, wt, ww, pathID)
+	wh.recordUpdate(r, ww, pathID)
 	return ww.release()
 }
 
 // recordUpdate queues a ping for the user a 2xx profile update names.
-func (h *Handler) recordUpdate(r *http.Request, wt *Watch, ww *watchWriter, pathID string) {
-	h.metrics.updateSeen()
-
-	id, err := wt.userID(r, ww, pathID)
+func (wh *WatchHandler) recordUpdate(r *http.Request, ww *watchWriter, pathID string) {
+	wh.metrics.updateSeen()
+	network := wh.client.Network
+	id, err := wh.userID(r, ww, pathID)
 	if err != nil {
-		h.metrics.skipped("no_user_id")
-		h.log.Warn("profile update seen but no user id found; no ping queued",
-			zap.String("network", h.client.Network), zap.String("path", r.URL.Path), zap.String("reason", err.Error()))
+		wh.metrics.skipped("no_user_id")
+		wh.log.Warn("profile update seen but no user id found; no ping queued",
+			zap.String("network", network), zap.String("path", r.URL.Path), zap.String("reason", err.Error()))
 		return
 	}
 	if !userid.Valid(id) {
-		h.metrics.skipped("invalid_user_id")
-		h.log.Warn("profile update for a user id Livefyre cannot take; no ping queued",
-			zap.String("network", h.client.Network), zap.String("path", r.URL.Path), zap.String("reason", "user id: "+userid.Rule))
+		wh.metrics.skipped("invalid_user_id")
+		wh.log.Warn("profile update for a user id Livefyre cannot take; no ping queued",
+			zap.String("network", network), zap.String("path", r.URL.Path), zap.String("reason", "user id: "+userid.Rule))
 		return
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("http.livefyre.user_id", id)
 	}
-	coalesced, err := h.app.enqueue(h.client.Network, id)
-	invalidateProfile(h.client.Network, id) // the profile changed, queued or not
+	coalesced, err := wh.app.enqueue(network, id)
+	invalidateProfile(network, id) // the profile changed, queued or not
 	if err != nil {
-		h.metrics.skipped("queue_error")
-		h.log.Error("profile update seen but the ping could NOT be queued",
-			zap.String("network", h.client.Network), zap.String("user_id", id), zap.String("reason", err.Error()))
+		wh.metrics.skipped("queue_error")
+		wh.log.Error("profile update seen but the ping could NOT be queued",
+			zap.String("network", network), zap.String("user_id", id), zap.String("reason", err.Error()))
 		return
 	}
-	h.metrics.queued(coalesced)
+	wh.metrics.queued(coalesced)
 	// Check first: building the fields costs an allocation per update even
 	// when debug logging is off, which it is in production.
-	if ce := h.log.Check(zapcore.DebugLevel, "ping queued"); ce != nil {
-		ce.Write(zap.String("network", h.client.Network), zap.String("user_id", id), zap.Bool("coalesced", coalesced))
+	if ce := wh.log.Check(zapcore.DebugLevel, "ping queued"); ce != nil {
+		ce.Write(zap.String("network", network), zap.String("user_id", id), zap.Bool("coalesced", coalesced))
 	}
 }
 
-// userID finds the id of the updated user by the watch's configured source.
-func (w *Watch) userID(r *http.Request, ww *watchWriter, pathID string) (string, error) {
+// userID finds the id of the updated user by the configured source.
+func (w *watchSpec) userID(r *http.Request, ww *watchWriter, pathID string) (string, error) {
 	switch {
 	case w.UserID != "":
 		repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -201,7 +243,7 @@ type watchWriter struct {
 	body     bytes.Buffer
 	held     bool // the header and body are held back
 	overflow bool // the body outgrew limit
-	// early, if its h is set, queues the ping once the final status is
+	// early, if its wh is set, queues the ping once the final status is
 	// known to be 2xx, before the header or any of the body is passed on;
 	// recorded says it did.
 	early    earlyRecord
@@ -211,9 +253,8 @@ type watchWriter struct {
 // earlyRecord is what recordUpdate needs when the ping is queued from
 // setStatus.
 type earlyRecord struct {
-	h      *Handler
+	wh     *WatchHandler
 	r      *http.Request
-	wt     *Watch
 	pathID string
 }
 
@@ -226,9 +267,9 @@ func (ww *watchWriter) setStatus(code int) {
 	if ww.limit > 0 && code >= 200 && code <= 299 {
 		ww.held = true
 	}
-	if e := &ww.early; e.h != nil && code >= 200 && code <= 299 {
+	if e := &ww.early; e.wh != nil && code >= 200 && code <= 299 {
 		ww.recorded = true
-		e.h.recordUpdate(e.r, e.wt, ww, e.pathID)
+		e.wh.recordUpdate(e.r, ww, e.pathID)
 	}
 }
 
@@ -336,3 +377,9 @@ func (ww *watchWriter) jsonID(p profile.Pointer) (string, error) {
 	}
 	return id, nil
 }
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*WatchHandler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*WatchHandler)(nil)
+)

@@ -20,6 +20,29 @@ import (
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
 )
 
+// newPullHandler is a pull endpoint built without Caddy around it: p
+// provisioned, tokens validated as v says.
+func newPullHandler(p *Pull, v pullclient.TokenValidator, log *zap.Logger, app *App) *PullHandler {
+	return &PullHandler{Pull: *p, tokens: v, netUse: netUse{app: app, log: log, client: &pullclient.Client{Network: v.Network}}}
+}
+
+// testShim is the deprecated handler over the given watches (and pull, if
+// any), each watch wired to use, without Caddy around it.
+func testShim(t testing.TB, use netUse, pull *PullHandler, watches ...*Watch) *Handler {
+	t.Helper()
+	h := &Handler{Watch: watches, pull: pull}
+	for _, w := range watches {
+		if err := w.provision(); err != nil {
+			t.Fatalf("provision %+v: %v", w, err)
+		}
+		h.watches = append(h.watches, &WatchHandler{watchSpec: w.watchSpec, netUse: use})
+	}
+	if pull != nil {
+		h.Pull = &pull.Pull
+	}
+	return h
+}
+
 func mustWatch(t *testing.T, w *Watch) *Watch {
 	t.Helper()
 	if err := w.provision(); err != nil {
@@ -72,7 +95,7 @@ func TestWatchMatch(t *testing.T) {
 		{"/api/me/", []string{"POST"}, "POST", "/api/me/", "", true},
 	}
 	for _, tt := range tests {
-		w := &Watch{Methods: append([]string(nil), tt.methods...), Path: tt.pattern, UserID: "{http.request.header.X-User-Id}"}
+		w := &Watch{Methods: append([]string(nil), tt.methods...), watchSpec: watchSpec{Path: tt.pattern, UserID: "{http.request.header.X-User-Id}"}}
 		mustWatch(t, w)
 		r := httptest.NewRequest(http.MethodGet, "http://example.com"+tt.path, nil)
 		r.Method = tt.method
@@ -89,13 +112,13 @@ func TestWatchProvisionErrors(t *testing.T) {
 		w    Watch
 		want string
 	}{
-		{"no methods", Watch{Path: "/u/{id}"}, "at least one HTTP method"},
-		{"relative path", Watch{Methods: []string{"PUT"}, Path: "u/{id}"}, "must start with /"},
-		{"no id source", Watch{Methods: []string{"PUT"}, Path: "/u/me"}, "no way to find the user id"},
-		{"id in a segment", Watch{Methods: []string{"PUT"}, Path: "/u/{id}.json"}, "must be a whole segment"},
-		{"other placeholder", Watch{Methods: []string{"PUT"}, Path: "/u/{http.vars.x}", UserID: "{x}"}, "must be a whole segment"},
-		{"both sources", Watch{Methods: []string{"PUT"}, Path: "/me", UserID: "{x}", UserIDJSON: "/id"}, "cannot both be set"},
-		{"bad pointer", Watch{Methods: []string{"PUT"}, Path: "/me", UserIDJSON: "id"}, "user_id_json"},
+		{"no methods", Watch{watchSpec: watchSpec{Path: "/u/{id}"}}, "at least one HTTP method"},
+		{"relative path", Watch{Methods: []string{"PUT"}, watchSpec: watchSpec{Path: "u/{id}"}}, "must start with /"},
+		{"no id source", Watch{Methods: []string{"PUT"}, watchSpec: watchSpec{Path: "/u/me"}}, "no way to find the user id"},
+		{"id in a segment", Watch{Methods: []string{"PUT"}, watchSpec: watchSpec{Path: "/u/{id}.json"}}, "must be a whole segment"},
+		{"other placeholder", Watch{Methods: []string{"PUT"}, watchSpec: watchSpec{Path: "/u/{http.vars.x}", UserID: "{x}"}}, "must be a whole segment"},
+		{"both sources", Watch{Methods: []string{"PUT"}, watchSpec: watchSpec{Path: "/me", UserID: "{x}", UserIDJSON: "/id"}}, "cannot both be set"},
+		{"bad pointer", Watch{Methods: []string{"PUT"}, watchSpec: watchSpec{Path: "/me", UserIDJSON: "id"}}, "user_id_json"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,7 +128,7 @@ func TestWatchProvisionErrors(t *testing.T) {
 			}
 		})
 	}
-	w := mustWatch(t, &Watch{Methods: []string{"put"}, Path: "/me", UserIDJSON: "/id"})
+	w := mustWatch(t, &Watch{Methods: []string{"put"}, watchSpec: watchSpec{Path: "/me", UserIDJSON: "/id"}})
 	if w.Methods[0] != "PUT" || w.MaxBody != defaultMaxWatchBody {
 		t.Errorf("after provision: methods %v, max_body %d; want [PUT], %d", w.Methods, w.MaxBody, defaultMaxWatchBody)
 	}
@@ -285,7 +308,7 @@ func TestWatchWriterJSONID(t *testing.T) {
 }
 
 func TestWatchUserIDPlaceholder(t *testing.T) {
-	w := mustWatch(t, &Watch{Methods: []string{"POST"}, Path: "/api/me", UserID: "{http.request.header.X-User-Id}"})
+	w := mustWatch(t, &Watch{Methods: []string{"POST"}, watchSpec: watchSpec{Path: "/api/me", UserID: "{http.request.header.X-User-Id}"}})
 	r := httptest.NewRequest(http.MethodPost, "/api/me", nil)
 	r.Header.Set("X-User-Id", " u-7 ")
 	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddyhttp.NewTestReplacer(r)))
@@ -312,15 +335,7 @@ func watchHandler(t *testing.T, watches ...*Watch) (*Handler, *queue.Queue) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range watches {
-		mustWatch(t, w)
-	}
-	h := &Handler{
-		Watch:  watches,
-		app:    app,
-		client: &pullclient.Client{Network: "example.fyre.co"},
-		log:    zap.NewNop(),
-	}
+	h := testShim(t, netUse{app: app, client: &pullclient.Client{Network: "example.fyre.co"}, log: zap.NewNop()}, nil, watches...)
 	return h, s.queue
 }
 
@@ -329,9 +344,9 @@ func watchHandler(t *testing.T, watches ...*Watch) (*Handler, *queue.Queue) {
 // app's.
 func TestServeWatched(t *testing.T) {
 	h, q := watchHandler(t,
-		&Watch{Methods: []string{"PATCH", "PUT"}, Path: "/api/users/{id}"},
-		&Watch{Methods: []string{"POST"}, Path: "/api/profile", UserIDJSON: "/user/id"},
-		&Watch{Methods: []string{"POST"}, Path: "/api/me", UserID: "{http.request.header.X-User-Id}"},
+		&Watch{Methods: []string{"PATCH", "PUT"}, watchSpec: watchSpec{Path: "/api/users/{id}"}},
+		&Watch{Methods: []string{"POST"}, watchSpec: watchSpec{Path: "/api/profile", UserIDJSON: "/user/id"}},
+		&Watch{Methods: []string{"POST"}, watchSpec: watchSpec{Path: "/api/me", UserID: "{http.request.header.X-User-Id}"}},
 	)
 	tests := []struct {
 		name    string
@@ -416,8 +431,8 @@ func TestServeWatched(t *testing.T) {
 // killed while a large answer streams must not lose the update.
 func TestPingQueuedBeforeTheAnswerGoesOut(t *testing.T) {
 	h, q := watchHandler(t,
-		&Watch{Methods: []string{"PUT"}, Path: "/api/users/{id}"},
-		&Watch{Methods: []string{"POST"}, Path: "/api/me", UserID: "{http.request.header.X-User-Id}"},
+		&Watch{Methods: []string{"PUT"}, watchSpec: watchSpec{Path: "/api/users/{id}"}},
+		&Watch{Methods: []string{"POST"}, watchSpec: watchSpec{Path: "/api/me", UserID: "{http.request.header.X-User-Id}"}},
 	)
 	for _, tc := range []struct {
 		name, method, path, header, id string
@@ -493,9 +508,9 @@ func (s *sentinelWriter) Write(b []byte) (int, error) { s.first(); return s.Resp
 // ping committed.
 func TestNothingReachesTheClientBeforeThePing(t *testing.T) {
 	h, q := watchHandler(t,
-		&Watch{Methods: []string{"PUT"}, Path: "/api/users/{id}"},
-		&Watch{Methods: []string{"POST"}, Path: "/api/me", UserID: "{http.request.header.X-User-Id}"},
-		&Watch{Methods: []string{"POST"}, Path: "/api/profile", UserIDJSON: "/user/id"},
+		&Watch{Methods: []string{"PUT"}, watchSpec: watchSpec{Path: "/api/users/{id}"}},
+		&Watch{Methods: []string{"POST"}, watchSpec: watchSpec{Path: "/api/me", UserID: "{http.request.header.X-User-Id}"}},
+		&Watch{Methods: []string{"POST"}, watchSpec: watchSpec{Path: "/api/profile", UserIDJSON: "/user/id"}},
 	)
 	body := `{"user":{"id":"f3"},"pad":"` + strings.Repeat("x", 2000) + `"}`
 	for _, tc := range []struct{ name, method, path, header, id string }{

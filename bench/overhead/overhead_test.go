@@ -247,8 +247,8 @@ func TestCaddyfilesAdapt(t *testing.T) {
 			t.Errorf("%s: adapt: %v, warnings %v\n%s", c.name, err, warnings, text)
 			continue
 		}
-		if got := strings.Count(string(out), `"handler":"livefyre"`); got != 1 {
-			t.Errorf("%s: %d livefyre handlers in the adapted JSON, want 1", c.name, got)
+		if got := strings.Count(string(out), `"handler":"livefyre_pull"`); got != 1 {
+			t.Errorf("%s: %d livefyre_pull handlers in the adapted JSON, want 1", c.name, got)
 		}
 		if c.plain != strings.Contains(string(out), `"listen":["127.0.0.1:18180"]`) {
 			t.Errorf("%s: plain site present = %v, want %v", c.name, !c.plain, c.plain)
