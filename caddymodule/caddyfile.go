@@ -679,12 +679,13 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			app.MinInterval = dur
 		case "network":
+			line := d.Line()
 			name, n, err := parseNetworkBlock(d)
 			if err != nil {
 				return nil, err
 			}
 			if _, dup := app.Networks[name]; dup {
-				return nil, d.Errf("network %s is defined twice in the livefyre global block", name)
+				return nil, errAt(d.File(), line, "network "+name+" is defined twice in the livefyre global block")
 			}
 			if app.Networks == nil {
 				app.Networks = make(map[string]*Network)

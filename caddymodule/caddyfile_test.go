@@ -234,6 +234,20 @@ func TestAdaptErrors(t *testing.T) {
 		{"global retry_for not a duration", global("\t\tretry_for forever\n"), 3, "is not a duration"},
 		{"global unknown retry option", global("\t\tretry {\n\t\t\tmax 1h\n\t\t}\n"), 4, `unrecognized retry option "max"`},
 		{"global unknown option", global("\t\tqueue /tmp\n"), 3, `unrecognized livefyre global option "queue"`},
+		// The long form: line 1 is "example.com {", the directive line 2.
+		{"livefyre_pull with a matcher", "example.com {\n\tlivefyre_pull /livefyre/* https://x.example/livefyre/pull/{id} {\n\t\tnetwork example.fyre.co\n" + upstream + "\t}\n}\n", 2, "livefyre_pull takes no matcher"},
+		{"livefyre_pull without a network", "example.com {\n\tlivefyre_pull https://x.example/livefyre/pull/{id} {\n" + upstream + "\t}\n}\n", 2, "livefyre_pull: network is required"},
+		{"livefyre_pull network in the wrong place", site(netKey + "\t\tpull https://x.example/livefyre/pull/{id} {\n\t\t\tnetwork a.fyre.co\n\t\t}\n"), 6, "network belongs to the livefyre block"},
+		{"livefyre_watch without a network", "example.com {\n\tlivefyre_watch {\n\t\tuser_id {http.request.header.X-User}\n\t}\n}\n", 2, "livefyre_watch: network is required"},
+		{"livefyre_watch without an id", "example.com {\n\tlivefyre_watch {\n\t\tnetwork example.fyre.co\n\t}\n}\n", 2, "no way to find the user id"},
+		{"livefyre_watch bad path", "example.com {\n\tlivefyre_watch {\n\t\tnetwork example.fyre.co\n\t\tpath /u/x{id}\n\t}\n}\n", 4, "whole segment"},
+		{"livefyre_watch unknown option", "example.com {\n\tlivefyre_watch {\n\t\tnetwork example.fyre.co\n\t\tpull https://x.example/p/{id}\n\t}\n}\n", 4, `unrecognized livefyre_watch option "pull"`},
+		{"global network without a key", global("\t\tnetwork a.fyre.co {\n\t\t\tquill https://q.example\n\t\t}\n"), 3, "network a.fyre.co: key is required"},
+		{"global network literal key", global("\t\tnetwork a.fyre.co {\n\t\t\tkey " + networkKeySecret + "\n\t\t}\n"), 4, "runtime placeholder"},
+		{"global network http quill", global("\t\tnetwork a.fyre.co {\n\t\t\tkey {env.LIVEFYRE_NETWORK_KEY}\n\t\t\tquill http://quill.example\n\t\t}\n"), 5, "insecure_http"},
+		{"global network unknown option", global("\t\tnetwork a.fyre.co {\n\t\t\twatch PUT /u/{id}\n\t\t}\n"), 4, `unrecognized network option "watch"`},
+		{"global network twice", global("\t\tnetwork a.fyre.co {\n\t\t\tkey {env.K}\n\t\t}\n\t\tnetwork a.fyre.co {\n\t\t\tkey {env.K}\n\t\t}\n"), 6, "defined twice"},
+		{"global network bad name", global("\t\tnetwork example.com {\n\t\t\tkey {env.K}\n\t\t}\n"), 3, "must end in fyre.co"},
 		{"global block twice", "{\n\tlivefyre {\n\t\trate 1/s\n\t}\n\tlivefyre {\n\t\tworkers 2\n\t}\n}\n\n" + site(netKey+"\t\twatch PUT /u/{id}\n"), 5, "may appear only once"},
 	}
 	for _, tt := range tests {
