@@ -17,9 +17,11 @@ import (
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 )
 
-// requestPathHandler is the handler of bench/run.sh's livefyre site: one
-// watch route and a pull endpoint, on a real queue in a temporary directory.
-func requestPathHandler(tb testing.TB) *Handler {
+// requestPathHandler is what the livefyre directive of bench/run.sh's
+// site expands to (one watch line and a pull endpoint), on a real queue in
+// a temporary directory: a route with a method matcher and livefyre_watch,
+// then a route with livefyre_pull.
+func requestPathHandler(tb testing.TB) *expansion {
 	tb.Helper()
 	app := &App{dir: tb.TempDir(), log: zap.NewNop()}
 	tb.Cleanup(func() {
@@ -36,8 +38,35 @@ func requestPathHandler(tb testing.TB) *Handler {
 	}
 	tb.Cleanup(p.cleanup)
 	use := netUse{app: app, client: &pullclient.Client{Network: "example.fyre.co"}, log: zap.NewNop()}
-	pull := newPullHandler(p, pullclient.TokenValidator{Network: "example.fyre.co"}, zap.NewNop(), app)
-	return testShim(tb, use, pull, &Watch{Methods: []string{"PATCH"}, watchSpec: watchSpec{Path: "/api/users/{id}"}})
+	wh := &WatchHandler{watchSpec: watchSpec{Path: "/api/users/{id}"}, netUse: use, claim: "livefyre.watched.example.fyre.co"}
+	if err := wh.watchSpec.provision(); err != nil {
+		tb.Fatal(err)
+	}
+	return &expansion{
+		methods: caddyhttp.MatchMethod{http.MethodPatch},
+		watch:   wh,
+		pull:    newPullHandler(p, pullclient.TokenValidator{Network: "example.fyre.co"}, zap.NewNop(), app),
+	}
+}
+
+// expansion chains the livefyre directive's routes the way Caddy compiles
+// a route list in front of the rest (next), once, when the config loads.
+type expansion struct {
+	methods caddyhttp.MatchMethod
+	watch   *WatchHandler
+	pull    *PullHandler
+}
+
+func (e *expansion) compile(next caddyhttp.Handler) caddyhttp.Handler {
+	pullRoute := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		return e.pull.ServeHTTP(w, r, next)
+	})
+	return caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		if ok, err := e.methods.MatchWithError(r); err != nil || !ok {
+			return pullRoute.ServeHTTP(w, r)
+		}
+		return e.watch.ServeHTTP(w, r, pullRoute)
+	})
 }
 
 // appAnswer is the rest of the chain for a watched update: the app
@@ -66,12 +95,11 @@ func caddyRequest(method, target string) *http.Request {
 // which is neither a pull nor a watched update costs the app behind Caddy
 // no more than a few comparisons (BENCHMARKS.md, "Sidecar overhead").
 func TestServeHTTPUnwatchedAllocatesNothing(t *testing.T) {
-	h := requestPathHandler(t)
+	h := requestPathHandler(t).compile(caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
 	w := &discardWriter{h: http.Header{}}
-	nothing := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 	for _, r := range unwatchedRequests() {
 		allocs := testing.AllocsPerRun(100, func() {
-			if err := h.ServeHTTP(w, r, nothing); err != nil {
+			if err := h.ServeHTTP(w, r); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -99,18 +127,18 @@ func unwatchedRequests() []*http.Request {
 // page's pull log stay as they were. (The metrics are nil-safe, so the
 // allocation test above, whose handler has none, would not notice.)
 func TestServeHTTPUnwatchedLeavesNoTrace(t *testing.T) {
-	h := requestPathHandler(t)
+	e := requestPathHandler(t)
 	m := metricsFor("unwatched-trace.fyre.co")
-	h.pull.metrics, h.watches[0].metrics = m, m
+	e.pull.metrics, e.watch.metrics = m, m
+	h := e.compile(caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(sharedCollectors...)
 	before := networkSeries(t, reg, m.network)
 	pullsBefore := ownPulls(m.network)
 	w := &discardWriter{h: http.Header{}}
-	nothing := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 	for _, r := range unwatchedRequests() {
 		for range 3 {
-			if err := h.ServeHTTP(w, r, nothing); err != nil {
+			if err := h.ServeHTTP(w, r); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -164,18 +192,17 @@ func networkSeries(t *testing.T, reg *prometheus.Registry, network string) map[s
 // response writer wrapper, the queue borrow's release func (App.
 // storeForWrite), and the user_id placeholder boxed into the replacer.
 func TestServeHTTPOwedUpdateAllocations(t *testing.T) {
-	h := requestPathHandler(t)
-	w := &discardWriter{h: http.Header{}}
-	ok := caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+	h := requestPathHandler(t).compile(caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
-	})
+	}))
+	w := &discardWriter{h: http.Header{}}
 	r := caddyRequest(http.MethodPatch, "http://127.0.0.1/api/users/owed")
-	if err := h.ServeHTTP(w, r, ok); err != nil { // queues the ping
+	if err := h.ServeHTTP(w, r); err != nil { // queues the ping
 		t.Fatal(err)
 	}
 	allocs := testing.AllocsPerRun(100, func() {
-		if err := h.ServeHTTP(w, r, ok); err != nil {
+		if err := h.ServeHTTP(w, r); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -193,9 +220,10 @@ func TestServeHTTPOwedUpdateAllocations(t *testing.T) {
 //
 //	go test -run '^$' -bench BenchmarkServeHTTP -benchmem ./caddymodule/
 func BenchmarkServeHTTP(b *testing.B) {
-	h := requestPathHandler(b)
+	e := requestPathHandler(b)
+	unwatched := e.compile(caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
+	h := e.compile(appAnswer)
 	w := &discardWriter{h: http.Header{}}
-	nothing := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 	for _, tc := range []struct{ name, method, path string }{
 		{"unwatched-GET", http.MethodGet, "/api/users/u1"},
 		{"unwatched-PATCH", http.MethodPatch, "/api/teams/t1"},
@@ -204,7 +232,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 			r := caddyRequest(tc.method, "http://127.0.0.1"+tc.path)
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := h.ServeHTTP(w, r, nothing); err != nil {
+				if err := unwatched.ServeHTTP(w, r); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -217,7 +245,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 		reqs := make([]*http.Request, 1000)
 		for i := range reqs {
 			reqs[i] = caddyRequest(http.MethodPatch, "http://127.0.0.1/api/users/o"+strconv.Itoa(i))
-			if err := h.ServeHTTP(w, reqs[i], appAnswer); err != nil {
+			if err := h.ServeHTTP(w, reqs[i]); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -225,7 +253,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			i++
-			if err := h.ServeHTTP(w, reqs[i%len(reqs)], appAnswer); err != nil {
+			if err := h.ServeHTTP(w, reqs[i%len(reqs)]); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -236,7 +264,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 		for b.Loop() {
 			i++
 			r := caddyRequest(http.MethodPatch, "http://127.0.0.1/api/users/b"+strconv.Itoa(i))
-			if err := h.ServeHTTP(w, r, appAnswer); err != nil {
+			if err := h.ServeHTTP(w, r); err != nil {
 				b.Fatal(err)
 			}
 		}
