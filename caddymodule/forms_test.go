@@ -304,3 +304,24 @@ func TestLongFormLoadErrors(t *testing.T) {
 		t.Errorf("shared network: %v", err)
 	}
 }
+
+// TestReadmeLongFormValidates: the long-form example of the README adapts
+// and loads as `caddy validate` loads it.
+func TestReadmeLongFormValidates(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "### The long form")
+	if !ok {
+		t.Fatal("README has no long-form section")
+	}
+	_, block, ok := strings.Cut(section, "```caddyfile\n")
+	block, _, closed := strings.Cut(block, "```")
+	if !ok || !closed {
+		t.Fatal("the long-form section has no caddyfile block")
+	}
+	if err := validate(t, block); err != nil {
+		t.Fatalf("the README's long form: %v\n%s", err, numbered(block))
+	}
+}
