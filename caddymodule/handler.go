@@ -110,7 +110,7 @@ func (h *Handler) Validate() error {
 // routes with method matchers do.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if h.pull != nil && h.pull.owns(r.URL.Path) {
-		return h.pull.servePullMetered(w, r)
+		return h.pull.servePull(w, r)
 	}
 	for i, wt := range h.Watch {
 		if pathID, ok := wt.match(r); ok {

@@ -244,54 +244,6 @@ func observePing(a delivery.Attempt) {
 	}
 }
 
-// statusWriter notes the status a handler answers with. Pooled, so
-// counting pulls by status costs no allocation per request.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection (to flush the
-// pull's answer before the queue hears of it).
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
-
-// servePullMetered is servePull, counted by status and timed.
-func (h *PullHandler) servePullMetered(w http.ResponseWriter, r *http.Request) error {
-	if h.metrics == nil {
-		return h.servePull(w, r)
-	}
-	start := time.Now()
-	sw := statusWriters.Get().(*statusWriter)
-	sw.ResponseWriter, sw.status = w, 0
-	err := h.servePull(sw, r)
-	status := sw.status
-	sw.ResponseWriter = nil
-	statusWriters.Put(sw)
-	if status == 0 {
-		status = http.StatusOK
-	}
-	took := time.Since(start)
-	h.metrics.pulled(status, took)
-	recordPull(h, r, status, start, took)
-	return err
-}
-
 // queueCollector reports the queue's depth by state and the age of its
 // oldest owed ping, read from the pooled queue at scrape time. It belongs
 // to one config: it never opens the queue, and once the config is cleaned

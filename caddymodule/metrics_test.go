@@ -481,7 +481,7 @@ func BenchmarkPullMetrics(b *testing.B) {
 	b.Run("metered", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			_ = h.servePullMetered(w, r)
+			_ = h.servePull(w, r)
 		}
 	})
 }

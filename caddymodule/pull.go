@@ -81,7 +81,7 @@ func (ph *PullHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 	if !ph.owns(r.URL.Path) {
 		return next.ServeHTTP(w, r)
 	}
-	return ph.servePullMetered(w, r)
+	return ph.servePull(w, r)
 }
 
 // Cleanup drops the endpoint's idle upstream connections and its profile
@@ -330,6 +330,11 @@ func (h *PullHandler) servePull(w http.ResponseWriter, r *http.Request) error {
 	a := h.answerPull(w, r)
 	h.logPull(r, a, time.Since(start))
 	h.afterPull(w, start, a)
+	if h.metrics != nil { // nil only in unit tests
+		took := time.Since(start)
+		h.metrics.pulled(a.status, took)
+		recordPull(h, r, a.status, start, took)
+	}
 	return nil
 }
 

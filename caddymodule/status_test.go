@@ -68,7 +68,7 @@ func TestPullLogRecordsUserNotToken(t *testing.T) {
 		h := pullHandler(t, &Pull{URL: tc.url, Upstream: "http://127.0.0.1:1/api/users/{id}"})
 		h.metrics = metricsFor("status.fyre.co")
 		w := httptest.NewRecorder()
-		_ = h.servePullMetered(w, httptest.NewRequest(http.MethodGet, "http://www.example.com"+tc.target, nil))
+		_ = h.servePull(w, httptest.NewRequest(http.MethodGet, "http://www.example.com"+tc.target, nil))
 		if w.Code != http.StatusForbidden {
 			t.Fatalf("%s: %d, want 403 for a bad token", tc.target, w.Code)
 		}
