@@ -91,8 +91,8 @@ type Client struct {
 // with an empty body. An invalid userID gives Permanent without a request.
 func (c *Client) Ping(ctx context.Context, userID string) Result {
 	op := "ping " + strconv.Quote(userID)
-	if !userid.Valid(userID) {
-		return Result{Outcome: Permanent, Err: fmt.Errorf("%s: not a valid Livefyre user id (want letters, digits, '_', '.', '-')", op)}
+	if err := userid.Check(userID); err != nil {
+		return Result{Outcome: Permanent, Err: fmt.Errorf("%s: %w", op, err)}
 	}
 	u, token, err := c.prepare()
 	if err != nil {
