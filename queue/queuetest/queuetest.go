@@ -12,10 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/caddy-livefyre/caddy-livefyre/internal/clocktest"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
 )
 
@@ -48,27 +48,10 @@ type Open func(t *testing.T, now func() time.Time) Queue
 
 // Clock is the suite's clock. It starts on a whole second and moves in
 // whole milliseconds, so every backend stores its times exactly.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type Clock = clocktest.Clock
 
 // NewClock returns a clock at a fixed instant.
-func NewClock() *Clock { return &Clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Add moves the clock on.
-func (c *Clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func NewClock() *Clock { return clocktest.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
 const net = "example.fyre.co"
 
