@@ -331,14 +331,14 @@ func (a *App) deliveryConfig() delivery.Config {
 	for name, c := range a.networks {
 		senders[name] = c
 	}
-	policy := delivery.Policy{RetryFor: time.Duration(a.RetryFor)}
+	policy := delivery.Policy{RetryFor: time.Duration(a.RetryFor), Confirm: a.deliveryConfirms()}
 	if a.Retry != nil {
 		policy.Initial = time.Duration(a.Retry.Initial)
 		policy.MaxInterval = time.Duration(a.Retry.MaxInterval)
 		policy.MaxRetryAfter = time.Duration(a.Retry.MaxRetryAfter)
 	}
 	return delivery.Config{Senders: senders, Policy: policy, Rate: a.rate, Burst: a.burst, Workers: a.Workers,
-		Confirm: a.deliveryConfirms(), Observe: a.observeAttempt}
+		Observe: a.observeAttempt}
 }
 
 // Interface guards
