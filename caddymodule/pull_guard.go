@@ -135,20 +135,8 @@ func failureClient(a netip.Addr) netip.Prefix {
 
 // parseFailureBudget reads "N/s", "N/m" or "N/h".
 func parseFailureBudget(s string) (int, time.Duration, error) {
-	num, unit, found := strings.Cut(s, "/")
-	n, err := strconv.Atoi(num)
-	if !found || err != nil || n < 1 {
-		return 0, 0, fmt.Errorf("max_token_failures %q: want a positive whole number of failures per s, m or h, like 10/m", s)
-	}
-	switch unit {
-	case "s":
-		return n, time.Second, nil
-	case "m":
-		return n, time.Minute, nil
-	case "h":
-		return n, time.Hour, nil
-	}
-	return 0, 0, fmt.Errorf("max_token_failures %q: the unit must be s, m or h", s)
+	n, per, err := failureBudgetSetting.parse(s)
+	return int(n), per, err
 }
 
 // blocked reports whether client has used up its budget, and if so how long
