@@ -6,12 +6,12 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-livefyre/caddy-livefyre/internal/clocktest"
 	"github.com/caddy-livefyre/caddy-livefyre/internal/lru"
 )
 
@@ -82,25 +82,9 @@ func TestAllowlistAdmits(t *testing.T) {
 	}
 }
 
-// fakeClock is a settable clock for the limiter and the cache.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1700000000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// newFakeClock is the shared test clock at a fixed instant, for the
+// limiter, the cache and the pull endpoint's tests.
+func newFakeClock() *clocktest.Clock { return clocktest.New(time.Unix(1700000000, 0)) }
 
 func TestFailureLimiter(t *testing.T) {
 	clock := newFakeClock()
