@@ -130,11 +130,8 @@ func checkPulledValue(f field, path string, v any) (any, *FieldError) {
 		case bool:
 			return b, nil
 		case string:
-			switch b {
-			case "true":
-				return true, nil
-			case "false":
-				return false, nil
+			if word, ok := boolWord(b); ok {
+				return word, nil
 			}
 			return nil, &FieldError{Field: path, Reason: fmt.Sprintf("%q is not a boolean (want true, false, \"true\" or \"false\")", b)}
 		}

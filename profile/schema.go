@@ -175,11 +175,8 @@ func coerce(f field, v any) (any, error) {
 		case bool:
 			return b, nil
 		case string:
-			switch strings.ToLower(strings.TrimSpace(b)) {
-			case "true":
-				return true, nil
-			case "false":
-				return false, nil
+			if word, ok := boolWord(strings.ToLower(strings.TrimSpace(b))); ok {
+				return word, nil
 			}
 			return nil, fmt.Errorf("want a boolean, got the string %q", b)
 		}
@@ -250,6 +247,18 @@ func coerceMembers(f field, obj map[string]any, dropped *[]string) (map[string]a
 		out[m.name] = c
 	}
 	return out, nil
+}
+
+// boolWord reads the strings "true" and "false", which Livefyre takes for
+// booleans (§3.3).
+func boolWord(s string) (value, ok bool) {
+	switch s {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
+	}
+	return false, false
 }
 
 func textOf(v any) (string, bool) {
