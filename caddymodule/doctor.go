@@ -13,7 +13,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/caddy-livefyre/caddy-livefyre/livefyretest"
+	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 )
 
@@ -369,7 +369,7 @@ func (d *doctorRun) checkMapping(network string, p *Pull, user string, doc any) 
 		d.add(network, "mapping", checkFail, "encoding the mapped profile: "+err.Error(), fix)
 		return
 	}
-	prof, err := livefyretest.ValidateProfile(body, user, false)
+	prof, err := profile.CheckPulled(body, user, false)
 	if err != nil {
 		d.add(network, "mapping", checkFail, fmt.Sprintf("the profile mapped for %s breaks Livefyre's schema: %v", user, err), fix)
 		return
@@ -420,7 +420,7 @@ func (d *doctorRun) checkPullURL(c *pullclient.Client, h *Handler, user string) 
 			"Livefyre fetches this URL from the internet: make it resolve and route to this Caddy (the app and mapping checks above ran in-process)")
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, livefyretest.MaxPullBody+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, profile.MaxPullBody+1))
 	resp.Body.Close()
 	switch {
 	case err != nil:
@@ -435,7 +435,7 @@ func (d *doctorRun) checkPullURL(c *pullclient.Client, h *Handler, user string) 
 		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("%s answered HTTP %d", shown, resp.StatusCode),
 			"see the app and mapping checks, and Caddy's log")
 	default:
-		if _, err := livefyretest.ValidateProfile(body, user, false); err != nil {
+		if _, err := profile.CheckPulled(body, user, false); err != nil {
 			d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("%s answered a profile Livefyre would refuse: %v", shown, err),
 				"the URL may reach another pull endpoint; see the mapping check")
 			return
