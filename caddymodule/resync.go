@@ -23,30 +23,6 @@ const maxBadLinesReported = 100
 // shorter (queue.MaxIDLen); a longer line is reported bad and skipped.
 const maxResyncLine = 4096
 
-// resyncReport is the answer of POST /livefyre/resync: what became of each
-// line of the list.
-type resyncReport struct {
-	Network string `json:"network"`
-	// Lines is how many lines were read.
-	Lines int `json:"lines"`
-	// Queued counts users that got a new ping; Coalesced those whose ping
-	// was already owed (it covers this resync too).
-	Queued    int `json:"queued"`
-	Coalesced int `json:"coalesced"`
-	// Blank counts empty lines, which are skipped silently.
-	Blank int `json:"blank"`
-	// Bad counts lines that are not user ids; BadLines lists the first 100.
-	Bad      int       `json:"bad"`
-	BadLines []badLine `json:"bad_lines,omitempty"`
-}
-
-// badLine is a line of a resync list that was skipped.
-type badLine struct {
-	Line   int    `json:"line"`
-	Text   string `json:"text"`
-	Reason string `json:"reason"`
-}
-
 // How a resync enqueues: up to resyncBatch ids at a time (fewer when the
 // sender pauses), by resyncWorkers goroutines. Concurrent enqueues share
 // Badger commits (and, with durability power, fsyncs); waiting for each
@@ -73,7 +49,7 @@ func resync(list io.Reader, network string, enqueue func(network, userID string)
 				_, err = br.ReadSlice('\n')
 			}
 			r.report.Lines++
-			r.report.bad(line, fmt.Sprintf("longer than %d bytes", maxResyncLine))
+			r.bad(line, fmt.Sprintf("longer than %d bytes", maxResyncLine))
 		} else if len(line) > 0 {
 			r.report.Lines++
 			r.line(line)
@@ -116,9 +92,9 @@ func (r *resyncer) line(line []byte) {
 	case id == "":
 		r.report.Blank++
 	case len(id) > queue.MaxIDLen:
-		r.report.bad(line, fmt.Sprintf("longer than %d bytes", queue.MaxIDLen))
+		r.bad(line, fmt.Sprintf("longer than %d bytes", queue.MaxIDLen))
 	case !usableUserID(id):
-		r.report.bad(line, "not a Livefyre user id (letters, digits, _ . - only)")
+		r.bad(line, "not a Livefyre user id (letters, digits, _ . - only)")
 	default:
 		r.batch = append(r.batch, resyncID{line: r.report.Lines, id: id})
 	}
@@ -169,14 +145,14 @@ func (r *resyncer) flush() error {
 }
 
 // bad records a skipped line.
-func (r *resyncReport) bad(line []byte, reason string) {
-	r.Bad++
-	if len(r.BadLines) >= maxBadLinesReported {
+func (r *resyncer) bad(line []byte, reason string) {
+	r.report.Bad++
+	if len(r.report.BadLines) >= maxBadLinesReported {
 		return
 	}
 	text := strings.ToValidUTF8(string(bytes.TrimRight(line, "\r\n")), "\uFFFD")
 	if utf8.RuneCountInString(text) > 64 {
 		text = string([]rune(text)[:64]) + "…"
 	}
-	r.BadLines = append(r.BadLines, badLine{Line: r.Lines, Text: text, Reason: reason})
+	r.report.BadLines = append(r.report.BadLines, badLine{Line: r.report.Lines, Text: text, Reason: reason})
 }
