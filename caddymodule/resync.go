@@ -23,6 +23,9 @@ const maxBadLinesReported = 100
 // shorter (queue.MaxIDLen); a longer line is reported bad and skipped.
 const maxResyncLine = 4096
 
+// tally is the report of a resync under way.
+type tally struct{ resyncReport }
+
 // How a resync enqueues: up to resyncBatch ids at a time (fewer when the
 // sender pauses), by resyncWorkers goroutines. Concurrent enqueues share
 // Badger commits (and, with durability power, fsyncs); waiting for each
@@ -38,7 +41,7 @@ const (
 // Lines that are not user ids are counted and skipped. It stops at the first
 // error of enqueue or of reading list, reporting how far it got.
 func resync(list io.Reader, network string, enqueue func(network, userID string) (bool, error)) (resyncReport, error) {
-	r := &resyncer{network: network, enqueue: enqueue, report: resyncReport{Network: network}}
+	r := &resyncer{network: network, enqueue: enqueue, report: tally{resyncReport{Network: network}}}
 	br := bufio.NewReaderSize(list, maxResyncLine)
 	for {
 		line, err := br.ReadSlice('\n')
@@ -49,7 +52,7 @@ func resync(list io.Reader, network string, enqueue func(network, userID string)
 				_, err = br.ReadSlice('\n')
 			}
 			r.report.Lines++
-			r.bad(line, fmt.Sprintf("longer than %d bytes", maxResyncLine))
+			r.report.bad(line, fmt.Sprintf("longer than %d bytes", maxResyncLine))
 		} else if len(line) > 0 {
 			r.report.Lines++
 			r.line(line)
@@ -58,14 +61,14 @@ func resync(list io.Reader, network string, enqueue func(network, userID string)
 		// more: a slow sender's ids are queued as they come.
 		if len(r.batch) == resyncBatch || br.Buffered() == 0 || err != nil {
 			if qerr := r.flush(); qerr != nil {
-				return r.report, qerr
+				return r.report.resyncReport, qerr
 			}
 		}
 		switch {
 		case errors.Is(err, io.EOF):
-			return r.report, nil
+			return r.report.resyncReport, nil
 		case err != nil:
-			return r.report, badRequest("resync stopped reading the list after line %d: %v; the ids up to it are queued (%d new, %d already owed)",
+			return r.report.resyncReport, badRequest("resync stopped reading the list after line %d: %v; the ids up to it are queued (%d new, %d already owed)",
 				r.report.Lines, err, r.report.Queued, r.report.Coalesced)
 		}
 	}
@@ -75,7 +78,7 @@ func resync(list io.Reader, network string, enqueue func(network, userID string)
 type resyncer struct {
 	network string
 	enqueue func(network, userID string) (bool, error)
-	report  resyncReport
+	report  tally
 	batch   []resyncID
 }
 
@@ -92,9 +95,9 @@ func (r *resyncer) line(line []byte) {
 	case id == "":
 		r.report.Blank++
 	case len(id) > queue.MaxIDLen:
-		r.bad(line, fmt.Sprintf("longer than %d bytes", queue.MaxIDLen))
+		r.report.bad(line, fmt.Sprintf("longer than %d bytes", queue.MaxIDLen))
 	case !usableUserID(id):
-		r.bad(line, "not a Livefyre user id (letters, digits, _ . - only)")
+		r.report.bad(line, "not a Livefyre user id (letters, digits, _ . - only)")
 	default:
 		r.batch = append(r.batch, resyncID{line: r.report.Lines, id: id})
 	}
@@ -145,14 +148,14 @@ func (r *resyncer) flush() error {
 }
 
 // bad records a skipped line.
-func (r *resyncer) bad(line []byte, reason string) {
-	r.report.Bad++
-	if len(r.report.BadLines) >= maxBadLinesReported {
+func (r *tally) bad(line []byte, reason string) {
+	r.Bad++
+	if len(r.BadLines) >= maxBadLinesReported {
 		return
 	}
 	text := strings.ToValidUTF8(string(bytes.TrimRight(line, "\r\n")), "\uFFFD")
 	if utf8.RuneCountInString(text) > 64 {
 		text = string([]rune(text)[:64]) + "…"
 	}
-	r.report.BadLines = append(r.report.BadLines, badLine{Line: r.report.Lines, Text: text, Reason: reason})
+	r.BadLines = append(r.BadLines, badLine{Line: r.Lines, Text: text, Reason: reason})
 }
