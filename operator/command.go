@@ -50,15 +50,15 @@ var subcommands struct {
 	list []func() *cobra.Command
 }
 
-// RegisterSubcommand adds a command under `caddy livefyre`; new is called
+// RegisterSubcommand adds a command under `caddy livefyre`; newCommand is called
 // once Caddy builds its command line. Call it from an init function. It is
 // how a binary that wants more than the operator commands, such as the
 // emulator of package livefyretest/emulatorcmd, adds them without the
 // plugin importing them.
-func RegisterSubcommand(new func() *cobra.Command) {
+func RegisterSubcommand(newCommand func() *cobra.Command) {
 	subcommands.Lock()
 	defer subcommands.Unlock()
-	subcommands.list = append(subcommands.list, new)
+	subcommands.list = append(subcommands.list, newCommand)
 }
 
 // docsFooter ends every help page of the livefyre commands.
