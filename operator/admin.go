@@ -93,11 +93,14 @@ func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
-// fail answers every request with the error of answer.
-func (a *AdminAPI) fail(answer func(r *http.Request) error) http.HandlerFunc {
-	return func(_ http.ResponseWriter, r *http.Request) {
-		*r.Context().Value(errorKey{}).(*error) = answer(r)
-	}
+// answer hands a route's error back to serve.
+func answer(r *http.Request, err error) {
+	*r.Context().Value(errorKey{}).(*error) = err
+}
+
+// fail answers every request with the error of refuse.
+func (a *AdminAPI) fail(refuse func(r *http.Request) error) http.HandlerFunc {
+	return func(_ http.ResponseWriter, r *http.Request) { answer(r, refuse(r)) }
 }
 
 // route serves pattern ("METHOD /path") with handle for the running app,
@@ -109,19 +112,16 @@ func (a *AdminAPI) route(pattern string, handle adminHandler) {
 		if err == nil {
 			err = handle(w, r, app)
 		}
-		*r.Context().Value(errorKey{}).(*error) = err
+		answer(r, err)
 	})
-	notAllowed := a.fail(func(r *http.Request) error {
-		return adminapi.Errorf(http.StatusMethodNotAllowed, "%s %s: method not allowed; use %s", r.Method, r.URL.Path, method)
-	})
-	allow := func(w http.ResponseWriter, r *http.Request) {
+	notAllowed := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", method)
-		notAllowed(w, r)
+		answer(r, adminapi.Errorf(http.StatusMethodNotAllowed, "%s %s: method not allowed; use %s", r.Method, r.URL.Path, method))
 	}
-	a.mux.HandleFunc(path, allow)
+	a.mux.HandleFunc(path, notAllowed)
 	if method == http.MethodGet {
 		// A GET pattern also matches HEAD, which these routes never served.
-		a.mux.HandleFunc(http.MethodHead+" "+path, allow)
+		a.mux.HandleFunc(http.MethodHead+" "+path, notAllowed)
 	}
 }
 
