@@ -40,8 +40,8 @@ const (
 	checkSkip = adminapi.CheckSkip
 )
 
-// Networks returns the configured networks, sorted.
-func (a *App) Networks() []string { return a.networkNames() }
+// NetworkNames returns the configured networks, sorted.
+func (a *App) NetworkNames() []string { return a.networkNames() }
 
 // ResolveNetwork picks the network a request is about: the one named, which
 // must be configured, or the only one configured when name is empty.

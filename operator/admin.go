@@ -368,7 +368,7 @@ func (a *AdminAPI) register(w http.ResponseWriter, r *http.Request, app App) err
 	if err := onlyParams(r, "network"); err != nil {
 		return err
 	}
-	networks := app.Networks()
+	networks := app.NetworkNames()
 	if name := r.URL.Query().Get("network"); name != "" {
 		if !slices.Contains(networks, name) {
 			return adminapi.BadRequest("unknown network %q: the running config has %s", name, listOrNone(networks))
@@ -400,7 +400,7 @@ func (a *AdminAPI) doctor(w http.ResponseWriter, r *http.Request, app App) error
 			return err
 		}
 	}
-	if networks := app.Networks(); req.Network != "" && !slices.Contains(networks, req.Network) {
+	if networks := app.NetworkNames(); req.Network != "" && !slices.Contains(networks, req.Network) {
 		return adminapi.BadRequest("unknown network %q: the running config has %s", req.Network, listOrNone(networks))
 	}
 	return writeJSON(w, http.StatusOK, app.Doctor(r.Context(), req))

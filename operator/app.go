@@ -21,8 +21,8 @@ import (
 // returns are admin API errors (caddy.APIError, see adminapi.Errorf) where
 // the request was at fault, and plain errors otherwise.
 type App interface {
-	// Networks returns the configured networks, sorted.
-	Networks() []string
+	// NetworkNames returns the configured networks, sorted.
+	NetworkNames() []string
 	// ResolveNetwork picks the network a request is about: the one named,
 	// which must be configured, or the only one configured when name is
 	// empty.
