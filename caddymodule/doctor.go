@@ -17,44 +17,6 @@ import (
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 )
 
-// doctorRequest is the body of POST /livefyre/doctor.
-type doctorRequest struct {
-	// Network limits the checks to one network. Default: every one.
-	Network string `json:"network,omitempty"`
-	// UserID is the sample user. Default: each site's probe_user.
-	UserID string `json:"user_id,omitempty"`
-	// ProbeLivefyre sends Livefyre a ping for the sample user, which is the
-	// only way to learn whether Livefyre holds the same key.
-	ProbeLivefyre bool `json:"probe_livefyre,omitempty"`
-}
-
-// checkStatus is how a doctor check went. Only "fail" makes the report
-// not OK; "warn" is worth a look, "skip" was not run.
-type checkStatus string
-
-const (
-	checkPass checkStatus = "pass"
-	checkWarn checkStatus = "warn"
-	checkFail checkStatus = "fail"
-	checkSkip checkStatus = "skip"
-)
-
-// doctorCheck is one line of the doctor's report.
-type doctorCheck struct {
-	Network string      `json:"network,omitempty"`
-	Name    string      `json:"name"`
-	Status  checkStatus `json:"status"`
-	Detail  string      `json:"detail"`
-	// Fix says what to do about a check that did not pass.
-	Fix string `json:"fix,omitempty"`
-}
-
-// doctorReport is the answer of POST /livefyre/doctor.
-type doctorReport struct {
-	OK     bool          `json:"ok"`
-	Checks []doctorCheck `json:"checks"`
-}
-
 const (
 	// doctorTimeout bounds each request doctor makes itself.
 	doctorTimeout = 10 * time.Second
