@@ -153,7 +153,8 @@ func (q *Queue) upsert(batch []*enqueueReq, first map[string]int, networks, ids 
 			return err
 		}
 		if i, ok := first[string(network)+"\x00"+string(userID)]; ok {
-			batch[i].coalesced = found != nil && *found != string(queue.Dead)
+			// A dead job, or one awaiting its pull, starts a new episode.
+			batch[i].coalesced = found != nil && *found != string(queue.Dead) && *found != string(queue.Awaiting)
 		}
 	}
 	return rows.Err()
