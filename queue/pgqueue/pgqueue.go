@@ -2,6 +2,7 @@ package pgqueue
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -45,6 +46,8 @@ type Queue struct {
 	notify  chan struct{}
 	sql     statements
 	group   group
+	// owner names this Queue on the leases it takes, for Close.
+	owner string
 
 	minInterval atomic.Int64 // time.Duration
 	lastPrune   atomic.Int64 // unix nanos of the last last_ping prune
@@ -112,6 +115,7 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 		stop:    stop,
 		done:    make(chan struct{}),
 		group:   group{leaders: max(1, int(opts.MaxConns)/2)},
+		owner:   rand.Text(),
 	}
 	q.SetMinInterval(opts.MinInterval)
 	go q.listen(lctx, listener, cfg.ConnConfig, channel)
@@ -167,9 +171,16 @@ func (q *Queue) listen(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig,
 	}
 }
 
-// Close stops listening and closes the pool. It waits for calls in
-// progress, and is idempotent; later calls return queue.ErrClosed. The
-// Notify channel is left open.
+// Close hands back every lease this Queue still holds, as Release does
+// (due now, no attempt counted), so other replicas send those pings at
+// once instead of after the leases expire; then it stops listening and
+// closes the pool. It waits for calls in progress, and is idempotent;
+// later calls return queue.ErrClosed. The Notify channel is left open.
+//
+// Stop the dispatcher first: a ping still being sent when its lease is
+// handed back may be sent twice (never lost). If PostgreSQL does not
+// answer within Options.Timeout, the leases are left to expire and Close
+// returns the error, after closing all the same.
 func (q *Queue) Close() error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -177,9 +188,15 @@ func (q *Queue) Close() error {
 		return nil
 	}
 	q.closed = true
+	ctx, cancel := context.WithTimeout(context.Background(), q.timeout)
+	_, err := q.pool.Exec(ctx, q.sql.handBackAll, q.owner, q.now())
+	cancel()
 	q.stop()
 	<-q.done
 	q.pool.Close()
+	if err != nil {
+		return fmt.Errorf("pgqueue: close: handing back leases (they expire on their own): %w", err)
+	}
 	return nil
 }
 
@@ -237,7 +254,7 @@ func (q *Queue) Lease(max int, d time.Duration) ([]queue.Lease, error) {
 	}
 	defer done()
 	now := q.now()
-	rows, err := q.pool.Query(ctx, q.sql.lease, now, max, normalize(now.Add(d)))
+	rows, err := q.pool.Query(ctx, q.sql.lease, now, max, normalize(now.Add(d)), q.owner)
 	if err != nil {
 		return nil, fmt.Errorf("pgqueue: lease: %w", err)
 	}

@@ -68,7 +68,10 @@ var migrations = []string{
 		ADD COLUMN pulled_at     timestamptz,
 		ADD COLUMN repings       integer NOT NULL DEFAULT 0,
 		ADD COLUMN pull_error    text NOT NULL DEFAULT '',
-		ADD COLUMN pull_error_at timestamptz;`,
+		ADD COLUMN pull_error_at timestamptz,
+		-- The Queue holding the lease (see Queue.Close), so that a
+		-- replica shutting down hands its leases back at once.
+		ADD COLUMN leased_by     text;`,
 }
 
 // SchemaVersion is the schema version this build creates and understands.

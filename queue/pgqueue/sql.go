@@ -10,6 +10,7 @@ type statements struct {
 	replayMany, dueNow, get, nextDue, stats, list string
 	purgeMany, pullFailed, lockJob, awaitJob      string
 	finishJob, notePull, notePing, peekJob        string
+	handBackAll                                   string
 }
 
 // jobColumns are the columns scanJob reads, in its order.
@@ -55,8 +56,8 @@ ON CONFLICT (network, user_id) DO UPDATE SET
 	pull_error_at  = CASE WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.pull_error_at END
 RETURNING j.network, j.user_id, j.enqueue_found`),
 
-		// $1 now, $2 max, $3 lease expiry. The rows are picked on jobs_due
-		// and locked, skipping rows another lease holds locked.
+		// $1 now, $2 max, $3 lease expiry, $4 owner. The rows are picked
+		// on jobs_due and locked, skipping rows another lease holds locked.
 		lease: s(`
 WITH picked AS (
 	SELECT network, user_id, due FROM @s.jobs
@@ -64,7 +65,7 @@ WITH picked AS (
 	FOR UPDATE SKIP LOCKED
 )
 UPDATE @s.jobs j SET state = 'leased', lease_id = nextval('@s.lease_ids'),
-	due = $3, again = false, again_at = NULL
+	due = $3, again = false, again_at = NULL, leased_by = $4
 FROM picked WHERE j.network = picked.network AND j.user_id = picked.user_id
 RETURNING ` + jobColumns + `, picked.due`),
 
@@ -124,6 +125,12 @@ WHERE network = $1 AND user_id = $2 AND state = 'leased' AND lease_id = $3`),
 UPDATE @s.jobs SET state = CASE WHEN attempts > 0 THEN 'retrying' ELSE 'pending' END,
 	due = GREATEST($4::timestamptz, $5::timestamptz), lease_id = 0, again = false, again_at = NULL
 WHERE network = $1 AND user_id = $2 AND state = 'leased' AND lease_id = $3`),
+
+		// $1 owner, $2 now: Release of every lease the owner holds.
+		handBackAll: s(`
+UPDATE @s.jobs SET state = CASE WHEN attempts > 0 THEN 'retrying' ELSE 'pending' END,
+	due = $2, lease_id = 0, again = false, again_at = NULL, leased_by = NULL
+WHERE state = 'leased' AND leased_by = $1`),
 
 		// $1 network, $2 user id, $3 now.
 		replay: s(`
