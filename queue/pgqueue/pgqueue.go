@@ -49,6 +49,7 @@ type Queue struct {
 	// owner names this Queue on the leases it takes, for Close.
 	owner string
 
+	limit       rateLimit
 	minInterval atomic.Int64 // time.Duration
 	lastPrune   atomic.Int64 // unix nanos of the last last_ping prune
 

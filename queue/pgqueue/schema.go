@@ -71,7 +71,13 @@ var migrations = []string{
 		ADD COLUMN pull_error_at timestamptz,
 		-- The Queue holding the lease (see Queue.Close), so that a
 		-- replica shutting down hands its leases back at once.
-		ADD COLUMN leased_by     text;`,
+		ADD COLUMN leased_by     text;
+	-- The fleet-wide rate limit (limit.go): one token bucket per network.
+	CREATE TABLE %[1]s.rate_buckets (
+		network bytea PRIMARY KEY,
+		tokens  double precision NOT NULL,
+		at      timestamptz NOT NULL
+	);`,
 }
 
 // SchemaVersion is the schema version this build creates and understands.

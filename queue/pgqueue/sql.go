@@ -10,7 +10,7 @@ type statements struct {
 	replayMany, dueNow, get, nextDue, stats, list string
 	purgeMany, pullFailed, lockJob, awaitJob      string
 	finishJob, notePull, notePing, peekJob        string
-	handBackAll                                   string
+	handBackAll, take                             string
 }
 
 // jobColumns are the columns scanJob reads, in its order.
@@ -125,6 +125,19 @@ WHERE network = $1 AND user_id = $2 AND state = 'leased' AND lease_id = $3`),
 UPDATE @s.jobs SET state = CASE WHEN attempts > 0 THEN 'retrying' ELSE 'pending' END,
 	due = GREATEST($4::timestamptz, $5::timestamptz), lease_id = 0, again = false, again_at = NULL
 WHERE network = $1 AND user_id = $2 AND state = 'leased' AND lease_id = $3`),
+
+		// $1 network, $2 rate (tokens a second), $3 burst. The bucket
+		// refills from the server's clock, which every replica shares, and
+		// the token is taken even when none is left (the count goes below
+		// zero): the caller waits -tokens/rate for it, and callers queue
+		// in the order their statements commit. The row lock orders them.
+		take: s(`
+INSERT INTO @s.rate_buckets AS b (network, tokens, at) VALUES ($1, $3::float8 - 1, now())
+ON CONFLICT (network) DO UPDATE SET
+	tokens = LEAST($3::float8,
+		b.tokens + GREATEST(0, extract(epoch FROM now() - b.at)::float8) * $2::float8) - 1,
+	at = GREATEST(b.at, now())
+RETURNING tokens`),
 
 		// $1 owner, $2 now: Release of every lease the owner holds.
 		handBackAll: s(`
