@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
 
@@ -87,7 +88,7 @@ func (q *Queue) lead(req *enqueueReq) {
 			r.turn <- false
 		}
 	}()
-	q.runGroup(batch)
+	q.runGroup(context.Background(), batch)
 	done = true
 }
 
@@ -97,7 +98,7 @@ func (q *Queue) lead(req *enqueueReq) {
 // would have done one after another. Users go in sorted order, so that
 // statements of other replicas lock shared rows in the same order; a
 // deadlock all the same is retried.
-func (q *Queue) runGroup(batch []*enqueueReq) {
+func (q *Queue) runGroup(ctx context.Context, batch []*enqueueReq) {
 	type user struct{ network, userID []byte }
 	first := make(map[string]int, len(batch))
 	var users []user
@@ -123,7 +124,7 @@ func (q *Queue) runGroup(batch []*enqueueReq) {
 	}
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		err = q.upsert(batch, first, networks, ids)
+		err = q.upsert(ctx, batch, first, networks, ids)
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "40P01" { // deadlock_detected
 			break
@@ -136,8 +137,8 @@ func (q *Queue) runGroup(batch []*enqueueReq) {
 	}
 }
 
-func (q *Queue) upsert(batch []*enqueueReq, first map[string]int, networks, ids [][]byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), q.timeout)
+func (q *Queue) upsert(ctx context.Context, batch []*enqueueReq, first map[string]int, networks, ids [][]byte) error {
+	ctx, cancel := context.WithTimeout(ctx, q.timeout)
 	defer cancel()
 	rows, err := q.pool.Query(ctx, q.sql.enqueue, networks, ids, q.now(), q.intervalMicros())
 	if err != nil {
@@ -158,4 +159,38 @@ func (q *Queue) upsert(batch []*enqueueReq, first map[string]int, networks, ids 
 		}
 	}
 	return rows.Err()
+}
+
+// Ref names one user's job.
+type Ref struct{ Network, UserID string }
+
+// EnqueueMany enqueues every ref, as that many Enqueue calls would, in
+// statements of up to 500 users each, and returns once all are committed:
+// the bulk path for pings that waited elsewhere (queue/fleet's spool). An
+// invalid ref fails the call before anything is written; an error (ctx
+// ending among them) may leave the statements before it committed.
+func (q *Queue) EnqueueMany(ctx context.Context, refs []Ref) error {
+	for _, r := range refs {
+		if err := checkRef(r.Network, r.UserID); err != nil {
+			return err
+		}
+	}
+	_, done, err := q.enter()
+	if err != nil {
+		return err
+	}
+	defer done()
+	for len(refs) > 0 {
+		chunk := refs[:min(len(refs), maxGroup)]
+		refs = refs[len(chunk):]
+		batch := make([]*enqueueReq, len(chunk))
+		for i, r := range chunk {
+			batch[i] = &enqueueReq{network: r.Network, userID: r.UserID}
+		}
+		q.runGroup(ctx, batch)
+		if err := batch[0].err; err != nil {
+			return fmt.Errorf("pgqueue: enqueue %d users: %w", len(chunk), err)
+		}
+	}
+	return nil
 }
