@@ -281,8 +281,11 @@ func (s *Server) Thaw() error {
 
 func (s *Server) thaw() error {
 	var first error
-	for _, pid := range s.frozen {
-		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil && first == nil {
+	// Backends first, the postmaster last; one that is gone (a zombie the
+	// postmaster reaped) needs nothing.
+	for i := len(s.frozen) - 1; i >= 0; i-- {
+		err := syscall.Kill(s.frozen[i], syscall.SIGCONT)
+		if err != nil && !errors.Is(err, syscall.ESRCH) && first == nil {
 			first = fmt.Errorf("pgtest: thaw: %w", err)
 		}
 	}
