@@ -42,8 +42,8 @@
 //
 // Close stops the forwarder, forwards what it can within Options.CloseBound
 // (5 s by default; a SIGTERM must not hang on a dead database), then closes
-// the PostgreSQL queue, which hands this replica's leases back at once, and
-// the spool.
+// the PostgreSQL queue, which hands this replica's leases back at once
+// (within 3 s more, see pgqueue.Queue.Close), and the spool.
 //
 // # What a replica that dies with an unforwarded spool loses
 //

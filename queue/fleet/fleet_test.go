@@ -275,3 +275,39 @@ func TestCloseForwardsSpool(t *testing.T) {
 		t.Fatalf("spool after Close: %+v, %v; want empty", stats, err)
 	}
 }
+
+// Close is bounded with PostgreSQL silent: the spool keeps what it could
+// not forward, and Close reports it.
+func TestCloseBoundedOnSilentPostgres(t *testing.T) {
+	srv, dsn := privateDB(t)
+	dir := t.TempDir()
+	q := openFleet(t, parts{dsn, dir}, Options{Bound: 100 * time.Millisecond, CloseBound: 300 * time.Millisecond}, 10*time.Minute, nil)
+	if _, err := q.Enqueue("n.fyre.co", "warm"); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Thaw() })
+	if _, err := q.Enqueue("n.fyre.co", "spooled"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- q.Close() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Close with PostgreSQL silent and a ping in the spool reported nothing")
+		}
+	case <-time.After(2 * time.Minute): // a hang detector, not a speed target
+		t.Fatal("Close still waiting for a silent PostgreSQL after 2 minutes")
+	}
+	spool, err := queue.Open(queue.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spool.Close()
+	if _, err := spool.Get("n.fyre.co", "spooled"); err != nil {
+		t.Fatalf("the spooled ping after Close: %v", err)
+	}
+}

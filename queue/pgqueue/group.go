@@ -88,7 +88,7 @@ func (q *Queue) lead(req *enqueueReq) {
 			r.turn <- false
 		}
 	}()
-	q.runGroup(context.Background(), batch)
+	q.runGroup(q.calls, batch)
 	done = true
 }
 
