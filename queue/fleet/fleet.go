@@ -212,7 +212,7 @@ func (q *Queue) forward(ctx context.Context) error {
 		}
 		refs := make([]pgqueue.Ref, len(ls))
 		for i, l := range ls {
-			refs[i] = pgqueue.Ref{Network: l.Job.Network, UserID: l.Job.UserID}
+			refs[i] = pgqueue.Ref{Network: l.Job.Network, UserID: l.Job.UserID, At: l.Job.EnqueuedAt}
 		}
 		if err := q.Queue.EnqueueMany(ctx, refs); err != nil {
 			for _, l := range ls {

@@ -107,7 +107,8 @@ func TestConformance(t *testing.T) {
 
 // While PostgreSQL is down, every update is committed to the spool and
 // answered; when it is back, the forwarder moves them all to PostgreSQL,
-// where any replica leases them, and the spool empties.
+// with the time of their update, where any replica leases them, and the
+// spool empties.
 func TestSpoolWhilePostgresDown(t *testing.T) {
 	srv, dsn := privateDB(t)
 	q := openFleet(t, parts{dsn, t.TempDir()}, Options{}, 0, nil)
@@ -120,6 +121,7 @@ func TestSpoolWhilePostgresDown(t *testing.T) {
 	if err := srv.Down(); err != nil {
 		t.Fatal(err)
 	}
+	downAt := time.Now().Truncate(time.Microsecond)
 	ids := users(50)
 	for _, id := range ids {
 		if _, err := q.Enqueue("n.fyre.co", id); err != nil {
@@ -132,11 +134,16 @@ func TestSpoolWhilePostgresDown(t *testing.T) {
 	if _, err := q.Enqueue("n.fyre.co", ""); !errors.Is(err, queue.ErrInvalidID) {
 		t.Fatalf("an invalid id while down = %v, want ErrInvalidID", err)
 	}
+	upAt := time.Now()
 	if err := srv.Up(); err != nil {
 		t.Fatal(err)
 	}
 	waitDrained(t, q)
 	other := pgOnly(t, dsn)
+	// Latency is measured from the update, not from its forwarding.
+	if j, err := other.Get("n.fyre.co", ids[0]); err != nil || j.EnqueuedAt.Before(downAt) || !j.EnqueuedAt.Before(upAt) {
+		t.Fatalf("forwarded job %+v, %v; want EnqueuedAt while PostgreSQL was down [%v, %v)", j, err, downAt, upAt)
+	}
 	ls, err := other.Lease(256, time.Minute)
 	if err != nil {
 		t.Fatal(err)

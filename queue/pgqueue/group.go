@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
 )
@@ -19,6 +21,7 @@ const maxGroup = 500
 // enqueueReq is one Enqueue call waiting for its statement to commit.
 type enqueueReq struct {
 	network, userID string
+	at              time.Time // when the update happened; zero: now
 	coalesced       bool
 	err             error
 	// turn receives exactly one value: true when this call is to lead a
@@ -99,7 +102,10 @@ func (q *Queue) lead(req *enqueueReq) {
 // statements of other replicas lock shared rows in the same order; a
 // deadlock all the same is retried.
 func (q *Queue) runGroup(ctx context.Context, batch []*enqueueReq) {
-	type user struct{ network, userID []byte }
+	type user struct {
+		network, userID []byte
+		at              time.Time
+	}
 	first := make(map[string]int, len(batch))
 	var users []user
 	for i, r := range batch {
@@ -109,7 +115,7 @@ func (q *Queue) runGroup(ctx context.Context, batch []*enqueueReq) {
 			continue
 		}
 		first[k] = i
-		users = append(users, user{[]byte(r.network), []byte(r.userID)})
+		users = append(users, user{[]byte(r.network), []byte(r.userID), r.at})
 	}
 	sort.Slice(users, func(i, j int) bool {
 		if c := bytes.Compare(users[i].network, users[j].network); c != 0 {
@@ -119,12 +125,19 @@ func (q *Queue) runGroup(ctx context.Context, batch []*enqueueReq) {
 	})
 	networks := make([][]byte, len(users))
 	ids := make([][]byte, len(users))
+	var ats []pgtype.Timestamptz // nil (NULL) unless some update has its time
 	for i, u := range users {
 		networks[i], ids[i] = u.network, u.userID
+		if !u.at.IsZero() {
+			if ats == nil {
+				ats = make([]pgtype.Timestamptz, len(users))
+			}
+			ats[i] = pgtype.Timestamptz{Time: normalize(u.at), Valid: true}
+		}
 	}
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		err = q.upsert(ctx, batch, first, networks, ids)
+		err = q.upsert(ctx, batch, first, networks, ids, ats)
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "40P01" { // deadlock_detected
 			break
@@ -137,10 +150,10 @@ func (q *Queue) runGroup(ctx context.Context, batch []*enqueueReq) {
 	}
 }
 
-func (q *Queue) upsert(ctx context.Context, batch []*enqueueReq, first map[string]int, networks, ids [][]byte) error {
+func (q *Queue) upsert(ctx context.Context, batch []*enqueueReq, first map[string]int, networks, ids [][]byte, ats []pgtype.Timestamptz) error {
 	ctx, cancel := context.WithTimeout(ctx, q.timeout)
 	defer cancel()
-	rows, err := q.pool.Query(ctx, q.sql.enqueue, networks, ids, q.now(), q.intervalMicros())
+	rows, err := q.pool.Query(ctx, q.sql.enqueue, networks, ids, q.now(), q.intervalMicros(), ats)
 	if err != nil {
 		return err
 	}
@@ -161,8 +174,14 @@ func (q *Queue) upsert(ctx context.Context, batch []*enqueueReq, first map[strin
 	return rows.Err()
 }
 
-// Ref names one user's job.
-type Ref struct{ Network, UserID string }
+// Ref is one update for EnqueueMany.
+type Ref struct {
+	Network, UserID string
+	// At is when the update happened, if before now (it waited in a
+	// spool): a new job's EnqueuedAt, so latency is measured from the
+	// update. Zero: now.
+	At time.Time
+}
 
 // EnqueueMany enqueues every ref, as that many Enqueue calls would, in
 // statements of up to 500 users each, and returns once all are committed:
@@ -185,7 +204,7 @@ func (q *Queue) EnqueueMany(ctx context.Context, refs []Ref) error {
 		refs = refs[len(chunk):]
 		batch := make([]*enqueueReq, len(chunk))
 		for i, r := range chunk {
-			batch[i] = &enqueueReq{network: r.Network, userID: r.UserID}
+			batch[i] = &enqueueReq{network: r.Network, userID: r.UserID, at: r.At}
 		}
 		q.runGroup(ctx, batch)
 		if err := batch[0].err; err != nil {

@@ -23,20 +23,22 @@ func newStatements(schema string) statements {
 	s := func(sql string) string { return strings.ReplaceAll(sql, "@s", schema) }
 	return statements{
 		// $1 networks, $2 user ids (no pair twice), $3 now, $4
-		// MinInterval in µs. A dead job is replaced by a fresh one; a
+		// MinInterval in µs, $5 when each update happened (NULL, or a
+		// NULL array: now), for updates that waited elsewhere first. A dead job is replaced by a fresh one; a
 		// leased one owes one more ping.
 		enqueue: s(`
 INSERT INTO @s.jobs AS j (network, user_id, state, enqueued_at, updated_at, due)
-SELECT x.n, x.u, 'pending', $3::timestamptz, $3::timestamptz,
+SELECT x.n, x.u, 'pending', LEAST(coalesce(x.at, $3::timestamptz), $3::timestamptz),
+	LEAST(coalesce(x.at, $3::timestamptz), $3::timestamptz),
 	CASE WHEN $4::bigint > 0 THEN GREATEST($3::timestamptz,
 		(SELECT p.at + $4::bigint * interval '1 microsecond' FROM @s.last_ping p
 		 WHERE p.network = x.n AND p.user_id = x.u))
 	ELSE $3::timestamptz END
-FROM unnest($1::bytea[], $2::bytea[]) WITH ORDINALITY AS x(n, u, i)
+FROM unnest($1::bytea[], $2::bytea[], $5::timestamptz[]) WITH ORDINALITY AS x(n, u, at, i)
 ORDER BY x.i
 ON CONFLICT (network, user_id) DO UPDATE SET
 	enqueue_found  = j.state,
-	updated_at     = EXCLUDED.updated_at,
+	updated_at     = GREATEST(j.updated_at, EXCLUDED.updated_at),
 	again          = CASE WHEN j.state = 'leased' THEN true WHEN j.state IN ('dead', 'awaiting') THEN false ELSE j.again END,
 	again_at       = CASE WHEN j.state = 'leased' AND NOT j.again THEN EXCLUDED.updated_at
 	                      WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.again_at END,
