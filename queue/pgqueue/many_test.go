@@ -50,10 +50,12 @@ func TestEnqueueMany(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]func(j queue.Job) bool{
-		"spooled": func(j queue.Job) bool { return j.State == queue.Pending && j.EnqueuedAt.Equal(spooled) && j.Due.Equal(clk.Now()) },
-		"fresh":   func(j queue.Job) bool { return j.State == queue.Pending && j.EnqueuedAt.Equal(clk.Now()) },
-		"owed":    func(j queue.Job) bool { return j.State == queue.Pending && j.EnqueuedAt.Equal(start) },
-		"leased":  func(j queue.Job) bool { return j.State == queue.Leased && j.Again },
+		"spooled": func(j queue.Job) bool {
+			return j.State == queue.Pending && j.EnqueuedAt.Equal(spooled) && j.Due.Equal(clk.Now())
+		},
+		"fresh":  func(j queue.Job) bool { return j.State == queue.Pending && j.EnqueuedAt.Equal(clk.Now()) },
+		"owed":   func(j queue.Job) bool { return j.State == queue.Pending && j.EnqueuedAt.Equal(start) },
+		"leased": func(j queue.Job) bool { return j.State == queue.Leased && j.Again },
 	}
 	for id, ok := range want {
 		j, err := q.Get("n.fyre.co", id)
