@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -316,5 +318,59 @@ func TestCloseBoundedOnSilentPostgres(t *testing.T) {
 	defer spool.Close()
 	if _, err := spool.Get("n.fyre.co", "spooled"); err != nil {
 		t.Fatalf("the spooled ping after Close: %v", err)
+	}
+}
+
+// Updates from many goroutines while PostgreSQL goes down and comes back
+// mid-stream: every update that was answered is in PostgreSQL once the
+// spool drains.
+func TestNothingLostAcrossAnOutage(t *testing.T) {
+	srv, dsn := privateDB(t)
+	q := openFleet(t, parts{dsn, t.TempDir()}, Options{}, 0, nil)
+	const writers, each = 8, 150
+	var sent atomic.Int64
+	errs := make(chan error, writers)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if _, err := q.Enqueue("n.fyre.co", fmt.Sprintf("w%d-%d", w, i)); err != nil {
+					errs <- err
+					return
+				}
+				sent.Add(1)
+			}
+		}()
+	}
+	waitSent := func(n int64) {
+		for sent.Load() < n && len(errs) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitSent(writers * each / 4)
+	if err := srv.Down(); err != nil {
+		t.Fatal(err)
+	}
+	waitSent(writers * each / 2)
+	if n := spoolJobs(t, q); n == 0 || !q.Degraded() {
+		t.Fatalf("during the outage: %d pings spooled, degraded %v", n, q.Degraded())
+	}
+	if err := srv.Up(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	waitDrained(t, q)
+	s, err := pgOnly(t, dsn).Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s["n.fyre.co"].Pending; got != writers*each {
+		t.Fatalf("PostgreSQL holds %d pings after the outage, want %d", got, writers*each)
 	}
 }
