@@ -65,7 +65,9 @@ var _ queue.Backend = (*Queue)(nil)
 // New returns the fleet queue over pg and spool, and starts forwarding
 // whatever the spool holds (pings a previous run left there). The Queue
 // owns both: its Close closes them. Open spool with SyncWrites, or a
-// spooled ping survives a crash of the process but not of the machine.
+// spooled ping survives a crash of the process but not of the machine,
+// and without MinInterval, which PostgreSQL applies fleet-wide (a spooled
+// ping must be due at once, to be forwarded at once).
 func New(pg *pgqueue.Queue, spool *queue.Queue, opts Options) *Queue {
 	if opts.Bound <= 0 {
 		opts.Bound = 2 * time.Second
