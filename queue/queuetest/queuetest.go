@@ -19,28 +19,8 @@ import (
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
 )
 
-// Queue is the method set both backends share.
-type Queue interface {
-	Enqueue(network, userID string) (coalesced bool, err error)
-	Lease(max int, d time.Duration) ([]queue.Lease, error)
-	Ack(l queue.Lease) error
-	Retry(l queue.Lease, due time.Time, reason string) error
-	Dead(l queue.Lease, reason string) error
-	Release(l queue.Lease) error
-	Postpone(l queue.Lease, due time.Time) error
-	Replay(network, userID string) error
-	ReplayAll(network string) (int, error)
-	ReplayMany(network string, userIDs []string) (int, error)
-	PurgeDead(network string) (int, error)
-	DueNow(network string) (int, error)
-	Get(network, userID string) (queue.Job, error)
-	NextDue() (time.Time, bool, error)
-	Stats() (map[string]queue.Stats, error)
-	List(state queue.State, network string, after string, limit int) ([]queue.Job, string, error)
-	SetMinInterval(d time.Duration)
-	Notify() <-chan struct{}
-	Close() error
-}
+// Queue is the contract the suite tests: queue.Backend.
+type Queue = queue.Backend
 
 // Open makes a fresh, empty queue that reads the time from now, and closes
 // it when the test ends.
@@ -81,6 +61,7 @@ func Run(t *testing.T, open Open) {
 		{"InvalidIDs", invalidIDs},
 		{"Closed", closed},
 	}
+	cases = append(cases, closedLoopCases...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			clk := NewClock()
