@@ -3,8 +3,6 @@ package caddymodule
 import (
 	"fmt"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -195,25 +193,11 @@ func (a *App) Validate() error {
 
 // parseRate reads "N/s", "N/m" or "N/h" (a bare N means per second).
 func parseRate(s string) (rate.Limit, float64, error) {
-	num, unit, found := strings.Cut(s, "/")
-	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
-	if err != nil || n <= 0 {
-		return 0, 0, fmt.Errorf("rate %q: want a positive number of pings per s, m or h, like 20/s", s)
+	n, per, err := rateSetting.parse(s)
+	if err != nil {
+		return 0, 0, err
 	}
-	per := time.Second
-	if found {
-		switch strings.TrimSpace(unit) {
-		case "s":
-		case "m":
-			per = time.Minute
-		case "h":
-			per = time.Hour
-		default:
-			return 0, 0, fmt.Errorf("rate %q: the unit must be s, m or h", s)
-		}
-	}
-	perSecond := n / per.Seconds()
-	return rate.Limit(perSecond), perSecond, nil
+	return rate.Limit(n / per.Seconds()), n / per.Seconds(), nil
 }
 
 // Start opens the queue (or joins the one a previous config opened) and
@@ -359,14 +343,14 @@ func (a *App) deliveryConfig() delivery.Config {
 	for name, c := range a.networks {
 		senders[name] = c
 	}
-	policy := delivery.Policy{RetryFor: time.Duration(a.RetryFor)}
+	policy := delivery.Policy{RetryFor: time.Duration(a.RetryFor), Confirm: a.deliveryConfirms()}
 	if a.Retry != nil {
 		policy.Initial = time.Duration(a.Retry.Initial)
 		policy.MaxInterval = time.Duration(a.Retry.MaxInterval)
 		policy.MaxRetryAfter = time.Duration(a.Retry.MaxRetryAfter)
 	}
 	return delivery.Config{Senders: senders, Policy: policy, Rate: a.rate, Burst: a.burst, Workers: a.Workers,
-		Confirm: a.deliveryConfirms(), Observe: a.observeAttempt}
+		Observe: a.observeAttempt}
 }
 
 // Interface guards

@@ -206,21 +206,3 @@ func TestConfirmAttemptMetrics(t *testing.T) {
 		t.Errorf("pings_dead_total moved by %v, want 1", got)
 	}
 }
-
-// status lists pings awaiting their pull with where the pull stands.
-func TestPrintAwaiting(t *testing.T) {
-	now := time.Now()
-	page := jobPage{Jobs: []jobView{
-		viewJob(queue.Job{Network: "a.fyre.co", UserID: "u1", State: queue.Awaiting, PingedAt: now.Add(-time.Minute)}),
-		viewJob(queue.Job{Network: "a.fyre.co", UserID: "u2", State: queue.Awaiting, PingedAt: now.Add(-time.Minute), Repings: 2,
-			PullError: "HTTP 502: the app answered 502", PullErrorAt: now}),
-	}}
-	var b strings.Builder
-	printAwaiting(&b, page, 12, now)
-	out := b.String()
-	for _, want := range []string{"(12, the first 2)", "u1", "awaiting pull", "u2", "re-pings 2", "pull failed: HTTP 502"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("status output lacks %q:\n%s", want, out)
-		}
-	}
-}

@@ -13,48 +13,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/caddy-livefyre/caddy-livefyre/livefyretest"
+	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
-	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
-
-// doctorRequest is the body of POST /livefyre/doctor.
-type doctorRequest struct {
-	// Network limits the checks to one network. Default: every one.
-	Network string `json:"network,omitempty"`
-	// UserID is the sample user. Default: each site's probe_user.
-	UserID string `json:"user_id,omitempty"`
-	// ProbeLivefyre sends Livefyre a ping for the sample user, which is the
-	// only way to learn whether Livefyre holds the same key.
-	ProbeLivefyre bool `json:"probe_livefyre,omitempty"`
-}
-
-// checkStatus is how a doctor check went. Only "fail" makes the report
-// not OK; "warn" is worth a look, "skip" was not run.
-type checkStatus string
-
-const (
-	checkPass checkStatus = "pass"
-	checkWarn checkStatus = "warn"
-	checkFail checkStatus = "fail"
-	checkSkip checkStatus = "skip"
-)
-
-// doctorCheck is one line of the doctor's report.
-type doctorCheck struct {
-	Network string      `json:"network,omitempty"`
-	Name    string      `json:"name"`
-	Status  checkStatus `json:"status"`
-	Detail  string      `json:"detail"`
-	// Fix says what to do about a check that did not pass.
-	Fix string `json:"fix,omitempty"`
-}
-
-// doctorReport is the answer of POST /livefyre/doctor.
-type doctorReport struct {
-	OK     bool          `json:"ok"`
-	Checks []doctorCheck `json:"checks"`
-}
 
 const (
 	// doctorTimeout bounds each request doctor makes itself.
@@ -359,7 +320,7 @@ func (d *doctorRun) checkMapping(network string, p *Pull, user string, doc any) 
 		d.add(network, "mapping", checkFail, "encoding the mapped profile: "+err.Error(), fix)
 		return
 	}
-	prof, err := livefyretest.ValidateProfile(body, user, false)
+	prof, err := profile.CheckPulled(body, user, false)
 	if err != nil {
 		d.add(network, "mapping", checkFail, fmt.Sprintf("the profile mapped for %s breaks Livefyre's schema: %v", user, err), fix)
 		return
@@ -410,7 +371,7 @@ func (d *doctorRun) checkPullURL(c *pullclient.Client, ph *PullHandler, user str
 			"Livefyre fetches this URL from the internet: make it resolve and route to this Caddy (the app and mapping checks above ran in-process)")
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, livefyretest.MaxPullBody+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, profile.MaxPullBody+1))
 	resp.Body.Close()
 	switch {
 	case err != nil:
@@ -425,7 +386,7 @@ func (d *doctorRun) checkPullURL(c *pullclient.Client, ph *PullHandler, user str
 		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("%s answered HTTP %d", shown, resp.StatusCode),
 			"see the app and mapping checks, and Caddy's log")
 	default:
-		if _, err := livefyretest.ValidateProfile(body, user, false); err != nil {
+		if _, err := profile.CheckPulled(body, user, false); err != nil {
 			d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("%s answered a profile Livefyre would refuse: %v", shown, err),
 				"the URL may reach another pull endpoint; see the mapping check")
 			return
@@ -503,14 +464,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// fillPullURL puts a user id into a pull URL template (admin_test.go's
-// TestFillPullURL covers it; the template type is userid.Template).
-func fillPullURL(template, id string) string {
-	t, err := userid.ParseURL("the pull URL", template)
-	if err != nil {
-		return template
-	}
-	return t.Fill(id)
 }

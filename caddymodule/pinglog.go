@@ -33,21 +33,6 @@ type networkPings struct {
 	lastError   *pingAttempt
 }
 
-// pingAttempt is one ping sent to Livefyre and how it went.
-type pingAttempt struct {
-	Time    time.Time `json:"time"`
-	Network string    `json:"network"`
-	UserID  string    `json:"user_id"`
-	// Outcome is "done", "retry", "auth_failure" or "permanent".
-	Outcome string `json:"outcome"`
-	// Status is Livefyre's HTTP status, 0 if it did not answer.
-	Status int `json:"status,omitempty"`
-	// Error says what went wrong; it never holds a token or the key.
-	Error string `json:"error,omitempty"`
-	// Seconds is how long the request took.
-	Seconds float64 `json:"seconds"`
-}
-
 func newPingLog(now func() time.Time) *pingLog {
 	return &pingLog{now: now, networks: make(map[string]*networkPings)}
 }

@@ -1,9 +1,10 @@
 package caddymodule
 
 import (
-	"container/list"
 	"sync"
 	"time"
+
+	"github.com/caddy-livefyre/caddy-livefyre/internal/lru"
 )
 
 // defaultCacheEntries bounds a pull endpoint's profile cache; the least
@@ -17,18 +18,15 @@ const defaultCacheEntries = 10000
 // was already under way when the update came is not stored either: it may
 // have read the old data. A nil *profileCache caches nothing.
 type profileCache struct {
-	ttl      time.Duration
-	capacity int
-	now      func() time.Time
+	ttl time.Duration
+	now func() time.Time
 
 	mu       sync.Mutex
-	entries  map[string]*list.Element // of *cachedProfile
-	recent   list.List                // front: most recently used
+	entries  *lru.Cache[string, cachedProfile] // by user id
 	inflight map[string]*pendingFill
 }
 
 type cachedProfile struct {
-	id      string
 	body    []byte
 	expires time.Time
 }
@@ -44,8 +42,8 @@ func newProfileCache(ttl time.Duration, now func() time.Time) *profileCache {
 	if now == nil {
 		now = time.Now
 	}
-	return &profileCache{ttl: ttl, capacity: defaultCacheEntries, now: now,
-		entries: make(map[string]*list.Element), inflight: make(map[string]*pendingFill)}
+	return &profileCache{ttl: ttl, now: now,
+		entries: lru.New[string, cachedProfile](defaultCacheEntries), inflight: make(map[string]*pendingFill)}
 }
 
 // get returns the cached profile of id, if it is fresh.
@@ -55,17 +53,14 @@ func (c *profileCache) get(id string) ([]byte, bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	el, ok := c.entries[id]
+	e, ok := c.entries.Get(id)
 	if !ok {
 		return nil, false
 	}
-	e := el.Value.(*cachedProfile)
 	if !c.now().Before(e.expires) {
-		c.recent.Remove(el)
-		delete(c.entries, id)
+		c.entries.Remove(id)
 		return nil, false
 	}
-	c.recent.MoveToFront(el)
 	return e.body, true
 }
 
@@ -102,29 +97,14 @@ func (c *profileCache) end(id string, gen uint64, body []byte) {
 	if body == nil || !current {
 		return
 	}
-	expires := c.now().Add(c.ttl)
-	if el, ok := c.entries[id]; ok {
-		e := el.Value.(*cachedProfile)
-		e.body, e.expires = body, expires
-		c.recent.MoveToFront(el)
-		return
-	}
-	if len(c.entries) >= c.capacity {
-		oldest := c.recent.Back()
-		c.recent.Remove(oldest)
-		delete(c.entries, oldest.Value.(*cachedProfile).id)
-	}
-	c.entries[id] = c.recent.PushFront(&cachedProfile{id: id, body: body, expires: expires})
+	c.entries.Add(id, cachedProfile{body: body, expires: c.now().Add(c.ttl)})
 }
 
 // invalidate drops id's profile and disowns the fetches of id under way.
 func (c *profileCache) invalidate(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.entries[id]; ok {
-		c.recent.Remove(el)
-		delete(c.entries, id)
-	}
+	c.entries.Remove(id)
 	if f, ok := c.inflight[id]; ok {
 		f.gen++
 	}
@@ -134,7 +114,7 @@ func (c *profileCache) invalidate(id string) {
 func (c *profileCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.entries)
+	return c.entries.Len()
 }
 
 // profileCaches finds the caches of every pull endpoint of a network, across

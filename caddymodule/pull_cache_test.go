@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/caddy-livefyre/caddy-livefyre/internal/lru"
 )
 
 func TestProfileCacheTTL(t *testing.T) {
@@ -70,7 +72,7 @@ func TestProfileCacheInvalidate(t *testing.T) {
 
 func TestProfileCacheBounded(t *testing.T) {
 	c := newProfileCache(time.Hour, newFakeClock().Now)
-	c.capacity = 50
+	c.entries = lru.New[string, cachedProfile](50)
 	c.end("keep", c.begin("keep"), []byte("k"))
 	for i := range 500 {
 		id := fmt.Sprintf("u%d", i)
@@ -132,4 +134,39 @@ func TestInvalidateProfileReachesEveryCacheOfTheNetwork(t *testing.T) {
 	if kept {
 		t.Error("the registry kept a network without caches")
 	}
+}
+
+// BenchmarkProfileCache measures a hit, and a store that evicts, on a full
+// cache: the two paths a busy pull endpoint takes.
+//
+//	go test -run '^$' -bench BenchmarkProfileCache -benchmem ./caddymodule/
+func BenchmarkProfileCache(b *testing.B) {
+	ids := make([]string, 2*defaultCacheEntries)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("u%d", i)
+	}
+	body := []byte(`{"id":"u","display_name":"U"}`)
+	b.Run("hit", func(b *testing.B) {
+		c := newProfileCache(time.Hour, newFakeClock().Now)
+		c.end(ids[0], c.begin(ids[0]), body)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := c.get(ids[0]); !ok {
+				b.Fatal("miss")
+			}
+		}
+	})
+	b.Run("store-evict", func(b *testing.B) {
+		c := newProfileCache(time.Hour, newFakeClock().Now)
+		for _, id := range ids[:defaultCacheEntries] {
+			c.end(id, c.begin(id), body)
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			id := ids[i%len(ids)]
+			i++
+			c.end(id, c.begin(id), body)
+		}
+	})
 }

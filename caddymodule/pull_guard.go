@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"container/list"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-livefyre/caddy-livefyre/internal/lru"
 )
 
 // The pull endpoint's two gates in front of the token check: an address
@@ -97,18 +98,15 @@ const defaultFailureClients = 10000
 // seen one is forgotten (and starts afresh if it comes back). A client is
 // an IPv4 address or an IPv6 /64 (see failureClient).
 type failureLimiter struct {
-	max      int
-	window   time.Duration
-	capacity int
-	now      func() time.Time
+	max    int
+	window time.Duration
+	now    func() time.Time
 
 	mu      sync.Mutex
-	clients map[netip.Prefix]*list.Element // of *failureRecord
-	recent  list.List                      // front: most recently seen
+	clients *lru.Cache[netip.Prefix, failureRecord]
 }
 
 type failureRecord struct {
-	client netip.Prefix
 	opened time.Time
 	count  int
 }
@@ -117,8 +115,8 @@ func newFailureLimiter(max int, window time.Duration, now func() time.Time) *fai
 	if now == nil {
 		now = time.Now
 	}
-	return &failureLimiter{max: max, window: window, capacity: defaultFailureClients, now: now,
-		clients: make(map[netip.Prefix]*list.Element)}
+	return &failureLimiter{max: max, window: window, now: now,
+		clients: lru.New[netip.Prefix, failureRecord](defaultFailureClients)}
 }
 
 // failureClient is whom a failure counts against: an IPv4 address (an
@@ -137,20 +135,8 @@ func failureClient(a netip.Addr) netip.Prefix {
 
 // parseFailureBudget reads "N/s", "N/m" or "N/h".
 func parseFailureBudget(s string) (int, time.Duration, error) {
-	num, unit, found := strings.Cut(s, "/")
-	n, err := strconv.Atoi(num)
-	if !found || err != nil || n < 1 {
-		return 0, 0, fmt.Errorf("max_token_failures %q: want a positive whole number of failures per s, m or h, like 10/m", s)
-	}
-	switch unit {
-	case "s":
-		return n, time.Second, nil
-	case "m":
-		return n, time.Minute, nil
-	case "h":
-		return n, time.Hour, nil
-	}
-	return 0, 0, fmt.Errorf("max_token_failures %q: the unit must be s, m or h", s)
+	n, per, err := failureBudgetSetting.parse(s)
+	return int(n), per, err
 }
 
 // blocked reports whether client has used up its budget, and if so how long
@@ -159,18 +145,15 @@ func (l *failureLimiter) blocked(addr netip.Addr) (time.Duration, bool) {
 	client := failureClient(addr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	el, ok := l.clients[client]
+	rec, ok := l.clients.Get(client)
 	if !ok {
 		return 0, false
 	}
-	rec := el.Value.(*failureRecord)
 	left := rec.opened.Add(l.window).Sub(l.now())
 	if left <= 0 {
-		l.recent.Remove(el)
-		delete(l.clients, client)
+		l.clients.Remove(client)
 		return 0, false
 	}
-	l.recent.MoveToFront(el)
 	return left, rec.count >= l.max
 }
 
@@ -180,30 +163,20 @@ func (l *failureLimiter) fail(addr netip.Addr) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	if el, ok := l.clients[client]; ok {
-		rec := el.Value.(*failureRecord)
-		if now.Before(rec.opened.Add(l.window)) {
-			rec.count++
-			l.recent.MoveToFront(el)
-			return
-		}
-		rec.opened, rec.count = now, 1
-		l.recent.MoveToFront(el)
-		return
+	rec, ok := l.clients.Get(client)
+	if ok && now.Before(rec.opened.Add(l.window)) {
+		rec.count++
+	} else {
+		rec = failureRecord{opened: now, count: 1}
 	}
-	if len(l.clients) >= l.capacity {
-		oldest := l.recent.Back()
-		l.recent.Remove(oldest)
-		delete(l.clients, oldest.Value.(*failureRecord).client)
-	}
-	l.clients[client] = l.recent.PushFront(&failureRecord{client: client, opened: now, count: 1})
+	l.clients.Add(client, rec)
 }
 
 // size is how many clients the limiter remembers.
 func (l *failureLimiter) size() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.clients)
+	return l.clients.Len()
 }
 
 // retryAfter is the Retry-After value for a wait: whole seconds, rounded up.

@@ -6,11 +6,13 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-livefyre/caddy-livefyre/internal/clocktest"
+	"github.com/caddy-livefyre/caddy-livefyre/internal/lru"
 )
 
 func TestParseAllowIPs(t *testing.T) {
@@ -80,25 +82,9 @@ func TestAllowlistAdmits(t *testing.T) {
 	}
 }
 
-// fakeClock is a settable clock for the limiter and the cache.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1700000000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// newFakeClock is the shared test clock at a fixed instant, for the
+// limiter, the cache and the pull endpoint's tests.
+func newFakeClock() *clocktest.Clock { return clocktest.New(time.Unix(1700000000, 0)) }
 
 func TestFailureLimiter(t *testing.T) {
 	clock := newFakeClock()
@@ -147,7 +133,7 @@ func TestFailureLimiter(t *testing.T) {
 func TestFailureLimiterBoundedMemory(t *testing.T) {
 	clock := newFakeClock()
 	l := newFailureLimiter(1, time.Hour, clock.Now)
-	l.capacity = 100
+	l.clients = lru.New[netip.Prefix, failureRecord](100)
 	first := netip.MustParseAddr("10.0.0.1")
 	l.fail(first)
 	if _, blocked := l.blocked(first); !blocked {
@@ -227,4 +213,37 @@ func TestFailureLimiterGroupsIPv6By64(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkFailureLimiter measures the check every failed-token request
+// makes, and a failure from a new client on a full limiter (a flood).
+//
+//	go test -run '^$' -bench BenchmarkFailureLimiter -benchmem ./caddymodule/
+func BenchmarkFailureLimiter(b *testing.B) {
+	addrs := make([]netip.Addr, 2*defaultFailureClients)
+	a := netip.MustParseAddr("10.0.0.0")
+	for i := range addrs {
+		a = a.Next()
+		addrs[i] = a
+	}
+	b.Run("blocked", func(b *testing.B) {
+		l := newFailureLimiter(3, time.Hour, newFakeClock().Now)
+		l.fail(addrs[0])
+		b.ReportAllocs()
+		for b.Loop() {
+			l.blocked(addrs[0])
+		}
+	})
+	b.Run("fail-new-client", func(b *testing.B) {
+		l := newFailureLimiter(3, time.Hour, newFakeClock().Now)
+		for _, a := range addrs[:defaultFailureClients] {
+			l.fail(a)
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			l.fail(addrs[i%len(addrs)])
+			i++
+		}
+	})
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/caddy-livefyre/caddy-livefyre/livefyretest"
 	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
+	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
 
 func mustPull(t *testing.T, p *Pull) *Pull {
@@ -485,7 +486,7 @@ func TestPullRoutingOddPaths(t *testing.T) {
 		if id != tt.id || ok != tt.idOK {
 			t.Errorf("%s: requestedID = %q, %v; want %q, %v", tt.target, id, ok, tt.id, tt.idOK)
 		}
-		if got := ok && usableUserID(id); got != tt.usable {
+		if got := ok && userid.Valid(id); got != tt.usable {
 			t.Errorf("%s: usable = %v, want %v", tt.target, got, tt.usable)
 		}
 	}

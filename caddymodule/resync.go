@@ -24,29 +24,8 @@ const maxBadLinesReported = 100
 // shorter (queue.MaxIDLen); a longer line is reported bad and skipped.
 const maxResyncLine = 4096
 
-// resyncReport is the answer of POST /livefyre/resync: what became of each
-// line of the list.
-type resyncReport struct {
-	Network string `json:"network"`
-	// Lines is how many lines were read.
-	Lines int `json:"lines"`
-	// Queued counts users that got a new ping; Coalesced those whose ping
-	// was already owed (it covers this resync too).
-	Queued    int `json:"queued"`
-	Coalesced int `json:"coalesced"`
-	// Blank counts empty lines, which are skipped silently.
-	Blank int `json:"blank"`
-	// Bad counts lines that are not user ids; BadLines lists the first 100.
-	Bad      int       `json:"bad"`
-	BadLines []badLine `json:"bad_lines,omitempty"`
-}
-
-// badLine is a line of a resync list that was skipped.
-type badLine struct {
-	Line   int    `json:"line"`
-	Text   string `json:"text"`
-	Reason string `json:"reason"`
-}
+// tally is the report of a resync under way.
+type tally struct{ resyncReport }
 
 // How a resync enqueues: up to resyncBatch ids at a time (fewer when the
 // sender pauses), by resyncWorkers goroutines. Concurrent enqueues share
@@ -63,7 +42,7 @@ const (
 // Lines that are not user ids are counted and skipped. It stops at the first
 // error of enqueue or of reading list, reporting how far it got.
 func resync(list io.Reader, network string, enqueue func(network, userID string) (bool, error)) (resyncReport, error) {
-	r := &resyncer{network: network, enqueue: enqueue, report: resyncReport{Network: network}}
+	r := &resyncer{network: network, enqueue: enqueue, report: tally{resyncReport{Network: network}}}
 	br := bufio.NewReaderSize(list, maxResyncLine)
 	for {
 		line, err := br.ReadSlice('\n')
@@ -83,14 +62,14 @@ func resync(list io.Reader, network string, enqueue func(network, userID string)
 		// more: a slow sender's ids are queued as they come.
 		if len(r.batch) == resyncBatch || br.Buffered() == 0 || err != nil {
 			if qerr := r.flush(); qerr != nil {
-				return r.report, qerr
+				return r.report.resyncReport, qerr
 			}
 		}
 		switch {
 		case errors.Is(err, io.EOF):
-			return r.report, nil
+			return r.report.resyncReport, nil
 		case err != nil:
-			return r.report, badRequest("resync stopped reading the list after line %d: %v; the ids up to it are queued (%d new, %d already owed)",
+			return r.report.resyncReport, badRequest("resync stopped reading the list after line %d: %v; the ids up to it are queued (%d new, %d already owed)",
 				r.report.Lines, err, r.report.Queued, r.report.Coalesced)
 		}
 	}
@@ -100,7 +79,7 @@ func resync(list io.Reader, network string, enqueue func(network, userID string)
 type resyncer struct {
 	network string
 	enqueue func(network, userID string) (bool, error)
-	report  resyncReport
+	report  tally
 	batch   []resyncID
 }
 
@@ -170,7 +149,7 @@ func (r *resyncer) flush() error {
 }
 
 // bad records a skipped line.
-func (r *resyncReport) bad(line []byte, reason string) {
+func (r *tally) bad(line []byte, reason string) {
 	r.Bad++
 	if len(r.BadLines) >= maxBadLinesReported {
 		return

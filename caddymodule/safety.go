@@ -10,26 +10,17 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 )
 
 // The checks here keep secrets out of the config and off the wire. Each is
 // run twice: by the Caddyfile parser, so that an error names its line, and
 // by Provision, for configs written in JSON.
 
-// Bounds of token_ttl and `caddy livefyre token --ttl`. A system token lets
-// its holder act for the whole network until it expires, so a long one is a
-// long exposure; a very short one expires before a slow ping is answered.
-const (
-	minTokenTTL = time.Minute
-	maxTokenTTL = 24 * time.Hour
-)
-
 // checkTokenTTL keeps a system token's lifetime within its bounds.
 func checkTokenTTL(ttl time.Duration) error {
-	if ttl < minTokenTTL || ttl > maxTokenTTL {
-		return fmt.Errorf("%s is out of bounds: a system token must live from 1m to 24h (the default is 1h)", ttl)
-	}
-	return nil
+	return pullclient.CheckTokenTTL(ttl)
 }
 
 // errLiteralKey refuses a network key written into the config. It never

@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
-	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
 
 // registerPull records a pull endpoint under its network, so the admin API
@@ -176,6 +175,3 @@ func (w *watchSpec) describe() string {
 	}
 	return s
 }
-
-// usableUserID is userid.Valid, for the admin API until it moves out.
-func usableUserID(id string) bool { return userid.Valid(id) }

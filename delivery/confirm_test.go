@@ -40,7 +40,7 @@ func newConfirmRig(t *testing.T, confirm *Confirm) *confirmRig {
 		},
 	}
 	if confirm != nil {
-		r.cfg.Confirm = map[string]Confirm{network: *confirm}
+		r.cfg.Policy.Confirm = map[string]Confirm{network: *confirm}
 	}
 	r.d = start(t, r.q, Options{Now: r.clk.Now}, r.cfg)
 	return r
@@ -191,7 +191,7 @@ func TestConfirmOff(t *testing.T) {
 	on := newConfirmRig(t, &Confirm{Within: time.Minute, Attempts: 3})
 	enqueue(t, on.q, network, "v")
 	on.awaitPing("v", 1)
-	on.cfg.Confirm = nil
+	on.cfg.Policy.Confirm = nil
 	on.advance(time.Minute)
 	waitGone(t, on.q, network, "v")
 	if n := acceptedPings(on.emu)["v"]; n != 1 {

@@ -3,7 +3,6 @@ package delivery
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +24,8 @@ type Sender interface {
 type Config struct {
 	// Senders holds one sender per Livefyre network name.
 	Senders map[string]Sender
-	// Policy is the retry policy; zero fields take DefaultPolicy's values.
+	// Policy is the retry policy, the closed loop of each network included;
+	// zero fields take DefaultPolicy's values.
 	Policy Policy
 	// Rate limits pings per network (token bucket); 0 means no limit.
 	Rate rate.Limit
@@ -34,9 +34,6 @@ type Config struct {
 	// Workers is how many pings may be in flight at once; 0 keeps
 	// Options.Workers.
 	Workers int
-	// Confirm holds the closed loop of each network that has it on: a
-	// network missing here finishes a job when Livefyre accepts its ping.
-	Confirm map[string]Confirm
 	// Observe, if set, is told how each ping that reached Livefyre (or
 	// failed trying) ended, after the outcome is recorded in the queue. It
 	// runs on the delivery worker, outside every lock: a slow Observe holds
@@ -319,11 +316,14 @@ func (d *Dispatcher) leaseTime() time.Duration {
 	return d.leaseFor + time.Duration(min(wait, float64(maxRateWait)))
 }
 
-// deliver sends one ping and records the outcome in the queue.
+// deliver sends one ping and records the outcome in the queue. The policy
+// decides, before the ping, whether to send it and, after, what becomes of
+// the job; apply carries that out. A job on hold, or cut off by Stop, is
+// put back without a decision: it was not an attempt.
 func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 	job := l.Job
-	attempt := job.Attempts + 1
-	log := d.log.With(zap.String("network", job.Network), zap.String("user_id", job.UserID), zap.Int("attempt", attempt))
+	a := Attempt{Job: job, Number: job.Attempts + 1}
+	log := d.log.With(zap.String("network", job.Network), zap.String("user_id", job.UserID), zap.Int("attempt", a.Number))
 
 	if d.holdBack(log, l) {
 		return
@@ -337,107 +337,79 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 		d.settle(log, d.q.Release(l))
 		return
 	}
-	confirm, confirmOn := cfg.Confirm[job.Network]
-	reping := ""
-	if !job.PingedAt.IsZero() {
-		// Livefyre accepted a ping for this job and did not pull by its due.
-		var died string
-		var finish bool
-		if confirmOn {
-			reping, died, finish = confirm.unpulled(job)
-		} else {
-			finish = true // the loop was turned off since
+	a.At = d.now()
+	res := Result{}
+	dec := cfg.policy.Decide(job, res, a.At)
+	if dec.Action == Ping {
+		if a.Reping = dec.Reason; a.Reping != "" {
+			log.Info("Livefyre has not pulled the user since the last ping; pinging again", zap.String("why", a.Reping), zap.Int("repings", job.Repings))
 		}
-		switch {
-		case finish:
-			log.Debug("ping not confirmed by a pull; finished without one")
-			d.settle(log, d.q.Ack(l))
-			return
-		case died != "":
-			log.Error("Livefyre never pulled the user after its pings; dead-lettered", zap.String("reason", died))
-			d.settle(log, d.q.Dead(l, died))
-			cfg.observe(Attempt{Job: job, Number: attempt, NeverPulled: true, Dead: true, Reason: died, At: d.now()})
-			return
+		if lim := cfg.limiters[job.Network]; lim != nil {
+			if err := lim.Wait(ctx); err != nil {
+				log.Debug("stopping before the ping was sent; it stays queued")
+				d.settle(log, d.q.Release(l))
+				return
+			}
 		}
-		log.Info("Livefyre has not pulled the user since the last ping; pinging again", zap.String("why", reping), zap.Int("repings", job.Repings))
-	}
-	if lim := cfg.limiters[job.Network]; lim != nil {
-		if err := lim.Wait(ctx); err != nil {
-			log.Debug("stopping before the ping was sent; it stays queued")
+		// Before the ping leaves: a pull it causes is at or after this.
+		a.SentAt = d.now()
+		res = Result{Sent: true, Ping: sender.Ping(ctx, job.UserID)}
+		a.Result, a.At = res.Ping, d.now()
+		if ctx.Err() != nil && res.Ping.Outcome != pullclient.Done {
+			// Livefyre may or may not have seen it; sending it again after
+			// the restart is the safe side. It was not a failed attempt.
+			log.Info("stopping while the ping was in flight; it stays queued")
 			d.settle(log, d.q.Release(l))
 			return
 		}
+		res.Reloaded = d.cfg.Load() != cfg
+		dec = cfg.policy.Decide(job, res, a.At)
 	}
+	d.apply(log, l, cfg, dec, res.Sent, a)
+}
 
-	// Before the ping leaves: a pull it causes is at or after this.
-	sentAt := d.now()
-	res := sender.Ping(ctx, job.UserID)
-	now := d.now()
-	if ctx.Err() != nil && res.Outcome != pullclient.Done {
-		// Livefyre may or may not have seen it; sending it again after
-		// the restart is the safe side. It was not a failed attempt.
-		log.Info("stopping while the ping was in flight; it stays queued")
-		d.settle(log, d.q.Release(l))
-		return
-	}
-	reason := ""
-	if res.Err != nil {
-		reason = res.Err.Error()
-	}
-	switch res.Outcome {
-	case pullclient.Done:
+// apply carries out the policy's decision on l, and tells Config.Observe
+// about the attempt a, if there was one: a ping was sent, or the job died
+// for want of a pull.
+func (d *Dispatcher) apply(log *zap.Logger, l queue.Lease, cfg *runtimeConfig, dec Decision, sent bool, a Attempt) {
+	a.Reason = dec.Reason // "" when done
+	status := zap.Int("status", a.Result.Status)
+	switch dec.Action {
+	case Done, AwaitPull:
+		if !sent {
+			log.Debug("ping not confirmed by a pull; finished without one")
+			d.settle(log, d.q.Ack(l))
+			break
+		}
 		// One line per delivered ping is what shows an operator the
 		// plugin at work; latency runs from the first update it covers.
-		log.Info("ping delivered", zap.Int("status", res.Status), zap.Duration("latency", now.Sub(job.EnqueuedAt)))
-		d.unhold(job.Network)
-		a := Attempt{Job: job, Number: attempt, Result: res, At: now, Reping: reping, SentAt: sentAt}
-		if confirmOn {
-			c, err := d.q.AckAwait(l, sentAt, now.Add(confirm.Within))
-			d.settle(log, err)
-			if err == nil && c.Outcome == queue.Confirmed {
-				a.Confirmed, a.PulledAt = true, c.PulledAt
-			}
-		} else {
+		log.Info("ping delivered", status, zap.Duration("latency", a.At.Sub(a.Job.EnqueuedAt)))
+		d.unhold(a.Job.Network)
+		if dec.Action == Done {
 			d.settle(log, d.q.Ack(l))
+			break
 		}
-		cfg.observe(a)
-	case pullclient.Permanent:
-		log.Error("ping rejected; dead-lettered", zap.Int("status", res.Status), zap.String("reason", reason))
-		d.settle(log, d.q.Dead(l, reason))
-		cfg.observe(Attempt{Job: job, Number: attempt, Result: res, Dead: true, Reason: reason, At: now})
-	case pullclient.AuthFailure:
-		if d.cfg.Load() != cfg {
-			// A reload since the ping went out may have fixed the key:
-			// hold nothing, and try this one again as after any failure.
-			wait := cfg.policy.Backoff(attempt)
-			log.Warn("Livefyre refused the system token of the previous config; will retry with the new one",
-				zap.Int("status", res.Status), zap.Duration("retry_in", wait))
-			d.settle(log, d.q.Retry(l, now.Add(wait), reason))
-			cfg.observe(Attempt{Job: job, Number: attempt, Result: res, Reason: reason, At: now})
-			return
+		c, err := d.q.AckAwait(l, a.SentAt, dec.At)
+		d.settle(log, err)
+		if err == nil && c.Outcome == queue.Confirmed {
+			a.Confirmed, a.PulledAt = true, c.PulledAt
 		}
-		wait := max(cfg.policy.AuthBackoff, cfg.policy.Backoff(attempt))
+	case Retry:
+		log.Warn("ping failed; will retry", status, zap.String("reason", dec.Reason), zap.Duration("retry_in", dec.At.Sub(a.At)))
+		d.settle(log, d.q.Retry(l, dec.At, dec.Reason))
+	case HoldNetwork:
 		log.Error("Livefyre refused the system token: check the network name and key, then reload; "+
 			"the network's pings are kept and held back",
-			zap.Int("status", res.Status), zap.Duration("retry_in", wait))
-		d.hold(job.Network, Hold{Until: now.Add(wait), Reason: HoldRefusedKey})
-		d.settle(log, d.q.Retry(l, now.Add(wait), reason))
-		cfg.observe(Attempt{Job: job, Number: attempt, Result: res, Reason: reason, At: now})
-	default: // pullclient.Retry
-		wait := cfg.policy.Backoff(attempt)
-		if res.RetryAfter > 0 {
-			wait = min(res.RetryAfter, cfg.policy.MaxRetryAfter)
-		}
-		if now.Add(wait).Sub(job.EnqueuedAt) > cfg.policy.RetryFor {
-			log.Error("ping failed for too long; dead-lettered", zap.Int("status", res.Status), zap.String("reason", reason))
-			died := fmt.Sprintf("gave up after %d attempts over %s: %s", attempt, cfg.policy.RetryFor, reason)
-			d.settle(log, d.q.Dead(l, died))
-			cfg.observe(Attempt{Job: job, Number: attempt, Result: res, Dead: true, Reason: died, At: now})
-			return
-		}
-		log.Warn("ping failed; will retry", zap.Int("status", res.Status), zap.String("reason", reason), zap.Duration("retry_in", wait))
-		d.settle(log, d.q.Retry(l, now.Add(wait), reason))
-		cfg.observe(Attempt{Job: job, Number: attempt, Result: res, Reason: reason, At: now})
+			status, zap.Duration("retry_in", dec.At.Sub(a.At)))
+		d.hold(a.Job.Network, Hold{Until: dec.At, Reason: HoldRefusedKey})
+		d.settle(log, d.q.Retry(l, dec.At, dec.Reason))
+	case DeadLetter:
+		log.Error("ping dead-lettered", status, zap.String("reason", dec.Reason))
+		a.Dead, a.NeverPulled = true, !sent
+		d.settle(log, d.q.Dead(l, dec.Reason))
+	}
+	if (sent || a.NeverPulled) && cfg.Observe != nil {
+		cfg.Observe(a)
 	}
 }
 
@@ -562,13 +534,6 @@ func (d *Dispatcher) retryLifted() {
 		}
 		d.log.Info("new configuration: sending the pings held back",
 			zap.String("network", network), zap.String("held_because", h.Reason), zap.Int("pings", n))
-	}
-}
-
-// observe hands a to Config.Observe, if one is set.
-func (c *runtimeConfig) observe(a Attempt) {
-	if c.Observe != nil {
-		c.Observe(a)
 	}
 }
 

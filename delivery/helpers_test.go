@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-livefyre/caddy-livefyre/internal/clocktest"
 	"github.com/caddy-livefyre/caddy-livefyre/livefyretest"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
@@ -15,26 +16,11 @@ import (
 
 const network = livefyretest.DefaultNetwork
 
-// clock is a settable clock shared by a queue and its dispatcher. It only
-// moves when a test advances it, so due times can be checked exactly.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// clock is shared by a queue and its dispatcher. It only moves when a test
+// advances it, so due times can be checked exactly.
+type clock = clocktest.Clock
 
-func newClock() *clock { return &clock{now: time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func newClock() *clock { return clocktest.New(time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)) }
 
 // openQueue opens a real queue in a temporary directory; now may be nil.
 func openQueue(t *testing.T, now func() time.Time) *queue.Queue {

@@ -15,7 +15,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
-	_ "github.com/caddy-livefyre/caddy-livefyre/caddymodule"
+	// The plugin as xcaddy builds it in: the app, the handlers and the
+	// admin API.
+	_ "github.com/caddy-livefyre/caddy-livefyre"
 	"github.com/caddy-livefyre/caddy-livefyre/internal/sampleapp"
 	"github.com/caddy-livefyre/caddy-livefyre/livefyretest"
 )

@@ -154,13 +154,17 @@ func updateAndCheckCounters(t *testing.T, e *env, user string, pullsBefore int) 
 	}
 	waitPulls(t, e.emu, pullsBefore+1, 10*time.Second)
 	waitEvent(t, caddymodule.EventPingSent, user) // the ping's outcome is recorded
-	after := scrape(t)
-	for _, c := range watchedCounters {
-		b, _ := sample(before, c.name, c.labels...)
-		a, ok := sample(after, c.name, c.labels...)
-		if !ok || a <= b {
-			t.Errorf("%s%v: %v before the update, %v (present %v) after; want it to grow", c.name, c.labels, b, a, ok)
+	// The pull handler records its metrics after the answer is flushed, so
+	// the emulator can count the pull a moment before /metrics does.
+	var after string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		after = scrape(t)
+		if countersGrew(before, after) == nil || time.Now().After(deadline) {
+			break
 		}
+	}
+	for _, err := range countersGrew(before, after) {
+		t.Error(err)
 	}
 	if _, ok := sample(after, "caddy_livefyre_queue_jobs", "network", network, "state", "pending"); !ok {
 		t.Error("caddy_livefyre_queue_jobs is missing from /metrics")
@@ -171,6 +175,19 @@ func updateAndCheckCounters(t *testing.T, e *env, user string, pullsBefore int) 
 	if strings.Contains(after, key) {
 		t.Error("/metrics shows the network key")
 	}
+}
+
+// countersGrew says which watched counters did not grow from before to after.
+func countersGrew(before, after string) []error {
+	var errs []error
+	for _, c := range watchedCounters {
+		b, _ := sample(before, c.name, c.labels...)
+		a, ok := sample(after, c.name, c.labels...)
+		if !ok || a <= b {
+			errs = append(errs, fmt.Errorf("%s%v: %v before the update, %v (present %v) after; want it to grow", c.name, c.labels, b, a, ok))
+		}
+	}
+	return errs
 }
 
 // TestMetricsMoveAfterUpdateAndReload is the acceptance check: the

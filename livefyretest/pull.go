@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 )
 
@@ -41,10 +42,6 @@ type PullRecord struct {
 
 // RedactedToken replaces the lftoken value in recorded URLs.
 const RedactedToken = "REDACTED"
-
-// MaxPullBody is the largest pull response body the emulator reads; a larger
-// one fails the pull.
-const MaxPullBody = 1 << 20
 
 // userAgent identifies the emulator's pulls in the customer's logs.
 const userAgent = "livefyretest (Livefyre Ping for Pull emulator)"
@@ -166,7 +163,7 @@ func (e *Emulator) pull(job *pullJob, pings int) {
 	template := e.template
 	e.mu.Unlock()
 
-	profile, dropped, err := e.fetch(template, &rec)
+	pulled, dropped, err := e.fetch(template, &rec)
 	if err == nil && job.fail {
 		err = errors.New("injected pull fault")
 	}
@@ -193,7 +190,7 @@ func (e *Emulator) pull(job *pullJob, pings int) {
 		return
 	}
 	if rec.OK {
-		e.applyLocked(profile, rec.Time)
+		e.applyLocked(pulled, rec.Time)
 	}
 	e.pulls = append(e.pulls, rec)
 	if !e.closed {
@@ -247,18 +244,18 @@ func (e *Emulator) fetch(template string, rec *PullRecord) (Profile, []error, er
 		}
 		return Profile{}, nil, fmt.Errorf("status %d, want 200", resp.StatusCode)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxPullBody+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, profile.MaxPullBody+1))
 	if err != nil {
 		return Profile{}, nil, errors.New("reading body: " + redact.Replace(innerError(err)))
 	}
-	if len(body) > MaxPullBody {
-		return Profile{}, nil, fmt.Errorf("body exceeds %d bytes", MaxPullBody)
+	if len(body) > profile.MaxPullBody {
+		return Profile{}, nil, fmt.Errorf("body exceeds %d bytes", profile.MaxPullBody)
 	}
-	profile, dropped, err := validateProfile(body, rec.UserID, e.cfg.Lenient)
+	pulled, dropped, err := validateProfile(body, rec.UserID, e.cfg.Lenient)
 	if err != nil {
 		return Profile{}, nil, fmt.Errorf("profile rejected: %w", err)
 	}
-	return profile, dropped, nil
+	return pulled, dropped, nil
 }
 
 // innerError drops the *url.Error wrapper, whose text quotes the whole URL,

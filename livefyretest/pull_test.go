@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/caddy-livefyre/caddy-livefyre/livefyretest"
+	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 )
 
@@ -255,7 +256,7 @@ func TestPullFailures(t *testing.T) {
 	})
 	handler.HandleFunc("/big/", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{"id":"u1","display_name":"Ann","bio":"`))
-		w.Write([]byte(strings.Repeat("x", livefyretest.MaxPullBody)))
+		w.Write([]byte(strings.Repeat("x", profile.MaxPullBody)))
 		w.Write([]byte(`"}`))
 	})
 	handler.HandleFunc("/error/", func(w http.ResponseWriter, r *http.Request) {

@@ -5,12 +5,26 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
 
-// MaxDisplayName is the longest display name Livefyre takes, in characters.
-const MaxDisplayName = 50
+// The documented limits of a Livefyre profile (livefyre-protocol.md §3.1).
+// The mapping, the emulator and doctor all read them from here.
+const (
+	// MaxDisplayName is the longest display name Livefyre takes, in
+	// characters. The docs state it for tokens; §5.21 applies it to profiles.
+	MaxDisplayName = 50
+	// MaxWebsites is the most entries the websites list may have.
+	MaxWebsites = 2
+	// MaxTagLen is the longest tag, in characters from [A-Za-z0-9_].
+	MaxTagLen = 63
+	// MaxPullBody is the largest pull answer, in bytes, that is read; a
+	// larger one fails the pull. Livefyre's own cap is undocumented: this is
+	// the emulator's, and doctor applies it too.
+	MaxPullBody = 1 << 20
+)
 
 // kind is the documented type of a Livefyre profile field.
 type kind int
@@ -111,8 +125,17 @@ func target(name string) ([]string, field, error) {
 
 var (
 	userIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
-	tagPattern    = regexp.MustCompile(`^[A-Za-z0-9_]{1,63}$`)
+	tagPattern    = regexp.MustCompile(fmt.Sprintf(`^[A-Za-z0-9_]{1,%d}$`, MaxTagLen))
 )
+
+// frequencies are the values an email_notifications member takes (§3.2);
+// moderator_flags has no "often".
+func frequencies(k kind) []string {
+	if k == kindNotifyFlags {
+		return []string{"immediately", "never"}
+	}
+	return []string{"immediately", "often", "never"}
+}
 
 // FieldError says which profile field is wrong and why.
 type FieldError struct {
@@ -120,7 +143,12 @@ type FieldError struct {
 	Reason string
 }
 
-func (e *FieldError) Error() string { return fmt.Sprintf("field %s: %s", e.Field, e.Reason) }
+func (e *FieldError) Error() string {
+	if e.Field == "" { // the document as a whole
+		return e.Reason
+	}
+	return fmt.Sprintf("field %s: %s", e.Field, e.Reason)
+}
 
 // coerce converts a value taken from the app's JSON into the documented type
 // of f, applying the conversions users need: numbers to strings, "true" and
@@ -147,11 +175,8 @@ func coerce(f field, v any) (any, error) {
 		case bool:
 			return b, nil
 		case string:
-			switch strings.ToLower(strings.TrimSpace(b)) {
-			case "true":
-				return true, nil
-			case "false":
-				return false, nil
+			if word, ok := boolWord(strings.ToLower(strings.TrimSpace(b))); ok {
+				return word, nil
 			}
 			return nil, fmt.Errorf("want a boolean, got the string %q", b)
 		}
@@ -163,7 +188,7 @@ func coerce(f field, v any) (any, error) {
 		}
 		for _, s := range list {
 			if f.kind == kindTags && !tagPattern.MatchString(s) {
-				return nil, fmt.Errorf("tag %q must be 1-63 characters from [A-Za-z0-9_]", s)
+				return nil, fmt.Errorf("tag %q must be 1-%d characters from [A-Za-z0-9_]", s, MaxTagLen)
 			}
 			if f.kind == kindWebsites {
 				if err := absoluteURL(s); err != nil {
@@ -171,8 +196,8 @@ func coerce(f field, v any) (any, error) {
 				}
 			}
 		}
-		if f.kind == kindWebsites && len(list) > 2 {
-			return nil, fmt.Errorf("at most 2 websites are allowed, got %d", len(list))
+		if f.kind == kindWebsites && len(list) > MaxWebsites {
+			return nil, fmt.Errorf("at most %d websites are allowed, got %d", MaxWebsites, len(list))
 		}
 		return list, nil
 	case kindNotify, kindNotifyFlags:
@@ -181,10 +206,9 @@ func coerce(f field, v any) (any, error) {
 			return nil, fmt.Errorf("want one of immediately, often, never; got %s", typeName(v))
 		}
 		s = strings.ToLower(strings.TrimSpace(s))
+		allowed := frequencies(f.kind)
 		switch {
-		case s == "immediately" || s == "never":
-			return s, nil
-		case s == "often" && f.kind == kindNotify:
+		case slices.Contains(allowed, s):
 			return s, nil
 		case f.kind == kindNotifyFlags:
 			return nil, fmt.Errorf("want immediately or never, got %q", s)
@@ -223,6 +247,18 @@ func coerceMembers(f field, obj map[string]any, dropped *[]string) (map[string]a
 		out[m.name] = c
 	}
 	return out, nil
+}
+
+// boolWord reads the strings "true" and "false", which Livefyre takes for
+// booleans (§3.3).
+func boolWord(s string) (value, ok bool) {
+	switch s {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
+	}
+	return false, false
 }
 
 func textOf(v any) (string, bool) {

@@ -63,6 +63,23 @@ const SystemUserID = "system"
 // Tokens are minted per request, so an hour is plenty.
 const DefaultTokenTTL = time.Hour
 
+// Bounds of a system token's lifetime (token_ttl, `caddy livefyre token
+// --ttl`). A system token lets its holder act for the whole network until
+// it expires, so a long one is a long exposure; a very short one expires
+// before a slow ping is answered.
+const (
+	MinTokenTTL = time.Minute
+	MaxTokenTTL = 24 * time.Hour
+)
+
+// CheckTokenTTL keeps a system token's lifetime within its bounds.
+func CheckTokenTTL(ttl time.Duration) error {
+	if ttl < MinTokenTTL || ttl > MaxTokenTTL {
+		return fmt.Errorf("%s is out of bounds: a system token must live from 1m to 24h (the default is 1h)", ttl)
+	}
+	return nil
+}
+
 // DefaultMaxTokenLen bounds the token length a TokenValidator parses when its
 // MaxLen is zero. Real system tokens are about 200 bytes.
 const DefaultMaxTokenLen = 4096

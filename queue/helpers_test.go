@@ -2,31 +2,17 @@ package queue
 
 import (
 	"errors"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddy-livefyre/caddy-livefyre/internal/clocktest"
 )
 
 // clock is the injected test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = clocktest.Clock
 
 func newClock() *clock {
-	return &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	return clocktest.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 // open opens a queue in dir with clk and closes it when the test ends.

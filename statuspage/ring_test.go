@@ -6,20 +6,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-livefyre/caddy-livefyre/internal/clocktest"
 )
 
-// clock is a settable time for the ring.
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time { return c.t }
-
 func TestRingBucketsByMinute(t *testing.T) {
-	c := &clock{t: time.Date(2026, 3, 1, 12, 0, 10, 0, time.UTC)}
-	r := NewRing(c.now)
+	c := clocktest.New(time.Date(2026, 3, 1, 12, 0, 10, 0, time.UTC))
+	r := NewRing(c.Now)
 	r.Ping(false, false, 200*time.Millisecond)
 	r.Ping(true, false, -1)
 	r.Pull(200)
-	c.t = c.t.Add(time.Minute)
+	c.Advance(time.Minute)
 	r.Ping(false, true, -1)
 	r.Pull(200)
 	r.Pull(403)
@@ -48,7 +45,7 @@ func TestRingBucketsByMinute(t *testing.T) {
 	}
 
 	// An hour on, the old minutes are gone, and their slots are reused.
-	c.t = c.t.Add(time.Hour)
+	c.Advance(time.Hour)
 	r.Pull(502)
 	s = r.Series()
 	for _, p := range s[:len(s)-1] {
@@ -62,8 +59,8 @@ func TestRingBucketsByMinute(t *testing.T) {
 }
 
 func TestRingLatencyQuantiles(t *testing.T) {
-	c := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	r := NewRing(c.now)
+	c := clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	r := NewRing(c.Now)
 	for i := 1; i <= 100; i++ {
 		r.Ping(false, false, time.Duration(i)*10*time.Millisecond) // 10 ms .. 1 s
 	}
@@ -79,12 +76,12 @@ func TestRingLatencyQuantiles(t *testing.T) {
 }
 
 func TestChartsHaveLabelledAxesAndEscape(t *testing.T) {
-	c := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	ring := NewRing(c.now)
+	c := clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	ring := NewRing(c.Now)
 	ring.Ping(true, false, -1)
 	ring.Ping(false, false, 3*time.Second)
 	ring.Pull(200)
-	h := New(&memSource{}, Options{Ring: ring, Now: c.now})
+	h := New(&memSource{}, Options{Ring: ring, Now: c.Now})
 	for name, want := range map[string][]string{
 		"pings":   {"pings per minute", "sent", "retried", "dead", "minutes ago", "now", "-60", `stroke-dasharray="8 4"`},
 		"latency": {"latency", "p50", "p99", "minutes ago", " s<"},

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/caddy-livefyre/caddy-livefyre/caddymodule"
+	"github.com/caddy-livefyre/caddy-livefyre/internal/clocktest"
 )
 
 func TestPercentile(t *testing.T) {
@@ -147,13 +147,6 @@ func TestMatchPings(t *testing.T) {
 	}
 }
 
-// fakeClock is a clock whose sleep advances it at once.
-type fakeClock struct{ nanos atomic.Int64 }
-
-func (c *fakeClock) now() time.Time         { return time.Unix(0, c.nanos.Load()) }
-func (c *fakeClock) sleep(d time.Duration)  { c.nanos.Add(int64(d)) }
-func (c *fakeClock) elapsed() time.Duration { return time.Duration(c.nanos.Load()) }
-
 // TestUpdaterPaced sends updates through a real HTTP server: each id once,
 // as a PATCH of /api/users/{id}, on the schedule the rate sets.
 func TestUpdaterPaced(t *testing.T) {
@@ -177,11 +170,13 @@ func TestUpdaterPaced(t *testing.T) {
 	defer srv.Close()
 
 	ids := []string{"u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "refused"}
-	clock := &fakeClock{}
+	// The updater sleeps on the fake clock, which moves it on at once.
+	start := time.Unix(0, 0)
+	clock := clocktest.New(start)
 	u := newUpdater(srv.URL, 4)
-	u.now, u.sleep = clock.now, clock.sleep
+	u.now, u.sleep = clock.Now, clock.Advance
 	ups, took := u.paced(context.Background(), ids, 100) // one every 10ms
-	if want := 90 * time.Millisecond; took < want || clock.elapsed() < want {
+	if want := 90 * time.Millisecond; took < want || clock.Now().Sub(start) < want {
 		t.Errorf("sending 10 updates at 100/s took %v on the clock, want at least %v", took, want)
 	}
 	for i, up := range ups {
@@ -200,8 +195,8 @@ func TestUpdaterPaced(t *testing.T) {
 	}
 
 	// Rate 0 does not wait at all.
-	clock2 := &fakeClock{}
-	u.now, u.sleep = clock2.now, clock2.sleep
+	clock2 := clocktest.New(start)
+	u.now, u.sleep = clock2.Now, clock2.Advance
 	if _, took := u.paced(context.Background(), []string{"v1", "v2", "v3"}, 0); took != 0 {
 		t.Errorf("unpaced run took %v on the fake clock, want 0", took)
 	}

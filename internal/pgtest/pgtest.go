@@ -44,8 +44,10 @@ type Server struct {
 	dir     string // temporary directory: data/, the socket, the log
 	bin     string // directory of initdb, pg_ctl, postgres
 	cred    *syscall.Credential
+	mu      sync.Mutex // Down, Up, Freeze, Thaw
 	cmd     *exec.Cmd
-	exited  chan struct{}
+	exited  chan struct{} // closed when cmd exits
+	frozen  []int         // pids Freeze stopped
 	stopped sync.Once
 	stopErr error
 	dbs     atomic.Int64
@@ -67,21 +69,25 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{dir: dir, bin: bin, cred: cred, exited: make(chan struct{})}
+	s := &Server{dir: dir, bin: bin, cred: cred}
 	if cred != nil {
 		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("pgtest: %w", err)
 		}
 	}
-	if err := s.start(); err != nil {
+	if err := s.initdb(); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	if err := s.launch(); err != nil {
 		s.Stop()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Server) start() error {
+func (s *Server) initdb() error {
 	data := filepath.Join(s.dir, "data")
 	initdb := s.command(filepath.Join(s.bin, "initdb"), "-D", data, "-U", "postgres",
 		"--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync")
@@ -101,7 +107,14 @@ func (s *Server) start() error {
 	if err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
-	logf, err := os.Create(filepath.Join(s.dir, "postgres.log"))
+	return nil
+}
+
+// launch starts postgres on the data directory and waits until it
+// answers.
+func (s *Server) launch() error {
+	data := filepath.Join(s.dir, "data")
+	logf, err := os.OpenFile(filepath.Join(s.dir, "postgres.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
@@ -119,10 +132,12 @@ func (s *Server) start() error {
 	if err := s.cmd.Start(); err != nil {
 		return fmt.Errorf("pgtest: start postgres: %w", err)
 	}
-	go func() {
-		s.cmd.Wait()
-		close(s.exited)
-	}()
+	exited := make(chan struct{})
+	s.exited = exited
+	go func(cmd *exec.Cmd) {
+		cmd.Wait()
+		close(exited)
+	}(s.cmd)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		conn, err := pgx.Connect(context.Background(), s.DSN("postgres"))
@@ -164,25 +179,118 @@ func (s *Server) DSN(db string) string {
 // its directory. It is idempotent.
 func (s *Server) Stop() error {
 	s.stopped.Do(func() {
-		if s.cmd != nil && s.cmd.Process != nil {
-			select {
-			case <-s.exited:
-			default:
-				s.cmd.Process.Signal(syscall.SIGINT)
-				select {
-				case <-s.exited:
-				case <-time.After(30 * time.Second):
-					s.cmd.Process.Kill()
-					<-s.exited
-					s.stopErr = errors.New("pgtest: postgres did not stop in 30s; killed")
-				}
-			}
-		}
+		s.stopErr = s.Down()
 		if err := os.RemoveAll(s.dir); err != nil && s.stopErr == nil {
 			s.stopErr = err
 		}
 	})
 	return s.stopErr
+}
+
+// Down stops the server as Stop does but keeps its data, so that Up can
+// start it again: PostgreSQL going away under a running client (a restart,
+// a failover) and coming back. Clients get "connection refused" meanwhile.
+// Down on a server that is down does nothing.
+func (s *Server) Down() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return nil
+	}
+	select {
+	case <-s.exited:
+		return nil
+	default:
+	}
+	s.thaw()
+	s.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-s.exited:
+		return nil
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.exited
+		return errors.New("pgtest: postgres did not stop in 30s; killed")
+	}
+}
+
+// Up starts a server that Down stopped, on the same data and socket, and
+// waits until it answers.
+func (s *Server) Up() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.exited:
+	default:
+		return errors.New("pgtest: Up: the server is running")
+	}
+	return s.launch()
+}
+
+// Freeze stops (SIGSTOP) the server and its backends: a PostgreSQL that
+// accepts connections and answers nothing, as a partitioned or stalled
+// server does. Thaw continues them.
+func (s *Server) Freeze() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Each backend is a session of its own (PostgreSQL calls setsid), so
+	// they are stopped one by one: the postmaster first, so that it forks
+	// no new one meanwhile.
+	pm := s.cmd.Process.Pid
+	s.frozen = []int{pm}
+	if err := syscall.Kill(pm, syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("pgtest: freeze: %w", err)
+	}
+	for _, pid := range children(pm) {
+		if syscall.Kill(pid, syscall.SIGSTOP) == nil {
+			s.frozen = append(s.frozen, pid)
+		}
+	}
+	return nil
+}
+
+// children lists the processes whose parent is pid, from /proc.
+func children(pid int) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var out []int
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		i := strings.LastIndexByte(string(b), ')')
+		fields := strings.Fields(string(b[i+1:]))
+		if len(fields) < 2 {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(fields[1]); ppid == pid {
+			child, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
+// Thaw continues a frozen server.
+func (s *Server) Thaw() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.thaw()
+}
+
+func (s *Server) thaw() error {
+	var first error
+	// Backends first, the postmaster last; one that is gone (a zombie the
+	// postmaster reaped) needs nothing.
+	for i := len(s.frozen) - 1; i >= 0; i-- {
+		err := syscall.Kill(s.frozen[i], syscall.SIGCONT)
+		if err != nil && !errors.Is(err, syscall.ESRCH) && first == nil {
+			first = fmt.Errorf("pgtest: thaw: %w", err)
+		}
+	}
+	s.frozen = nil
+	return first
 }
 
 // CreateDatabase creates an empty database and returns its DSN.
@@ -253,6 +361,23 @@ func Shared(t testing.TB) *Server {
 		t.Fatal(sharedErr)
 	}
 	return shared
+}
+
+// Private starts a server for this test alone, stopped when it ends: for
+// tests that take the server down (Down, Freeze), which must not take the
+// package's shared server with them.
+func Private(t testing.TB) *Server {
+	t.Helper()
+	s, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
 }
 
 // Database returns the DSN of a fresh database on the package's server,

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -66,4 +67,64 @@ func TestNotInstalledSaysWhatToInstall(t *testing.T) {
 	if _, err := findBin(); err != nil {
 		t.Fatalf("PostgreSQL is installed here, but: %v", err)
 	}
+}
+
+// Down takes the server away and keeps its data; Up brings it back on the
+// same DSN with that data.
+func TestDownUpKeepsData(t *testing.T) {
+	s := Private(t)
+	ctx := context.Background()
+	dsn := s.DSN("postgres")
+	exec := func(sql string) error {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, sql)
+		return err
+	}
+	if err := exec("CREATE TABLE kept (i int); INSERT INTO kept VALUES (7)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Down(); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec("SELECT 1"); err == nil {
+		t.Fatal("connected while down")
+	}
+	if err := s.Up(); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec("DELETE FROM kept WHERE i = 7"); err != nil {
+		t.Fatalf("after Up: %v", err)
+	}
+}
+
+// A frozen server accepts a connection and answers nothing until thawed.
+func TestFreezeStopsAnswers(t *testing.T) {
+	s := Private(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := s.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = conn.Exec(short, "SELECT 1")
+	cancel()
+	if err == nil {
+		t.Fatal("a frozen server answered")
+	}
+	if err := s.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	conn2, err := pgx.Connect(ctx, s.DSN("postgres"))
+	if err != nil {
+		t.Fatalf("after Thaw: %v", err)
+	}
+	conn2.Close(ctx)
 }

@@ -1,9 +1,12 @@
 // Package pgqueue is the ping queue of fleet mode: the queue package's
-// contract (one job per network and user, coalescing, Again, leases,
-// retries, dead letters, MinInterval, stats) kept in PostgreSQL, so that
-// every replica of an app enqueues into, and delivers from, one queue. It
-// returns the queue package's types and sentinel errors, and imports only
-// the standard library and pgx v5.
+// contract, queue.Backend (one job per network and user, coalescing, Again,
+// leases, retries, dead letters, the closed loop's Awaiting, MinInterval,
+// stats), kept in PostgreSQL, so that every replica of an app enqueues
+// into, and delivers from, one queue; plus what only a shared queue needs:
+// lease hand-back on Close and a fleet-wide rate limit (Take). It returns
+// the queue package's types and sentinel errors, and imports only the
+// standard library and pgx v5. queue/fleet puts a local spool in front of
+// it for when PostgreSQL does not answer.
 //
 // # Why not River
 //
@@ -32,7 +35,10 @@
 //	jobs            one row per (network, user_id), both bytea so any id
 //	                the Badger queue accepts fits and sorts the same
 //	                (bytewise); state, again, attempts, the times and errors
-//	                of queue.Job. due is NULL for a dead job.
+//	                of queue.Job, and the closed loop's pinged_at,
+//	                pulled_at, repings, pull_error(_at). due is NULL for a
+//	                dead job; an awaiting job's due is its re-ping deadline.
+//	                leased_by names the Queue holding a lease (Close).
 //	                Indexes: the primary key; jobs_due on (due) WHERE due IS
 //	                NOT NULL (Lease and NextDue); jobs_dead on (network,
 //	                user_id) WHERE state = 'dead' (dead letters).
@@ -40,6 +46,7 @@
 //	                fleet-wide MinInterval; rows older than the interval are
 //	                pruned.
 //	lease_ids       a sequence for lease ids.
+//	rate_buckets    network -> (tokens, at): the fleet-wide token bucket.
 //
 // A job is deleted by the Ack that finishes it, so the table holds only
 // jobs that owe a ping and dead letters; Lease walks jobs_due from its
@@ -57,7 +64,8 @@
 // Enqueue is one INSERT … ON CONFLICT DO UPDATE: a new job is inserted
 // Pending; a Pending or Retrying one only has updated_at moved (the Badger
 // queue skips even that write, so the contract's UpdatedAt is the last
-// update written); a Leased one gets again; a Dead one becomes a fresh Pending job. Concurrent calls
+// update written); a Leased one gets again; a Dead one, or one Awaiting
+// its pull, becomes a fresh Pending job. Concurrent calls
 // share that statement (group commit: up to MaxConns/2 statements in
 // flight, up to 500 users each, a user named twice sent once), because a
 // commit per update, with fsync on, caps a sidecar at about 1,400 updates/s
@@ -79,6 +87,43 @@
 // that PostgreSQL stores; replicas are expected to keep their clocks in
 // step (NTP), as lease expiry across machines needs anyway.
 //
+// AckAwait, Confirm and PullFailed follow queue/confirm.go. AckAwait and a
+// Confirm that has something to finish read the row and decide in Go, in
+// a transaction holding the row (SELECT … FOR UPDATE), so a pull seen by
+// one replica and the AckAwait of the ping's sender on another apply one
+// after the other. A Confirm of a user with no job, the common case, is
+// one plain read.
+//
+// # Shutdown and lost replicas
+//
+// Lease stamps each row with the Queue's owner id (random, per New). Close
+// (SIGTERM, a rolling deploy) hands back every row still leased under it
+// in one statement, as Release does (due now, no attempt counted), so
+// the other replicas send those pings at once instead of after the lease
+// expiry; the caller stops its dispatcher first, since a ping in flight
+// when its lease is handed back may be sent twice. A replica killed
+// (kill -9, a lost node) hands nothing back: its leases expire and any
+// replica leases the jobs then (see Lease above).
+//
+// # Fleet-wide rate limit
+//
+// Each replica's dispatcher limits its own pings; N replicas would send N
+// times the rate. Take keeps one token bucket per network in rate_buckets,
+// so the pings of all replicas together stay within the rate plus burst.
+// One upsert refills the bucket for the time since its last take, caps it
+// at the burst, takes a token and returns the count left; if that is
+// below zero the caller waits -tokens/rate for its turn (a reservation, as
+// rate.Limiter.Reserve makes), so callers queue in commit order without
+// polling. The refill uses PostgreSQL's clock (now()), which every replica
+// shares: with the Go clocks of several machines, a skew of 100 ms would
+// be a whole token at 10/s. The row lock serialises takers of one
+// network, which at Livefyre's rates (tens a second) costs nothing. The
+// rate and burst come with each Take from the caller's configuration
+// (SetRate), so a reload applies at once; a reserved token that is not
+// used (the process stops meanwhile) is lost, erring toward fewer pings.
+// A dispatcher that sizes its leases for the rate wait must count the
+// whole fleet's workers, not its own: N replicas queue on one bucket.
+//
 // # Notify
 //
 // Triggers on jobs call pg_notify on the channel "<schema>.jobs" whenever a
@@ -88,4 +133,10 @@
 // connection of its own and passes notifications to Notify's channel; after
 // that connection is lost and made again, it wakes once, for what it may
 // have missed.
+//
+// # Schema versions
+//
+//	1  jobs, last_ping, lease_ids, the notify triggers.
+//	2  the closed loop (state 'awaiting' and its columns), leased_by,
+//	   rate_buckets.
 package pgqueue

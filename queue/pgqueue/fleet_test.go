@@ -303,7 +303,7 @@ func TestLeaseUsesDueIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	rows, err := tx.Query(ctx, "EXPLAIN "+q.sql.lease, time.Now(), 10, time.Now().Add(time.Minute))
+	rows, err := tx.Query(ctx, "EXPLAIN "+q.sql.lease, time.Now(), 10, time.Now().Add(time.Minute), q.owner)
 	if err != nil {
 		t.Fatal(err)
 	}

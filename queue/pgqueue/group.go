@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
 )
@@ -18,6 +21,7 @@ const maxGroup = 500
 // enqueueReq is one Enqueue call waiting for its statement to commit.
 type enqueueReq struct {
 	network, userID string
+	at              time.Time // when the update happened; zero: now
 	coalesced       bool
 	err             error
 	// turn receives exactly one value: true when this call is to lead a
@@ -87,7 +91,7 @@ func (q *Queue) lead(req *enqueueReq) {
 			r.turn <- false
 		}
 	}()
-	q.runGroup(batch)
+	q.runGroup(q.calls, batch)
 	done = true
 }
 
@@ -97,8 +101,11 @@ func (q *Queue) lead(req *enqueueReq) {
 // would have done one after another. Users go in sorted order, so that
 // statements of other replicas lock shared rows in the same order; a
 // deadlock all the same is retried.
-func (q *Queue) runGroup(batch []*enqueueReq) {
-	type user struct{ network, userID []byte }
+func (q *Queue) runGroup(ctx context.Context, batch []*enqueueReq) {
+	type user struct {
+		network, userID []byte
+		at              time.Time
+	}
 	first := make(map[string]int, len(batch))
 	var users []user
 	for i, r := range batch {
@@ -108,7 +115,7 @@ func (q *Queue) runGroup(batch []*enqueueReq) {
 			continue
 		}
 		first[k] = i
-		users = append(users, user{[]byte(r.network), []byte(r.userID)})
+		users = append(users, user{[]byte(r.network), []byte(r.userID), r.at})
 	}
 	sort.Slice(users, func(i, j int) bool {
 		if c := bytes.Compare(users[i].network, users[j].network); c != 0 {
@@ -118,12 +125,19 @@ func (q *Queue) runGroup(batch []*enqueueReq) {
 	})
 	networks := make([][]byte, len(users))
 	ids := make([][]byte, len(users))
+	var ats []pgtype.Timestamptz // nil (NULL) unless some update has its time
 	for i, u := range users {
 		networks[i], ids[i] = u.network, u.userID
+		if !u.at.IsZero() {
+			if ats == nil {
+				ats = make([]pgtype.Timestamptz, len(users))
+			}
+			ats[i] = pgtype.Timestamptz{Time: normalize(u.at), Valid: true}
+		}
 	}
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		err = q.upsert(batch, first, networks, ids)
+		err = q.upsert(ctx, batch, first, networks, ids, ats)
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "40P01" { // deadlock_detected
 			break
@@ -136,10 +150,10 @@ func (q *Queue) runGroup(batch []*enqueueReq) {
 	}
 }
 
-func (q *Queue) upsert(batch []*enqueueReq, first map[string]int, networks, ids [][]byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), q.timeout)
+func (q *Queue) upsert(ctx context.Context, batch []*enqueueReq, first map[string]int, networks, ids [][]byte, ats []pgtype.Timestamptz) error {
+	ctx, cancel := context.WithTimeout(ctx, q.timeout)
 	defer cancel()
-	rows, err := q.pool.Query(ctx, q.sql.enqueue, networks, ids, q.now(), q.intervalMicros())
+	rows, err := q.pool.Query(ctx, q.sql.enqueue, networks, ids, q.now(), q.intervalMicros(), ats)
 	if err != nil {
 		return err
 	}
@@ -153,8 +167,49 @@ func (q *Queue) upsert(batch []*enqueueReq, first map[string]int, networks, ids 
 			return err
 		}
 		if i, ok := first[string(network)+"\x00"+string(userID)]; ok {
-			batch[i].coalesced = found != nil && *found != string(queue.Dead)
+			// A dead job, or one awaiting its pull, starts a new episode.
+			batch[i].coalesced = found != nil && *found != string(queue.Dead) && *found != string(queue.Awaiting)
 		}
 	}
 	return rows.Err()
+}
+
+// Ref is one update for EnqueueMany.
+type Ref struct {
+	Network, UserID string
+	// At is when the update happened, if before now (it waited in a
+	// spool): a new job's EnqueuedAt, so latency is measured from the
+	// update. Zero: now.
+	At time.Time
+}
+
+// EnqueueMany enqueues every ref, as that many Enqueue calls would, in
+// statements of up to 500 users each, and returns once all are committed:
+// the bulk path for pings that waited elsewhere (queue/fleet's spool). An
+// invalid ref fails the call before anything is written; an error (ctx
+// ending among them) may leave the statements before it committed.
+func (q *Queue) EnqueueMany(ctx context.Context, refs []Ref) error {
+	for _, r := range refs {
+		if err := checkRef(r.Network, r.UserID); err != nil {
+			return err
+		}
+	}
+	_, done, err := q.enter()
+	if err != nil {
+		return err
+	}
+	defer done()
+	for len(refs) > 0 {
+		chunk := refs[:min(len(refs), maxGroup)]
+		refs = refs[len(chunk):]
+		batch := make([]*enqueueReq, len(chunk))
+		for i, r := range chunk {
+			batch[i] = &enqueueReq{network: r.Network, userID: r.UserID, at: r.At}
+		}
+		q.runGroup(ctx, batch)
+		if err := batch[0].err; err != nil {
+			return fmt.Errorf("pgqueue: enqueue %d users: %w", len(chunk), err)
+		}
+	}
+	return nil
 }

@@ -57,7 +57,8 @@ func (q *Queue) NextDue() (time.Time, bool, error) {
 }
 
 // Stats counts each network's jobs by state. It reads every row (the jobs
-// owing a ping and the dead letters; finished jobs are gone), so it is for
+// owing a ping, those awaiting a pull, and the dead letters; finished jobs
+// are gone), so it is for
 // status pages and metrics scrapes, not for every request.
 // OldestPending is rounded down to the second, as the Badger queue's is.
 func (q *Queue) Stats() (map[string]queue.Stats, error) {
@@ -92,8 +93,11 @@ func (q *Queue) Stats() (map[string]queue.Stats, error) {
 			s.Retrying = n
 		case queue.Dead:
 			s.Dead = n
+		case queue.Awaiting:
+			s.Awaiting = n
 		}
-		if state != string(queue.Dead) {
+		// An awaiting job owes no ping: Livefyre has it.
+		if state != string(queue.Dead) && state != string(queue.Awaiting) {
 			oldest = oldest.UTC().Truncate(time.Second)
 			if s.OldestPending.IsZero() || oldest.Before(s.OldestPending) {
 				s.OldestPending = oldest
@@ -172,11 +176,13 @@ func scanJob(row pgx.Row, j *queue.Job, extra ...any) error {
 		state                                  string
 		leaseID                                int64
 		due, firstErrorAt, lastErrorAt, deadAt pgtype.Timestamptz
+		pingedAt, pulledAt, pullErrorAt        pgtype.Timestamptz
 		enqueuedAt, updatedAt                  time.Time
 	)
 	dest := append([]any{&network, &user, &state, &j.Again, &j.Attempts, &leaseID,
 		&enqueuedAt, &updatedAt, &due, &j.FirstError, &firstErrorAt,
-		&j.LastError, &lastErrorAt, &deadAt}, extra...)
+		&j.LastError, &lastErrorAt, &deadAt,
+		&pingedAt, &pulledAt, &j.Repings, &j.PullError, &pullErrorAt}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return err
 	}
@@ -185,6 +191,7 @@ func scanJob(row pgx.Row, j *queue.Job, extra ...any) error {
 	j.LeaseID = uint64(leaseID)
 	j.EnqueuedAt, j.UpdatedAt = enqueuedAt.UTC(), updatedAt.UTC()
 	j.Due, j.FirstErrorAt, j.LastErrorAt, j.DeadAt = orZero(due), orZero(firstErrorAt), orZero(lastErrorAt), orZero(deadAt)
+	j.PingedAt, j.PulledAt, j.PullErrorAt = orZero(pingedAt), orZero(pulledAt), orZero(pullErrorAt)
 	for _, e := range extra {
 		if t, ok := e.(*time.Time); ok {
 			*t = t.UTC()

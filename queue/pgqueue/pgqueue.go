@@ -2,6 +2,7 @@ package pgqueue
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -45,7 +46,10 @@ type Queue struct {
 	notify  chan struct{}
 	sql     statements
 	group   group
+	// owner names this Queue on the leases it takes, for Close.
+	owner string
 
+	limit       rateLimit
 	minInterval atomic.Int64 // time.Duration
 	lastPrune   atomic.Int64 // unix nanos of the last last_ping prune
 
@@ -53,6 +57,10 @@ type Queue struct {
 	closed bool
 	stop   context.CancelFunc
 	done   chan struct{}
+	// calls is the parent of every call's context; Close cancels it when
+	// calls in progress outlast handBackBound.
+	calls       context.Context
+	cancelCalls context.CancelFunc
 }
 
 // New connects, creates or upgrades the schema (ErrSchemaTooNew if it is
@@ -102,16 +110,20 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 		return nil, fmt.Errorf("pgqueue: connect: %w", err)
 	}
 	lctx, stop := context.WithCancel(context.Background())
+	calls, cancelCalls := context.WithCancel(context.Background())
 	q := &Queue{
-		pool:    pool,
-		schema:  opts.Schema,
-		now:     func() time.Time { return normalize(now()) },
-		timeout: opts.Timeout,
-		notify:  make(chan struct{}, 1),
-		sql:     newStatements(pgx.Identifier{opts.Schema}.Sanitize()),
-		stop:    stop,
-		done:    make(chan struct{}),
-		group:   group{leaders: max(1, int(opts.MaxConns)/2)},
+		calls:       calls,
+		cancelCalls: cancelCalls,
+		pool:        pool,
+		schema:      opts.Schema,
+		now:         func() time.Time { return normalize(now()) },
+		timeout:     opts.Timeout,
+		notify:      make(chan struct{}, 1),
+		sql:         newStatements(pgx.Identifier{opts.Schema}.Sanitize()),
+		stop:        stop,
+		done:        make(chan struct{}),
+		group:       group{leaders: max(1, int(opts.MaxConns)/2)},
+		owner:       rand.Text(),
 	}
 	q.SetMinInterval(opts.MinInterval)
 	go q.listen(lctx, listener, cfg.ConnConfig, channel)
@@ -167,21 +179,55 @@ func (q *Queue) listen(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig,
 	}
 }
 
-// Close stops listening and closes the pool. It waits for calls in
-// progress, and is idempotent; later calls return queue.ErrClosed. The
-// Notify channel is left open.
+// Close hands back every lease this Queue still holds, as Release does
+// (due now, no attempt counted), so other replicas send those pings at
+// once instead of after the leases expire; then it stops listening and
+// closes the pool. It waits for calls in progress, and is idempotent;
+// later calls return queue.ErrClosed. The Notify channel is left open.
+//
+// Stop the dispatcher first: a ping still being sent when its lease is
+// handed back may be sent twice (never lost). Close takes at most
+// closeBound (or Options.Timeout, if shorter): a shutdown must not hang on
+// a database that answers nothing. Calls still in progress then are
+// cancelled, and leases not handed back by then are left to expire; Close
+// returns that error after closing all the same.
 func (q *Queue) Close() error {
+	deadline := time.Now().Add(min(q.timeout, closeBound))
+	// An Enqueue that queue/fleet gave up on and spooled may be waiting
+	// on a PostgreSQL that answers nothing.
+	cut := time.AfterFunc(time.Until(deadline), q.cancelCalls)
+	defer cut.Stop()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
 		return nil
 	}
 	q.closed = true
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	_, err := q.pool.Exec(ctx, q.sql.handBackAll, q.owner, q.now())
+	q.cancelCalls()
 	q.stop()
 	<-q.done
-	q.pool.Close()
+	// The pool says goodbye on each connection, and waits for a server
+	// that answers nothing long past the deadline.
+	closed := make(chan struct{})
+	go func() {
+		q.pool.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-ctx.Done():
+	}
+	if err != nil {
+		return fmt.Errorf("pgqueue: close: handing back leases (they expire on their own): %w", err)
+	}
 	return nil
 }
+
+// closeBound bounds Close.
+const closeBound = 3 * time.Second
 
 // enter is the start of every call: it holds off Close until the returned
 // done is called, and bounds the call's time.
@@ -191,7 +237,7 @@ func (q *Queue) enter() (context.Context, func(), error) {
 		q.mu.RUnlock()
 		return nil, nil, queue.ErrClosed
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), q.timeout)
+	ctx, cancel := context.WithTimeout(q.calls, q.timeout)
 	return ctx, func() { cancel(); q.mu.RUnlock() }, nil
 }
 
@@ -237,7 +283,7 @@ func (q *Queue) Lease(max int, d time.Duration) ([]queue.Lease, error) {
 	}
 	defer done()
 	now := q.now()
-	rows, err := q.pool.Query(ctx, q.sql.lease, now, max, normalize(now.Add(d)))
+	rows, err := q.pool.Query(ctx, q.sql.lease, now, max, normalize(now.Add(d)), q.owner)
 	if err != nil {
 		return nil, fmt.Errorf("pgqueue: lease: %w", err)
 	}

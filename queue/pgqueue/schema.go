@@ -57,6 +57,27 @@ var migrations = []string{
 		FOR EACH ROW WHEN (NEW.state IN ('pending', 'retrying')
 			AND (OLD.state <> NEW.state OR OLD.due IS DISTINCT FROM NEW.due))
 		EXECUTE FUNCTION %[1]s.notify_due();`,
+
+	// 2: the closed loop (queue/confirm.go): a ping Livefyre accepted
+	// awaits its pull, due at the re-ping deadline.
+	`ALTER TABLE %[1]s.jobs DROP CONSTRAINT jobs_state_check;
+	ALTER TABLE %[1]s.jobs ADD CONSTRAINT jobs_state_check
+		CHECK (state IN ('pending', 'leased', 'retrying', 'dead', 'awaiting'));
+	ALTER TABLE %[1]s.jobs
+		ADD COLUMN pinged_at     timestamptz,
+		ADD COLUMN pulled_at     timestamptz,
+		ADD COLUMN repings       integer NOT NULL DEFAULT 0,
+		ADD COLUMN pull_error    text NOT NULL DEFAULT '',
+		ADD COLUMN pull_error_at timestamptz,
+		-- The Queue holding the lease (see Queue.Close), so that a
+		-- replica shutting down hands its leases back at once.
+		ADD COLUMN leased_by     text;
+	-- The fleet-wide rate limit (limit.go): one token bucket per network.
+	CREATE TABLE %[1]s.rate_buckets (
+		network bytea PRIMARY KEY,
+		tokens  double precision NOT NULL,
+		at      timestamptz NOT NULL
+	);`,
 }
 
 // SchemaVersion is the schema version this build creates and understands.

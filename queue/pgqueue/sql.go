@@ -8,47 +8,58 @@ type statements struct {
 	retry, dead, handBack                         string
 	replay, exists, replayAll, purgeDead          string
 	replayMany, dueNow, get, nextDue, stats, list string
+	purgeMany, pullFailed, lockJob, awaitJob      string
+	finishJob, notePull, notePing, peekJob        string
+	handBackAll, take                             string
 }
 
 // jobColumns are the columns scanJob reads, in its order.
 const jobColumns = `j.network, j.user_id, j.state, j.again, j.attempts, j.lease_id,
 	j.enqueued_at, j.updated_at, j.due, j.first_error, j.first_error_at,
-	j.last_error, j.last_error_at, j.dead_at`
+	j.last_error, j.last_error_at, j.dead_at,
+	j.pinged_at, j.pulled_at, j.repings, j.pull_error, j.pull_error_at`
 
 func newStatements(schema string) statements {
 	s := func(sql string) string { return strings.ReplaceAll(sql, "@s", schema) }
 	return statements{
 		// $1 networks, $2 user ids (no pair twice), $3 now, $4
-		// MinInterval in µs. A dead job is replaced by a fresh one; a
+		// MinInterval in µs, $5 when each update happened (NULL, or a
+		// NULL array: now), for updates that waited elsewhere first. A dead job is replaced by a fresh one; a
 		// leased one owes one more ping.
 		enqueue: s(`
 INSERT INTO @s.jobs AS j (network, user_id, state, enqueued_at, updated_at, due)
-SELECT x.n, x.u, 'pending', $3::timestamptz, $3::timestamptz,
+SELECT x.n, x.u, 'pending', LEAST(coalesce(x.at, $3::timestamptz), $3::timestamptz),
+	LEAST(coalesce(x.at, $3::timestamptz), $3::timestamptz),
 	CASE WHEN $4::bigint > 0 THEN GREATEST($3::timestamptz,
 		(SELECT p.at + $4::bigint * interval '1 microsecond' FROM @s.last_ping p
 		 WHERE p.network = x.n AND p.user_id = x.u))
 	ELSE $3::timestamptz END
-FROM unnest($1::bytea[], $2::bytea[]) WITH ORDINALITY AS x(n, u, i)
+FROM unnest($1::bytea[], $2::bytea[], $5::timestamptz[]) WITH ORDINALITY AS x(n, u, at, i)
 ORDER BY x.i
 ON CONFLICT (network, user_id) DO UPDATE SET
 	enqueue_found  = j.state,
-	updated_at     = EXCLUDED.updated_at,
-	again          = CASE j.state WHEN 'leased' THEN true WHEN 'dead' THEN false ELSE j.again END,
+	updated_at     = GREATEST(j.updated_at, EXCLUDED.updated_at),
+	again          = CASE WHEN j.state = 'leased' THEN true WHEN j.state IN ('dead', 'awaiting') THEN false ELSE j.again END,
 	again_at       = CASE WHEN j.state = 'leased' AND NOT j.again THEN EXCLUDED.updated_at
-	                      WHEN j.state = 'dead' THEN NULL ELSE j.again_at END,
-	state          = CASE j.state WHEN 'dead' THEN 'pending' ELSE j.state END,
-	attempts       = CASE j.state WHEN 'dead' THEN 0 ELSE j.attempts END,
-	enqueued_at    = CASE j.state WHEN 'dead' THEN EXCLUDED.enqueued_at ELSE j.enqueued_at END,
-	due            = CASE j.state WHEN 'dead' THEN EXCLUDED.due ELSE j.due END,
-	first_error    = CASE j.state WHEN 'dead' THEN '' ELSE j.first_error END,
-	first_error_at = CASE j.state WHEN 'dead' THEN NULL ELSE j.first_error_at END,
-	last_error     = CASE j.state WHEN 'dead' THEN '' ELSE j.last_error END,
-	last_error_at  = CASE j.state WHEN 'dead' THEN NULL ELSE j.last_error_at END,
-	dead_at        = CASE j.state WHEN 'dead' THEN NULL ELSE j.dead_at END
+	                      WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.again_at END,
+	state          = CASE WHEN j.state IN ('dead', 'awaiting') THEN 'pending' ELSE j.state END,
+	attempts       = CASE WHEN j.state IN ('dead', 'awaiting') THEN 0 ELSE j.attempts END,
+	enqueued_at    = CASE WHEN j.state IN ('dead', 'awaiting') THEN EXCLUDED.enqueued_at ELSE j.enqueued_at END,
+	due            = CASE WHEN j.state IN ('dead', 'awaiting') THEN EXCLUDED.due ELSE j.due END,
+	first_error    = CASE WHEN j.state IN ('dead', 'awaiting') THEN '' ELSE j.first_error END,
+	first_error_at = CASE WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.first_error_at END,
+	last_error     = CASE WHEN j.state IN ('dead', 'awaiting') THEN '' ELSE j.last_error END,
+	last_error_at  = CASE WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.last_error_at END,
+	dead_at        = CASE WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.dead_at END,
+	pinged_at      = CASE WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.pinged_at END,
+	pulled_at      = CASE WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.pulled_at END,
+	repings        = CASE WHEN j.state IN ('dead', 'awaiting') THEN 0 ELSE j.repings END,
+	pull_error     = CASE WHEN j.state IN ('dead', 'awaiting') THEN '' ELSE j.pull_error END,
+	pull_error_at  = CASE WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.pull_error_at END
 RETURNING j.network, j.user_id, j.enqueue_found`),
 
-		// $1 now, $2 max, $3 lease expiry. The rows are picked on jobs_due
-		// and locked, skipping rows another lease holds locked.
+		// $1 now, $2 max, $3 lease expiry, $4 owner. The rows are picked
+		// on jobs_due and locked, skipping rows another lease holds locked.
 		lease: s(`
 WITH picked AS (
 	SELECT network, user_id, due FROM @s.jobs
@@ -56,7 +67,7 @@ WITH picked AS (
 	FOR UPDATE SKIP LOCKED
 )
 UPDATE @s.jobs j SET state = 'leased', lease_id = nextval('@s.lease_ids'),
-	due = $3, again = false, again_at = NULL
+	due = $3, again = false, again_at = NULL, leased_by = $4
 FROM picked WHERE j.network = picked.network AND j.user_id = picked.user_id
 RETURNING ` + jobColumns + `, picked.due`),
 
@@ -80,7 +91,8 @@ SELECT count(*)::int FROM d`),
 UPDATE @s.jobs SET state = 'pending', lease_id = 0, attempts = 0,
 	enqueued_at = coalesce(again_at, $4), due = $4 + $5::bigint * interval '1 microsecond',
 	again = false, again_at = NULL,
-	first_error = '', first_error_at = NULL, last_error = '', last_error_at = NULL, dead_at = NULL
+	first_error = '', first_error_at = NULL, last_error = '', last_error_at = NULL, dead_at = NULL,
+	pinged_at = NULL, pulled_at = NULL, repings = 0, pull_error = '', pull_error_at = NULL
 WHERE network = $1 AND user_id = $2 AND state = 'leased' AND lease_id = $3 AND again`),
 
 		prune: s(`DELETE FROM @s.last_ping WHERE at < $1`),
@@ -116,6 +128,25 @@ UPDATE @s.jobs SET state = CASE WHEN attempts > 0 THEN 'retrying' ELSE 'pending'
 	due = GREATEST($4::timestamptz, $5::timestamptz), lease_id = 0, again = false, again_at = NULL
 WHERE network = $1 AND user_id = $2 AND state = 'leased' AND lease_id = $3`),
 
+		// $1 network, $2 rate (tokens a second), $3 burst. The bucket
+		// refills from the server's clock, which every replica shares, and
+		// the token is taken even when none is left (the count goes below
+		// zero): the caller waits -tokens/rate for it, and callers queue
+		// in the order their statements commit. The row lock orders them.
+		take: s(`
+INSERT INTO @s.rate_buckets AS b (network, tokens, at) VALUES ($1, $3::float8 - 1, now())
+ON CONFLICT (network) DO UPDATE SET
+	tokens = LEAST($3::float8,
+		b.tokens + GREATEST(0, extract(epoch FROM now() - b.at)::float8) * $2::float8) - 1,
+	at = GREATEST(b.at, now())
+RETURNING tokens`),
+
+		// $1 owner, $2 now: Release of every lease the owner holds.
+		handBackAll: s(`
+UPDATE @s.jobs SET state = CASE WHEN attempts > 0 THEN 'retrying' ELSE 'pending' END,
+	due = $2, lease_id = 0, again = false, again_at = NULL, leased_by = NULL
+WHERE state = 'leased' AND leased_by = $1`),
+
 		// $1 network, $2 user id, $3 now.
 		replay: s(`
 UPDATE @s.jobs SET state = 'pending', attempts = 0, enqueued_at = $3, due = $3, dead_at = NULL
@@ -133,6 +164,37 @@ DELETE FROM @s.jobs WHERE state = 'dead' AND ($1::bytea IS NULL OR network = $1)
 		replayMany: s(`
 UPDATE @s.jobs SET state = 'pending', attempts = 0, enqueued_at = $3, due = $3, dead_at = NULL
 WHERE network = $1 AND user_id = ANY($2::bytea[]) AND state = 'dead'`),
+
+		// $1 network, $2 user ids.
+		purgeMany: s(`
+DELETE FROM @s.jobs WHERE network = $1 AND user_id = ANY($2::bytea[]) AND state = 'dead'`),
+
+		// $1 network, $2 user id, $3 reason, $4 at.
+		pullFailed: s(`
+UPDATE @s.jobs SET pull_error = $3, pull_error_at = $4
+WHERE network = $1 AND user_id = $2 AND state IN ('awaiting', 'leased')`),
+
+		// The closed loop's read-then-write steps (confirm.go), each in a
+		// transaction that holds the row. $1 network, $2 user id.
+		lockJob: s(`
+SELECT state, again, lease_id, pinged_at, pulled_at, repings FROM @s.jobs
+WHERE network = $1 AND user_id = $2 FOR UPDATE`),
+		peekJob: s(`
+SELECT state, again, lease_id, pinged_at, pulled_at, repings FROM @s.jobs
+WHERE network = $1 AND user_id = $2`),
+		// $3 pinged at, $4 due.
+		awaitJob: s(`
+UPDATE @s.jobs SET state = 'awaiting', lease_id = 0, due = $4,
+	repings = repings + CASE WHEN pinged_at IS NULL THEN 0 ELSE 1 END,
+	pinged_at = $3, pulled_at = NULL
+WHERE network = $1 AND user_id = $2`),
+		finishJob: s(`DELETE FROM @s.jobs WHERE network = $1 AND user_id = $2`),
+		// $3 now: the last ping, for a fleet-wide MinInterval.
+		notePing: s(`
+INSERT INTO @s.last_ping (network, user_id, at) VALUES ($1, $2, $3)
+ON CONFLICT (network, user_id) DO UPDATE SET at = EXCLUDED.at`),
+		// $3 pulled at.
+		notePull: s(`UPDATE @s.jobs SET pulled_at = $3 WHERE network = $1 AND user_id = $2`),
 
 		// $1 network, $2 now.
 		dueNow: s(`

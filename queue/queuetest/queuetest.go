@@ -12,35 +12,15 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/caddy-livefyre/caddy-livefyre/internal/clocktest"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
 )
 
-// Queue is the method set both backends share.
-type Queue interface {
-	Enqueue(network, userID string) (coalesced bool, err error)
-	Lease(max int, d time.Duration) ([]queue.Lease, error)
-	Ack(l queue.Lease) error
-	Retry(l queue.Lease, due time.Time, reason string) error
-	Dead(l queue.Lease, reason string) error
-	Release(l queue.Lease) error
-	Postpone(l queue.Lease, due time.Time) error
-	Replay(network, userID string) error
-	ReplayAll(network string) (int, error)
-	ReplayMany(network string, userIDs []string) (int, error)
-	PurgeDead(network string) (int, error)
-	DueNow(network string) (int, error)
-	Get(network, userID string) (queue.Job, error)
-	NextDue() (time.Time, bool, error)
-	Stats() (map[string]queue.Stats, error)
-	List(state queue.State, network string, after string, limit int) ([]queue.Job, string, error)
-	SetMinInterval(d time.Duration)
-	Notify() <-chan struct{}
-	Close() error
-}
+// Queue is the contract the suite tests: queue.Backend.
+type Queue = queue.Backend
 
 // Open makes a fresh, empty queue that reads the time from now, and closes
 // it when the test ends.
@@ -48,27 +28,10 @@ type Open func(t *testing.T, now func() time.Time) Queue
 
 // Clock is the suite's clock. It starts on a whole second and moves in
 // whole milliseconds, so every backend stores its times exactly.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type Clock = clocktest.Clock
 
 // NewClock returns a clock at a fixed instant.
-func NewClock() *Clock { return &Clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Add moves the clock on.
-func (c *Clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func NewClock() *Clock { return clocktest.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
 const net = "example.fyre.co"
 
@@ -98,6 +61,7 @@ func Run(t *testing.T, open Open) {
 		{"InvalidIDs", invalidIDs},
 		{"Closed", closed},
 	}
+	cases = append(cases, closedLoopCases...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			clk := NewClock()

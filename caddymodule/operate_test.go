@@ -13,11 +13,15 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/caddy-livefyre/caddy-livefyre/adminapi"
 	"github.com/caddy-livefyre/caddy-livefyre/delivery"
 	"github.com/caddy-livefyre/caddy-livefyre/livefyretest"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
 )
+
+// pullSummary is the job view's summary, which the pull tests check.
+var pullSummary = adminapi.PullSummary
 
 func openQueue(t *testing.T) *queue.Queue {
 	t.Helper()
@@ -233,102 +237,6 @@ func TestObservedSenderRecordsLivefyresAnswers(t *testing.T) {
 	}
 }
 
-func TestProgressOnATerminal(t *testing.T) {
-	clock := time.Unix(1000, 0)
-	var out strings.Builder
-	p := newProgress(&out, true, 1000, func() time.Time { return clock })
-	clock = clock.Add(time.Second)
-	p.add([]byte(strings.Repeat("abcdefgh\n", 50))) // 450 bytes, 50 lines
-	want := "\r[=============>                ]  45%  50 ids sent, 50/s  ETA 1s\x1b[K"
-	if out.String() != want {
-		t.Errorf("drew %q\nwant %q", out.String(), want)
-	}
-	out.Reset()
-	clock = clock.Add(50 * time.Millisecond)
-	p.add([]byte("x\n"))
-	if out.Len() != 0 {
-		t.Errorf("redrew after 50ms: %q", out.String())
-	}
-	clock = clock.Add(time.Second)
-	p.add([]byte("last"))
-	p.finish()
-	if !strings.HasSuffix(out.String(), "  46%  52 ids sent, 25/s  ETA 2s\x1b[K\n") {
-		t.Errorf("final draw %q", out.String())
-	}
-}
-
-func TestProgressInALog(t *testing.T) {
-	clock := time.Unix(1000, 0)
-	var out strings.Builder
-	p := newProgress(&out, false, 0, func() time.Time { return clock }) // size unknown: stdin
-	for range 3 {
-		clock = clock.Add(2 * time.Second)
-		p.add([]byte("a\nb\n"))
-	}
-	if want := "resync: 6 ids sent, 1/s\n"; out.String() != want {
-		t.Errorf("printed %q, want %q (one line per 5s)", out.String(), want)
-	}
-	p.finish()
-	if !strings.HasSuffix(out.String(), "resync: 6 ids sent, 1/s\n") || strings.Count(out.String(), "\n") != 2 {
-		t.Errorf("printed %q", out.String())
-	}
-}
-
-func TestHumanDuration(t *testing.T) {
-	for d, want := range map[time.Duration]string{
-		-time.Second:                   "0s",
-		1400 * time.Millisecond:        "1s",
-		42 * time.Second:               "42s",
-		3*time.Minute + 10*time.Second: "3m10s",
-		5 * time.Minute:                "5m",
-		5*time.Hour + 2*time.Minute:    "5h2m",
-		75 * time.Hour:                 "3d3h",
-	} {
-		if got := humanDuration(d); got != want {
-			t.Errorf("humanDuration(%v) = %q, want %q", d, got, want)
-		}
-	}
-}
-
-func TestAdminClientExplainsErrors(t *testing.T) {
-	c := &adminClient{addr: "localhost:2019"}
-	tests := []struct {
-		err  string
-		want string
-	}{
-		{"caddy responded with error: HTTP 400: {\"error\":\"invalid user_id \\\"a b\\\"\"}\n", `invalid user_id "a b"`},
-		{"caddy responded with error: HTTP 404: 404 page not found\n", "has no livefyre admin routes"},
-		{"caddy responded with error: HTTP 502: upstream broke", "HTTP 502 from localhost:2019: upstream broke"},
-		{`performing request: Post "http://localhost:2019/livefyre/ping": dial tcp 127.0.0.1:2019: connect: connection refused`,
-			"cannot reach Caddy's admin endpoint at localhost:2019 (is Caddy running?"},
-	}
-	for _, tt := range tests {
-		if got := c.explain(errors.New(tt.err)).Error(); !strings.Contains(got, tt.want) {
-			t.Errorf("explain(%q) = %q, want it to contain %q", tt.err, got, tt.want)
-		}
-	}
-}
-
-func TestQuery(t *testing.T) {
-	if got := query("network", "", "id", "a b"); got != "?id=a+b" {
-		t.Errorf("query = %q", got)
-	}
-	if got := query("network", ""); got != "" {
-		t.Errorf("query of empty values = %q", got)
-	}
-}
-
-func TestFillPullURL(t *testing.T) {
-	for template, want := range map[string]string{
-		"https://www.example.com/livefyre/pull/{id}": "https://www.example.com/livefyre/pull/jane.doe-42",
-		"https://www.example.com/pull?id={id}&x=1":   "https://www.example.com/pull?id=jane.doe-42&x=1",
-	} {
-		if got := fillPullURL(template, "jane.doe-42"); got != want {
-			t.Errorf("fillPullURL(%q) = %q, want %q", template, got, want)
-		}
-	}
-}
-
 func TestProbeUserCaddyfile(t *testing.T) {
 	var h Handler
 	d := caddyfile.NewTestDispenser(`livefyre {
@@ -349,25 +257,5 @@ func TestProbeUserCaddyfile(t *testing.T) {
 		if err := h.UnmarshalCaddyfile(d); err == nil {
 			t.Errorf("%s: no error", bad)
 		}
-	}
-}
-
-// The status table is followed by a line for each held network, saying
-// why, and for how long.
-func TestPrintStatusShowsHeldNetworks(t *testing.T) {
-	now := time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC)
-	rep := statsReport{Time: now, Networks: map[string]networkStats{
-		"a.fyre.co": {Configured: true, stateCounts: stateCounts{Pending: 3},
-			Held: &heldPings{Until: now.Add(90 * time.Second), Reason: delivery.HoldRefusedKey}},
-		"b.fyre.co": {Configured: true},
-	}}
-	var out strings.Builder
-	printStatus(&out, rep)
-	want := "a.fyre.co: pings held back for 1m30s more (until 2031-01-02T03:05:35Z): " + delivery.HoldRefusedKey
-	if !strings.Contains(out.String(), want) {
-		t.Errorf("status output lacks %q:\n%s", want, out.String())
-	}
-	if strings.Contains(out.String(), "b.fyre.co: pings held") {
-		t.Errorf("status output says b is held:\n%s", out.String())
 	}
 }

@@ -1,0 +1,234 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddy-livefyre/caddy-livefyre/adminapi"
+	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
+	"github.com/caddy-livefyre/caddy-livefyre/queue"
+)
+
+// The exported methods of App below serve the operator package's admin API
+// (operator.App): it finds the running app through Caddy and talks to it
+// through them only, so that neither package imports the other. They keep
+// the work next to the data it needs; the API's routes, parameters and
+// answers are the operator package's.
+
+// The admin API's bodies, under the names the rest of this package uses.
+type (
+	statsReport   = adminapi.Stats
+	networkStats  = adminapi.NetworkStats
+	pingAttempt   = adminapi.PingAttempt
+	resyncReport  = adminapi.ResyncReport
+	badLine       = adminapi.BadLine
+	doctorRequest = adminapi.DoctorRequest
+	doctorReport  = adminapi.DoctorReport
+	doctorCheck   = adminapi.DoctorCheck
+	checkStatus   = adminapi.CheckStatus
+)
+
+const (
+	checkPass = adminapi.CheckPass
+	checkWarn = adminapi.CheckWarn
+	checkFail = adminapi.CheckFail
+	checkSkip = adminapi.CheckSkip
+)
+
+// NetworkNames returns the configured networks, sorted.
+func (a *App) NetworkNames() []string { return a.networkNames() }
+
+// ResolveNetwork picks the network a request is about: the one named, which
+// must be configured, or the only one configured when name is empty.
+func (a *App) ResolveNetwork(name string) (string, error) { return a.resolveNetwork(name) }
+
+// KnownNetwork accepts a network named in a request if it is configured or
+// has jobs in the queue, and an empty name.
+func (a *App) KnownNetwork(network string) error {
+	s, err := a.openedStore()
+	if err != nil {
+		return unavailable(err)
+	}
+	return knownNetwork(a, s, network)
+}
+
+// UserNetwork is the network a request about particular users means: the
+// one named, which must be known (see KnownNetwork), or the only one
+// configured.
+func (a *App) UserNetwork(name string) (string, error) {
+	s, err := a.openedStore()
+	if err != nil {
+		return "", unavailable(err)
+	}
+	return userNetwork(a, s, name)
+}
+
+// Queue returns the queue of the running config, opening it if need be.
+func (a *App) Queue() (*queue.Queue, error) {
+	s, err := a.openedStore()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return s.queue, nil
+}
+
+// Stats counts the queue's jobs per network and state, with each network's
+// latest pings and holds.
+func (a *App) Stats(now time.Time) (adminapi.Stats, error) {
+	s, err := a.openedStore()
+	if err != nil {
+		return adminapi.Stats{}, unavailable(err)
+	}
+	return s.stats(a.networkNames(), now)
+}
+
+// Attempts returns the remembered pings of one user, oldest first.
+func (a *App) Attempts(network, userID string) []adminapi.PingAttempt {
+	s, err := a.openedStore()
+	if err != nil {
+		return nil
+	}
+	return s.pings.attempts(network, userID)
+}
+
+// Enqueue durably records that userID on network needs a ping, as the
+// watcher does: a request that outlasts its config (a reload) keeps
+// queueing into the running config's queue.
+func (a *App) Enqueue(network, userID string) (coalesced bool, err error) {
+	coalesced, err = a.enqueue(network, userID)
+	if err != nil {
+		return false, unavailable(err)
+	}
+	return coalesced, nil
+}
+
+// Resync queues a ping on network for every user id in list, one per line,
+// as it reads them.
+func (a *App) Resync(list io.Reader, network string) (adminapi.ResyncReport, error) {
+	return resync(list, network, a.enqueue)
+}
+
+// Doctor checks the whole setup of each network, or of req.Network.
+func (a *App) Doctor(ctx context.Context, req adminapi.DoctorRequest) adminapi.DoctorReport {
+	return a.doctor(ctx, req)
+}
+
+// RegisterPullURL sends a network's pull URL template to Livefyre.
+func (a *App) RegisterPullURL(ctx context.Context, network string) adminapi.Registration {
+	res := adminapi.Registration{Network: network}
+	client, _ := a.client(network)
+	urls := a.pullURLs(network)
+	switch {
+	case client == nil:
+		res.Error = "the network is no longer configured"
+		return res
+	case len(urls) == 0:
+		res.Error = "no site serves a pull endpoint for this network: add a pull block to its livefyre directive"
+		return res
+	case len(urls) > 1:
+		res.Error = fmt.Sprintf("sites serve different pull URLs for this network (%s), and Livefyre keeps one per network: make them agree",
+			strings.Join(urls, ", "))
+		return res
+	}
+	res.PullURL = urls[0]
+	out := client.RegisterPullURL(ctx, res.PullURL)
+	res.OK = out.Outcome == pullclient.Done
+	res.Status, res.Outcome = out.Status, out.Outcome.String()
+	if out.Err != nil {
+		res.Error = out.Err.Error()
+	}
+	return res
+}
+
+// stats counts the queue's jobs for the admin API, the status page and
+// doctor.
+func (s *store) stats(configured []string, now time.Time) (statsReport, error) {
+	counts, err := s.queue.Stats()
+	if err != nil {
+		return statsReport{}, err
+	}
+	report := statsReport{Time: now.UTC(), Networks: make(map[string]networkStats)}
+	for _, name := range configured {
+		report.Networks[name] = networkStats{Configured: true}
+	}
+	for name, c := range counts {
+		ns := report.Networks[name]
+		ns.Counts = adminapi.Counts{Pending: c.Pending, Leased: c.Leased, Retrying: c.Retrying, Dead: c.Dead, Awaiting: c.Awaiting}
+		if !c.OldestPending.IsZero() {
+			ns.OldestPending = c.OldestPending
+			ns.OldestPendingAge = max(now.Sub(c.OldestPending).Seconds(), 0)
+		}
+		report.Networks[name] = ns
+	}
+	for name, h := range s.dispatcher.Held() {
+		ns := report.Networks[name]
+		ns.Held = &adminapi.Held{Until: h.Until.UTC(), Reason: h.Reason}
+		report.Networks[name] = ns
+	}
+	for name, ns := range report.Networks {
+		ns.LastSuccess, ns.LastError = s.pings.last(name)
+		ns.Siblings = siblingsSuspected(name)
+		report.Networks[name] = ns
+		report.Total.Awaiting += ns.Awaiting
+		report.Total.Pending += ns.Pending
+		report.Total.Leased += ns.Leased
+		report.Total.Retrying += ns.Retrying
+		report.Total.Dead += ns.Dead
+	}
+	return report, nil
+}
+
+// knownNetwork checks a network named in a request: it must be configured
+// or have jobs in the queue.
+func knownNetwork(app *App, s *store, network string) error {
+	if network == "" {
+		return nil
+	}
+	if _, ok := app.client(network); ok {
+		return nil
+	}
+	counts, err := s.queue.Stats()
+	if err != nil {
+		return unavailable(err)
+	}
+	if _, ok := counts[network]; ok {
+		return nil
+	}
+	return apiError(http.StatusNotFound, "unknown network %q: the running config has %s, and the queue holds no jobs for it",
+		network, listOrNone(app.networkNames()))
+}
+
+// userNetwork is the network a request about particular users means: the
+// one named, which must be known, or the only one configured.
+func userNetwork(app *App, s *store, network string) (string, error) {
+	if network == "" {
+		return app.resolveNetwork("")
+	}
+	return network, knownNetwork(app, s, network)
+}
+
+func apiError(status int, format string, args ...any) error {
+	return adminapi.Errorf(status, format, args...)
+}
+
+func badRequest(format string, args ...any) error {
+	return adminapi.BadRequest(format, args...)
+}
+
+func conflict(format string, args ...any) error {
+	return adminapi.Conflict(format, args...)
+}
+
+// unavailable reports a queue that cannot answer: closed by a config
+// change, or failing.
+func unavailable(err error) error {
+	if errors.Is(err, errStoreClosed) {
+		err = queue.ErrClosed
+	}
+	return adminapi.Unavailable(err)
+}
