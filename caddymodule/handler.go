@@ -95,13 +95,6 @@ func (h *Handler) Validate() error {
 	if len(h.Watch) == 0 && h.Pull == nil {
 		return errors.New("livefyre: configure at least one watch or a pull endpoint")
 	}
-	for _, w := range h.Watch {
-		if h.pull != nil {
-			if err := h.pull.checkWatch(&w.watchSpec); err != nil {
-				return fmt.Errorf("livefyre: %w", err)
-			}
-		}
-	}
 	return nil
 }
 
@@ -150,13 +143,6 @@ func (w *Watch) match(r *http.Request) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-func checkBaseURL(s string) error {
-	if !strings.HasPrefix(s, "http://") && !strings.HasPrefix(s, "https://") {
-		return fmt.Errorf("%q must be an absolute http(s) URL", s)
-	}
-	return nil
 }
 
 // Interface guards

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -149,4 +150,11 @@ func (n *Network) client(name string) (*pullclient.Client, error) {
 		return nil, fmt.Errorf("network %s: %w", name, err)
 	}
 	return &pullclient.Client{Network: name, Key: key, QuillURL: quill, TokenTTL: ttl}, nil
+}
+
+func checkBaseURL(s string) error {
+	if !strings.HasPrefix(s, "http://") && !strings.HasPrefix(s, "https://") {
+		return fmt.Errorf("%q must be an absolute http(s) URL", s)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -879,17 +880,30 @@ func TestServePullCache(t *testing.T) {
 	}
 }
 
-func TestHandlerValidateRefusesWatchUnderPull(t *testing.T) {
+// TestWatchUnderPullRefused: a watch path under a pull URL's path of its
+// network is refused, whichever registers first.
+func TestWatchUnderPullRefused(t *testing.T) {
+	network := &pullclient.Client{Network: "example.fyre.co"}
 	pull := func(url string) *PullHandler {
-		return newPullHandler(mustPull(t, &Pull{URL: url, Upstream: "http://127.0.0.1:1/u/{id}"}), pullclient.TokenValidator{}, zap.NewNop(), nil)
+		ph := newPullHandler(mustPull(t, &Pull{URL: url, Upstream: "http://127.0.0.1:1/u/{id}"}), pullclient.TokenValidator{}, zap.NewNop(), nil)
+		ph.client = network
+		return ph
 	}
-	h := testShim(t, netUse{}, pull("https://x.example/api/users/{id}/livefyre"), &Watch{Methods: []string{"PATCH"}, watchSpec: watchSpec{Path: "/api/users/{id}"}})
-	if err := h.Validate(); err == nil || !strings.Contains(err.Error(), "under the pull URL's path") {
-		t.Errorf("Validate = %v, want the overlap refused", err)
+	watch := &WatchHandler{watchSpec: watchSpec{Path: "/api/users/{id}"}, netUse: netUse{client: network}}
+	if err := watch.watchSpec.provision(); err != nil {
+		t.Fatal(err)
 	}
-	h.pull = pull("https://x.example/livefyre/pull/{id}")
-	if err := h.Validate(); err != nil {
-		t.Errorf("Validate with separate paths = %v", err)
+	for _, pullFirst := range []bool{true, false} {
+		a := &App{pulls: map[string][]*PullHandler{}, watches: map[string][]*WatchHandler{}}
+		var err error
+		if pullFirst {
+			err = errors.Join(a.registerPull(pull("https://x.example/livefyre/pull/{id}")), a.registerPull(pull("https://x.example/api/users/{id}/livefyre")), a.registerWatch(watch))
+		} else {
+			err = errors.Join(a.registerWatch(watch), a.registerPull(pull("https://x.example/livefyre/pull/{id}")), a.registerPull(pull("https://x.example/api/users/{id}/livefyre")))
+		}
+		if err == nil || !strings.Contains(err.Error(), "under the pull URL's path /api/users") || strings.Contains(err.Error(), "path /livefyre/pull,") {
+			t.Errorf("pull first %v: %v, want the one overlap refused", pullFirst, err)
+		}
 	}
 }
 
