@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -323,5 +324,83 @@ func TestReadmeLongFormValidates(t *testing.T) {
 	}
 	if err := validate(t, block); err != nil {
 		t.Fatalf("the README's long form: %v\n%s", err, numbered(block))
+	}
+}
+
+// TestLongFormIDSources: livefyre_watch on Caddy matchers takes its id
+// from a path_regexp capture, a path placeholder or the answer's JSON, and
+// only the requests its matchers pick are watched.
+func TestLongFormIDSources(t *testing.T) {
+	app := &appRecorder{}
+	backend := httptest.NewServer(app)
+	defer backend.Close()
+	port := freePort(t)
+	runCaddy(t, fmt.Sprintf(`{
+	admin off
+	persist_config off
+	livefyre {
+		storage %s
+		network example.fyre.co {
+			key {env.LIVEFYRE_NETWORK_KEY}
+			quill http://127.0.0.1:1
+		}
+	}
+}
+http://127.0.0.1:%d {
+	bind 127.0.0.1
+	@avatar {
+		method POST
+		path_regexp avatar ^/api/avatars/([a-z0-9]+)$
+	}
+	livefyre_watch @avatar {
+		network example.fyre.co
+		user_id {http.regexp.avatar.1}
+	}
+	@settings {
+		method PUT
+		path /settings/*
+	}
+	livefyre_watch @settings {
+		network example.fyre.co
+		user_id {http.request.uri.path.1}
+	}
+	@admin_save {
+		method POST
+		header X-Admin-Tool profile-editor
+	}
+	livefyre_watch @admin_save {
+		network example.fyre.co
+		user_id_json /user/id
+	}
+	reverse_proxy %s
+}
+`, t.TempDir(), port, strings.TrimPrefix(backend.URL, "http://")))
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for _, rq := range []struct{ method, path, header string }{
+		{"POST", "/api/avatars/av1", ""},
+		{"POST", "/api/avatars/AV2", ""}, // the regexp does not match
+		{"PUT", "/settings/st3", ""},
+		{"GET", "/settings/st4", ""},             // not PUT
+		{"POST", "/admin/save", "profile-editor"}, // the id is in the answer
+		{"POST", "/admin/save", "other-tool"},
+	} {
+		req, _ := http.NewRequest(rq.method, base+rq.path, nil)
+		if rq.header != "" {
+			req.Header.Set("X-Admin-Tool", rq.header)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "Rosa") {
+			t.Errorf("%s %s: %d %q, want the app's answer", rq.method, rq.path, resp.StatusCode, body)
+		}
+	}
+	got := queuedUsers(t)
+	slices.Sort(got)
+	if want := []string{"av1", "json-user", "st3"}; !slices.Equal(got, want) {
+		t.Errorf("pings queued for %v, want %v", got, want)
 	}
 }
