@@ -380,7 +380,7 @@ http://127.0.0.1:%d {
 		{"POST", "/api/avatars/av1", ""},
 		{"POST", "/api/avatars/AV2", ""}, // the regexp does not match
 		{"PUT", "/settings/st3", ""},
-		{"GET", "/settings/st4", ""},             // not PUT
+		{"GET", "/settings/st4", ""},              // not PUT
 		{"POST", "/admin/save", "profile-editor"}, // the id is in the answer
 		{"POST", "/admin/save", "other-tool"},
 	} {
