@@ -485,7 +485,14 @@ func parsePull(d *caddyfile.Dispenser, ref *NetworkRef) (*Pull, error) {
 	if err := p.parseURL(); err != nil {
 		return nil, d.Errf("pull %s: %v", p.URL, err)
 	}
+	durations := map[string]*caddy.Duration{"timeout": &p.Timeout, "dial_timeout": &p.DialTimeout, "cache": &p.Cache}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if ok, err := durationOption(d, durations); ok || err != nil {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
 		switch d.Val() {
 		case "network":
 			if ref == nil {
@@ -522,24 +529,12 @@ func parsePull(d *caddyfile.Dispenser, ref *NetworkRef) (*Pull, error) {
 			if _, err := profile.NewMapper(p.Map); err != nil {
 				return nil, d.Errf("map: %v", err)
 			}
-		case "timeout":
-			dur, err := durationArg(d)
-			if err != nil {
-				return nil, err
-			}
-			p.Timeout = dur
 		case "max_response":
 			n, err := sizeArg(d)
 			if err != nil {
 				return nil, err
 			}
 			p.MaxResponse = n
-		case "dial_timeout":
-			dur, err := durationArg(d)
-			if err != nil {
-				return nil, err
-			}
-			p.DialTimeout = dur
 		case "allow_ips":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -556,12 +551,6 @@ func parsePull(d *caddyfile.Dispenser, ref *NetworkRef) (*Pull, error) {
 			if _, _, err := parseFailureBudget(p.MaxTokenFailures); err != nil {
 				return nil, d.WrapErr(err)
 			}
-		case "cache":
-			dur, err := durationArg(d)
-			if err != nil {
-				return nil, err
-			}
-			p.Cache = dur
 		default:
 			return nil, d.Errf("unrecognized pull option %q", d.Val())
 		}
@@ -602,7 +591,14 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
+	durations := map[string]*caddy.Duration{"retry_for": &app.RetryFor, "drain_timeout": &app.DrainTimeout, "min_interval": &app.MinInterval}
 	for d.NextBlock(0) {
+		if ok, err := durationOption(d, durations); ok || err != nil {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
 		switch d.Val() {
 		case "storage":
 			if err := oneArg(d, &app.Storage); err != nil {
@@ -631,53 +627,21 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				}
 				app.Burst = n
 			}
-		case "retry_for":
-			dur, err := durationArg(d)
-			if err != nil {
-				return nil, err
-			}
-			app.RetryFor = dur
 		case "retry":
 			if d.NextArg() {
 				return nil, d.ArgErr()
 			}
-			app.Retry = new(RetryConfig)
+			r := new(RetryConfig)
+			app.Retry = r
+			retry := map[string]*caddy.Duration{"initial": &r.Initial, "max_interval": &r.MaxInterval, "max_retry_after": &r.MaxRetryAfter}
 			for d.NextBlock(1) {
-				switch d.Val() {
-				case "initial":
-					dur, err := durationArg(d)
-					if err != nil {
-						return nil, err
+				if ok, err := durationOption(d, retry); !ok || err != nil {
+					if err == nil {
+						err = d.Errf("unrecognized retry option %q", d.Val())
 					}
-					app.Retry.Initial = dur
-				case "max_interval":
-					dur, err := durationArg(d)
-					if err != nil {
-						return nil, err
-					}
-					app.Retry.MaxInterval = dur
-				case "max_retry_after":
-					dur, err := durationArg(d)
-					if err != nil {
-						return nil, err
-					}
-					app.Retry.MaxRetryAfter = dur
-				default:
-					return nil, d.Errf("unrecognized retry option %q", d.Val())
+					return nil, err
 				}
 			}
-		case "drain_timeout":
-			dur, err := durationArg(d)
-			if err != nil {
-				return nil, err
-			}
-			app.DrainTimeout = dur
-		case "min_interval":
-			dur, err := durationArg(d)
-			if err != nil {
-				return nil, err
-			}
-			app.MinInterval = dur
 		case "network":
 			line := d.Line()
 			name, n, err := parseNetworkBlock(d)
@@ -782,6 +746,18 @@ func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
 		return 0, d.Errf("%s: %q is not a duration", name, s)
 	}
 	return caddy.Duration(dur), nil
+}
+
+// durationOption reads a duration setting named in durations; false if the
+// subdirective is not one of them.
+func durationOption(d *caddyfile.Dispenser, durations map[string]*caddy.Duration) (bool, error) {
+	dst, ok := durations[d.Val()]
+	if !ok {
+		return false, nil
+	}
+	dur, err := durationArg(d)
+	*dst = dur
+	return true, err
 }
 
 func sizeArg(d *caddyfile.Dispenser) (int64, error) {
