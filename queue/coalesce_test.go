@@ -41,7 +41,7 @@ func TestUpdateOfOwedJobWritesNothing(t *testing.T) {
 	before := countWrites(q)
 	for range 50 {
 		for _, u := range []string{"p", "r"} {
-			clk.Add(time.Second)
+			clk.Advance(time.Second)
 			if !enqueue(t, q, net, u) {
 				t.Fatalf("update of owed job %q did not coalesce", u)
 			}
@@ -64,7 +64,7 @@ func TestUpdateDuringLeaseWritesOnce(t *testing.T) {
 	l := leaseOne(t, q, time.Minute)
 
 	before := countWrites(q)
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	againAt := clk.Now()
 	if !enqueue(t, q, net, "u") {
 		t.Fatal("update during the lease did not coalesce")
@@ -74,7 +74,7 @@ func TestUpdateDuringLeaseWritesOnce(t *testing.T) {
 		t.Fatalf("first update during the lease: Badger version %d -> %d, want one commit", before.version, once.version)
 	}
 	for range 20 {
-		clk.Add(time.Second)
+		clk.Advance(time.Second)
 		enqueue(t, q, net, "u")
 	}
 	if after := countWrites(q); after != once {
@@ -232,7 +232,7 @@ func TestUpdateRacingLeaseIsNotLost(t *testing.T) {
 		q, clk := newQueue(t)
 		enqueue(t, q, net, "u")
 		leaseOne(t, q, time.Minute)
-		clk.Add(2 * time.Minute) // the lease expires unsettled
+		clk.Advance(2 * time.Minute) // the lease expires unsettled
 		p := pauseAt(t, q, "enqueue committed")
 		p.armed.Store(true)
 		done := make(chan bool)

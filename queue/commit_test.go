@@ -139,9 +139,13 @@ func TestGroupCommitRacesDelivery(t *testing.T) {
 		acks     atomic.Int64
 		leaseErr = make(chan error, 1)
 	)
+	// Coalesced updates write nothing and run in nanoseconds, so a fixed
+	// number of them can be over before a worker leases anything: the
+	// writers go on until a worker has settled a job among them.
+	deadline := time.Now().Add(10 * time.Second)
 	for w := range writers {
 		writing.Go(func() {
-			for i := range updates / writers * 4 {
+			for i := 0; i < updates/writers*4 || (acks.Load() == 0 && time.Now().Before(deadline)); i++ {
 				if _, err := q.Enqueue(net, fmt.Sprint((i*writers+w)%users)); err != nil {
 					t.Errorf("Enqueue: %v", err)
 					return

@@ -50,7 +50,7 @@ func TestAwaitingJobIsFinishedByPull(t *testing.T) {
 	if c := confirm(t, q, "u", pinged.Add(-time.Second)); c.Outcome != NotAwaiting {
 		t.Fatalf("pull before the ping: %+v; want NotAwaiting", c)
 	}
-	clk.Add(40 * time.Second)
+	clk.Advance(40 * time.Second)
 	c := confirm(t, q, "u", clk.Now())
 	if c.Outcome != Confirmed || !c.PingedAt.Equal(pinged) {
 		t.Fatalf("pull after the ping: %+v; want Confirmed, pinged at %v", c, pinged)
@@ -71,7 +71,7 @@ func TestPullBeforeAckFinishesJob(t *testing.T) {
 	enqueue(t, q, net, "u")
 	l := leaseOne(t, q, time.Minute)
 	pinged := clk.Now()
-	clk.Add(300 * time.Millisecond)
+	clk.Advance(300 * time.Millisecond)
 	if c := confirm(t, q, "u", clk.Now()); c.Outcome != Noted {
 		t.Fatalf("pull during the lease: %+v; want Noted", c)
 	}
@@ -88,7 +88,7 @@ func TestPullBeforePingDuringLeaseDoesNotFinish(t *testing.T) {
 	enqueue(t, q, net, "u")
 	l := leaseOne(t, q, time.Minute)
 	confirm(t, q, "u", clk.Now())
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	c, err := q.AckAwait(l, clk.Now(), clk.Now().Add(within))
 	if err != nil || c.Outcome == Confirmed {
 		t.Fatalf("AckAwait = %+v, %v; want awaiting", c, err)
@@ -107,7 +107,7 @@ func TestUpdateOfAwaitingJobOwesNewPing(t *testing.T) {
 	if q.owed.owed(r) {
 		t.Fatal("an awaiting job is in the owed set")
 	}
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	before := countWrites(q)
 	if enqueue(t, q, net, "u") {
 		t.Fatal("update of an awaiting job coalesced; a new ping is owed")
@@ -136,7 +136,7 @@ func TestUpdateOfAwaitingJobRespectsMinInterval(t *testing.T) {
 	q, clk := newQueue(t)
 	q.SetMinInterval(time.Minute)
 	acked := awaitOne(t, q, clk, "u").PingedAt
-	clk.Add(10 * time.Second)
+	clk.Advance(10 * time.Second)
 	enqueue(t, q, net, "u")
 	if j := get(t, q, net, "u"); !j.Due.Equal(acked.Add(time.Minute)) {
 		t.Fatalf("due %v; want a minute after the acked ping (%v)", j.Due, acked.Add(time.Minute))
@@ -147,7 +147,7 @@ func TestAckAwaitWithAgainOwesPing(t *testing.T) {
 	q, clk := newQueue(t)
 	enqueue(t, q, net, "u")
 	l := leaseOne(t, q, time.Minute)
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	enqueue(t, q, net, "u") // sets Again
 	c, err := q.AckAwait(l, clk.Now(), clk.Now().Add(within))
 	if err != nil || c.Outcome == Confirmed {
@@ -168,7 +168,7 @@ func TestAckAwaitWithAgainOwesPing(t *testing.T) {
 func TestUnpulledJobComesBackForReping(t *testing.T) {
 	q, clk := newQueue(t)
 	first := awaitOne(t, q, clk, "u").PingedAt
-	clk.Add(time.Minute)
+	clk.Advance(time.Minute)
 	ok, err := q.PullFailed(net, "u", "pull: app answered 502", clk.Now())
 	if err != nil || !ok {
 		t.Fatalf("PullFailed = %v, %v", ok, err)
@@ -176,7 +176,7 @@ func TestUnpulledJobComesBackForReping(t *testing.T) {
 	if j := get(t, q, net, "u"); j.PullError != "pull: app answered 502" || !j.PullErrorAt.Equal(clk.Now()) || j.State != Awaiting {
 		t.Fatalf("after PullFailed: %+v", j)
 	}
-	clk.Add(within)
+	clk.Advance(within)
 	l := leaseOne(t, q, time.Minute)
 	if !l.Job.PingedAt.Equal(first) || l.Job.Repings != 0 || l.Job.PullError == "" {
 		t.Fatalf("re-leased job: %+v; want the first ping and the pull error", l.Job)
@@ -189,7 +189,7 @@ func TestUnpulledJobComesBackForReping(t *testing.T) {
 		t.Fatalf("after re-ping: %+v; want one re-ping, awaiting", j)
 	}
 	// The dispatcher gives up: the job dies with its pull error kept.
-	clk.Add(within)
+	clk.Advance(within)
 	l = leaseOne(t, q, time.Minute)
 	if err := q.Dead(l, "Livefyre never pulled"); err != nil {
 		t.Fatal(err)
@@ -260,7 +260,7 @@ func TestAwaitingSurvivesReopen(t *testing.T) {
 	if s := stats(t, q)[net]; s.Awaiting != 1 {
 		t.Fatalf("stats after reopen: %+v", s)
 	}
-	clk.Add(within)
+	clk.Advance(within)
 	if l := leaseOne(t, q, time.Minute); !l.Job.PingedAt.Equal(want.PingedAt) {
 		t.Fatalf("leased after reopen: %+v", l.Job)
 	}
@@ -299,7 +299,7 @@ func TestConfirmRacingAckAwait(t *testing.T) {
 		ls = append(ls, lease(t, q, n, time.Minute)...)
 	}
 	pinged := clk.Now()
-	clk.Add(time.Millisecond)
+	clk.Advance(time.Millisecond)
 	var wg sync.WaitGroup
 	for _, l := range ls {
 		wg.Go(func() {

@@ -100,7 +100,7 @@ func TestLeaseReadsOnlyNewestVersionOfDueKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	clk.Add(2 * time.Minute) // past the acked leases' expiry
+	clk.Advance(2 * time.Minute) // past the acked leases' expiry
 	if ls := lease(t, q, 10, time.Minute); len(ls) != 0 {
 		t.Fatalf("leased %d acked jobs: a deleted due key counted", len(ls))
 	}
@@ -122,7 +122,7 @@ func TestLeaseStopsAtLaterTombstones(t *testing.T) {
 	if ls := lease(t, q, 10, time.Minute); len(ls) != 0 {
 		t.Fatalf("leased %d jobs from an index of tombstones", len(ls))
 	}
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	enqueue(t, q, net, "late")
 	if l := leaseOne(t, q, time.Minute); l.Job.UserID != "late" {
 		t.Fatalf("leased %s, want late", l.Job.UserID)

@@ -22,7 +22,7 @@ func TestMinIntervalSpacesPingsForOneUser(t *testing.T) {
 
 	// An update just after the ack waits for the interval to pass; more
 	// updates merge into it.
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	if enqueue(t, q, "n.fyre.co", "u1") {
 		t.Fatal("first update after an ack should start a new job")
 	}
@@ -37,7 +37,7 @@ func TestMinIntervalSpacesPingsForOneUser(t *testing.T) {
 	if l := lease(t, q, 10, time.Minute); len(l) != 0 {
 		t.Fatalf("leased %d jobs before the interval passed", len(l))
 	}
-	clk.Add(4 * time.Second)
+	clk.Advance(4 * time.Second)
 	second := leaseOne(t, q, time.Minute)
 	if second.Job.UserID != "u1" {
 		t.Fatalf("leased %+v", second.Job)

@@ -34,7 +34,7 @@ func TestReopenMakesLeasedJobsDue(t *testing.T) {
 		}
 	}
 	enqueue(t, q, net, "fresh")
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	stale := lease(t, q, 10, time.Hour) // "fresh" and "failed"
 	if len(stale) != 2 {
 		t.Fatalf("leased %d, want 2", len(stale))
@@ -46,7 +46,7 @@ func TestReopenMakesLeasedJobsDue(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	q = open(t, dir, clk)
 	want := map[string]struct {
 		state    State
@@ -89,7 +89,7 @@ func TestStatsThroughTransitions(t *testing.T) {
 	}{
 		{"enqueue 3", func() {
 			enqueue(t, q, net, "1")
-			clk.Add(time.Second)
+			clk.Advance(time.Second)
 			enqueue(t, q, net, "2")
 			enqueue(t, q, net, "3")
 			enqueue(t, q, net, "3")
@@ -109,7 +109,7 @@ func TestStatsThroughTransitions(t *testing.T) {
 			}
 		}, Stats{Pending: 1, Retrying: 1, OldestPending: t0.Add(time.Second)}},
 		{"lease and kill all", func() {
-			clk.Add(time.Minute)
+			clk.Advance(time.Minute)
 			for _, l := range lease(t, q, 10, time.Minute) {
 				if err := q.Dead(l, "x"); err != nil {
 					t.Fatal(err)
@@ -356,7 +356,7 @@ func TestOpenUpgradesFormatV1(t *testing.T) {
 	if due, ok, err := q.NextDue(); err != nil || !ok || !due.Equal(clk.Now().Add(time.Minute)) {
 		t.Fatalf("NextDue = %v, %v, %v; want the lease expiry", due, ok, err)
 	}
-	clk.Add(2 * time.Hour)
+	clk.Advance(2 * time.Hour)
 	if ls := lease(t, q, 10, time.Minute); len(ls) != 2 {
 		t.Fatalf("after the backoff and the lease ran out, leased %d jobs, want 2", len(ls))
 	}
@@ -390,7 +390,7 @@ func TestReopenRebuildsIndexesOfManyJobs(t *testing.T) {
 	for i := range jobs {
 		enqueue(t, q, net, fmt.Sprint(i))
 	}
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	enqueue(t, q, "other.fyre.co", "late")
 	if err := q.Close(); err != nil {
 		t.Fatal(err)

@@ -76,13 +76,13 @@ func TestAgeIndexTakesMovesInAnyOrder(t *testing.T) {
 func TestOldestPendingBySecond(t *testing.T) {
 	q, clk := newQueue(t)
 	t0 := clk.Now() // a whole second
-	clk.Add(300 * time.Millisecond)
+	clk.Advance(300 * time.Millisecond)
 	for i := range 50 {
 		enqueue(t, q, net, fmt.Sprint(i))
-		clk.Add(10 * time.Millisecond)
+		clk.Advance(10 * time.Millisecond)
 	}
 	// now t0+800ms
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	enqueue(t, q, net, "later")
 	if got := stats(t, q)[net].OldestPending; !got.Equal(t0) {
 		t.Fatalf("OldestPending = %v, want %v (rounded down to the second)", got, t0)

@@ -26,11 +26,11 @@ func TestReleaseCountsNoAttempt(t *testing.T) {
 				if err := q.Retry(l, clk.Now(), fmt.Sprintf("HTTP 503 #%d", i+1)); err != nil {
 					t.Fatalf("Retry: %v", err)
 				}
-				clk.Add(time.Second)
+				clk.Advance(time.Second)
 			}
 			before := get(t, q, net, "u")
 			l := leaseOne(t, q, time.Minute)
-			clk.Add(10 * time.Second)
+			clk.Advance(10 * time.Second)
 			enqueue(t, q, net, "u") // sets Again
 			notified(q)
 
@@ -107,7 +107,7 @@ func TestReplayMany(t *testing.T) {
 	}
 	kill("d1", "d2", "d3", "d4")
 	enqueue(t, q, net, "pending")
-	clk.Add(time.Minute)
+	clk.Advance(time.Minute)
 	notified(q)
 
 	n, err := q.ReplayMany(net, []string{"d1", "d3", "d3", "pending", "nobody"})
@@ -198,7 +198,7 @@ func TestPostpone(t *testing.T) {
 	if next, ok, err := q.NextDue(); err != nil || !ok || !next.Equal(until) {
 		t.Errorf("NextDue = %v, %v, %v; want %v", next, ok, err, until)
 	}
-	clk.Add(time.Hour)
+	clk.Advance(time.Hour)
 	leaseOne(t, q, time.Minute)
 }
 
@@ -229,7 +229,7 @@ func TestDueNow(t *testing.T) {
 	enqueue(t, q, net, "leased")
 	leased := leaseOne(t, q, time.Minute)
 	enqueue(t, q, net, "pending")
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	notified(q)
 
 	n, err := q.DueNow(net)

@@ -29,7 +29,7 @@ func TestEnqueueLeaseAck(t *testing.T) {
 		t.Fatalf("after Enqueue got %+v\nwant %+v", j, want)
 	}
 
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	l := leaseOne(t, q, 30*time.Second)
 	until := start.Add(31 * time.Second)
 	if l.ID == 0 || l.Job.LeaseID != l.ID || !l.Until.Equal(until) || l.Job.State != Leased || !l.Job.Due.Equal(until) {
@@ -61,7 +61,7 @@ func TestEnqueueCoalescesWhilePending(t *testing.T) {
 		if got := enqueue(t, q, net, "7"); got != (i > 0) {
 			t.Fatalf("Enqueue #%d coalesced = %v, want %v", i, got, i > 0)
 		}
-		clk.Add(time.Second)
+		clk.Advance(time.Second)
 	}
 	ls := lease(t, q, 100, time.Minute)
 	if len(ls) != 1 {
@@ -82,13 +82,13 @@ func TestAgainWhileLeased(t *testing.T) {
 			l := leaseOne(t, q, time.Minute)
 			notified(q)
 
-			clk.Add(time.Second)
+			clk.Advance(time.Second)
 			firstUpdate := clk.Now()
 			for range updates {
 				if !enqueue(t, q, net, "u") {
 					t.Fatal("Enqueue while leased not reported coalesced")
 				}
-				clk.Add(time.Second)
+				clk.Advance(time.Second)
 			}
 			if got := get(t, q, net, "u"); got.State != Leased || got.Again != (updates > 0) {
 				t.Fatalf("during lease: state %s again %v, want leased again=%v", got.State, got.Again, updates > 0)
@@ -134,7 +134,7 @@ func TestRetryKeepsDueAndCountsAttempts(t *testing.T) {
 		t.Fatalf("after Retry: %+v", j)
 	}
 
-	clk.Add(time.Minute)
+	clk.Advance(time.Minute)
 	if coalesced := enqueue(t, q, net, "u"); !coalesced {
 		t.Fatal("Enqueue on a retrying job not coalesced")
 	}
@@ -145,7 +145,7 @@ func TestRetryKeepsDueAndCountsAttempts(t *testing.T) {
 		t.Fatalf("leased %d jobs before due", len(ls))
 	}
 
-	clk.Add(4 * time.Minute)
+	clk.Advance(4 * time.Minute)
 	l = leaseOne(t, q, time.Minute)
 	if l.Job.Attempts != 1 {
 		t.Fatalf("leased job attempts = %d, want 1", l.Job.Attempts)
@@ -167,11 +167,11 @@ func TestExpiredLease(t *testing.T) {
 	if due, ok, err := q.NextDue(); err != nil || !ok || !due.Equal(old.Until) {
 		t.Fatalf("NextDue = %v, %v, %v; want lease expiry %v", due, ok, err, old.Until)
 	}
-	clk.Add(29 * time.Second)
+	clk.Advance(29 * time.Second)
 	if ls := lease(t, q, 10, time.Minute); len(ls) != 0 {
 		t.Fatal("a current lease was leased again")
 	}
-	clk.Add(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	cur := leaseOne(t, q, time.Minute)
 	if cur.ID == old.ID {
 		t.Fatalf("re-lease reused lease id %d", old.ID)
@@ -191,7 +191,7 @@ func TestExpiredLease(t *testing.T) {
 	}
 
 	// Expired but not replaced: the work was done, so Ack still counts.
-	clk.Add(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	if err := q.Ack(cur); err != nil {
 		t.Fatalf("Ack of an expired, unreplaced lease: %v", err)
 	}
@@ -227,7 +227,7 @@ func TestDeadReplayPurge(t *testing.T) {
 	if err := q.Replay(net, "nobody"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Replay of a missing job = %v, want ErrNotFound", err)
 	}
-	clk.Add(time.Minute)
+	clk.Advance(time.Minute)
 	notified(q)
 	if err := q.Replay(net, "u"); err != nil {
 		t.Fatalf("Replay: %v", err)
@@ -347,10 +347,10 @@ func TestDeadWithAgainBecomesPending(t *testing.T) {
 	q, clk := newQueue(t)
 	enqueue(t, q, net, "u")
 	l := leaseOne(t, q, time.Minute)
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	updateAt := clk.Now()
 	enqueue(t, q, net, "u")
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	notified(q)
 
 	if err := q.Dead(l, "400 Bad Request"); err != nil {
@@ -376,7 +376,7 @@ func TestNextDue(t *testing.T) {
 	}
 	t0 := clk.Now()
 	enqueue(t, q, net, "a")
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	enqueue(t, q, net, "b")
 	if due, ok, _ := q.NextDue(); !ok || !due.Equal(t0) {
 		t.Fatalf("NextDue = %v, %v; want %v", due, ok, t0)
@@ -514,7 +514,7 @@ func TestLeaseKeepsAHintWhenTheClockStepsBack(t *testing.T) {
 func TestCorruptRecordDoesNotBlockLease(t *testing.T) {
 	q, clk := newQueue(t)
 	enqueue(t, q, net, "bad")
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	enqueue(t, q, net, "good")
 	r, _ := newRef(net, "bad")
 	if err := q.db.Update(func(txn *badger.Txn) error { return txn.Set(jobKey(r), []byte{9}) }); err != nil {

@@ -36,10 +36,6 @@ func (c *Clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// Add is Advance under the name the queue suites (queue, queuetest and
-// the backends that run it) have always called it by.
-func (c *Clock) Add(d time.Duration) { c.Advance(d) }
-
 // Set puts the clock at t, which may be before its time.
 func (c *Clock) Set(t time.Time) {
 	c.mu.Lock()

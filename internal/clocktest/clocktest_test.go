@@ -19,9 +19,9 @@ func TestClockMovesOnlyWhenTold(t *testing.T) {
 	if got, want := c.Now(), start.Add(90*time.Second); !got.Equal(want) {
 		t.Errorf("after Advance(90s): %v, want %v", got, want)
 	}
-	c.Add(10 * time.Second)
+	c.Advance(10 * time.Second)
 	if got, want := c.Now(), start.Add(100*time.Second); !got.Equal(want) {
-		t.Errorf("after Add(10s): %v, want %v", got, want)
+		t.Errorf("after a second Advance(10s): %v, want %v", got, want)
 	}
 	c.Set(start.Add(-time.Hour))
 	if got, want := c.Now(), start.Add(-time.Hour); !got.Equal(want) {

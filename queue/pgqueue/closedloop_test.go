@@ -55,7 +55,7 @@ func TestConfirmAcrossReplicas(t *testing.T) {
 	if _, err := a.AckAwait(ls[0], pinged, pinged.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	c, err := b.Confirm("n.fyre.co", "u", clk.Now())
 	if err != nil || c.Outcome != queue.Confirmed || !c.PingedAt.Equal(pinged) {
 		t.Fatalf("b's Confirm = %+v, %v; want Confirmed", c, err)

@@ -34,7 +34,7 @@ func TestExpiredLeaseGoesToAnotherReplica(t *testing.T) {
 	if lb, err := b.Lease(10, time.Minute); err != nil || len(lb) != 0 {
 		t.Fatalf("b leased %+v, %v while a's lease is current", lb, err)
 	}
-	clk.Add(time.Minute)
+	clk.Advance(time.Minute)
 	lb, err := b.Lease(10, time.Minute)
 	if err != nil || len(lb) != 1 || lb[0].Job.UserID != "u" || lb[0].ID == la[0].ID {
 		t.Fatalf("after a's lease expired, b leased %+v, %v", lb, err)
@@ -139,7 +139,7 @@ func TestMinIntervalIsFleetWide(t *testing.T) {
 		t.Fatal(err)
 	}
 	acked := clk.Now()
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	if _, err := b.Enqueue("n.fyre.co", "u"); err != nil {
 		t.Fatal(err)
 	}

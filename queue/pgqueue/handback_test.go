@@ -98,7 +98,7 @@ func TestKilledReplicaLeasesExpire(t *testing.T) {
 	if got, err := b.Lease(10, time.Hour); err != nil || len(got) != 0 {
 		t.Fatalf("b leased %d jobs of the killed replica before their leases expired (%v)", len(got), err)
 	}
-	clk.Add(time.Hour)
+	clk.Advance(time.Hour)
 	if got, err := b.Lease(10, time.Hour); err != nil || len(got) != 3 {
 		t.Fatalf("after expiry b leased %d jobs (%v), want 3", len(got), err)
 	}

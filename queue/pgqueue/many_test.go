@@ -25,7 +25,7 @@ func TestEnqueueMany(t *testing.T) {
 	if _, err := q.Enqueue("n.fyre.co", "leased"); err != nil {
 		t.Fatal(err)
 	}
-	clk.Add(time.Minute)
+	clk.Advance(time.Minute)
 	ls, err := q.Lease(10, time.Hour)
 	if err != nil || len(ls) != 2 {
 		t.Fatalf("lease: %v, %v", ls, err)
@@ -37,7 +37,7 @@ func TestEnqueueMany(t *testing.T) {
 			}
 		}
 	}
-	clk.Add(time.Minute)
+	clk.Advance(time.Minute)
 	spooled := clk.Now().Add(-30 * time.Second)
 	err = q.EnqueueMany(context.Background(), []Ref{
 		{Network: "n.fyre.co", UserID: "spooled", At: spooled},

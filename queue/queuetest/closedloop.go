@@ -76,7 +76,7 @@ func awaitingFinishedByPull(t *testing.T, q Queue, clk *Clock) {
 	if c := confirm(t, q, "u", pinged.Add(-time.Second)); c.Outcome != queue.NotAwaiting {
 		t.Fatalf("pull before the ping: %+v; want NotAwaiting", c)
 	}
-	clk.Add(40 * time.Second)
+	clk.Advance(40 * time.Second)
 	c := confirm(t, q, "u", clk.Now())
 	if c.Outcome != queue.Confirmed || !c.PingedAt.Equal(pinged) || !c.PulledAt.Equal(clk.Now()) {
 		t.Fatalf("pull after the ping: %+v; want Confirmed, pinged at %v", c, pinged)
@@ -92,7 +92,7 @@ func pullBeforeAckFinishes(t *testing.T, q Queue, clk *Clock) {
 	enqueue(t, q, net, "u")
 	l := leaseOne(t, q, time.Minute)
 	pinged := clk.Now()
-	clk.Add(300 * time.Millisecond)
+	clk.Advance(300 * time.Millisecond)
 	if c := confirm(t, q, "u", clk.Now()); c.Outcome != queue.Noted {
 		t.Fatalf("pull during the lease: %+v; want Noted", c)
 	}
@@ -110,7 +110,7 @@ func pullBeforePingDuringLease(t *testing.T, q Queue, clk *Clock) {
 	enqueue(t, q, net, "u")
 	l := leaseOne(t, q, time.Minute)
 	confirm(t, q, "u", clk.Now())
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	c, err := q.AckAwait(l, clk.Now(), clk.Now().Add(within))
 	if err != nil || c.Outcome == queue.Confirmed {
 		t.Fatalf("AckAwait = %+v, %v; want awaiting", c, err)
@@ -122,7 +122,7 @@ func pullBeforePingDuringLease(t *testing.T, q Queue, clk *Clock) {
 
 func updateOfAwaitingOwesNewPing(t *testing.T, q Queue, clk *Clock) {
 	awaitOne(t, q, clk, "u")
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	if enqueue(t, q, net, "u") {
 		t.Fatal("update of an awaiting job coalesced; a new ping is owed")
 	}
@@ -142,7 +142,7 @@ func updateOfAwaitingOwesNewPing(t *testing.T, q Queue, clk *Clock) {
 func updateOfAwaitingRespectsMinInterval(t *testing.T, q Queue, clk *Clock) {
 	q.SetMinInterval(time.Minute)
 	acked := awaitOne(t, q, clk, "u").PingedAt
-	clk.Add(10 * time.Second)
+	clk.Advance(10 * time.Second)
 	enqueue(t, q, net, "u")
 	if j := get(t, q, net, "u"); !j.Due.Equal(acked.Add(time.Minute)) {
 		t.Fatalf("due %v; want a minute after the accepted ping (%v)", j.Due, acked.Add(time.Minute))
@@ -152,10 +152,10 @@ func updateOfAwaitingRespectsMinInterval(t *testing.T, q Queue, clk *Clock) {
 func ackAwaitWithAgain(t *testing.T, q Queue, clk *Clock) {
 	enqueue(t, q, net, "u")
 	l := leaseOne(t, q, time.Minute)
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	during := clk.Now()
 	enqueue(t, q, net, "u") // sets Again
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	c, err := q.AckAwait(l, clk.Now(), clk.Now().Add(within))
 	if err != nil || c.Outcome != queue.NotAwaiting {
 		t.Fatalf("AckAwait = %+v, %v; want NotAwaiting", c, err)
@@ -170,7 +170,7 @@ func ackAwaitWithAgain(t *testing.T, q Queue, clk *Clock) {
 // counts a re-ping, and a pull recorded as failed stays with it.
 func unpulledComesBackForReping(t *testing.T, q Queue, clk *Clock) {
 	first := awaitOne(t, q, clk, "u").PingedAt
-	clk.Add(time.Minute)
+	clk.Advance(time.Minute)
 	ok, err := q.PullFailed(net, "u", "pull: app answered 502", clk.Now())
 	if err != nil || !ok {
 		t.Fatalf("PullFailed = %v, %v", ok, err)
@@ -178,7 +178,7 @@ func unpulledComesBackForReping(t *testing.T, q Queue, clk *Clock) {
 	if j := get(t, q, net, "u"); j.PullError != "pull: app answered 502" || !j.PullErrorAt.Equal(clk.Now()) || j.State != queue.Awaiting {
 		t.Fatalf("after PullFailed: %+v", j)
 	}
-	clk.Add(within)
+	clk.Advance(within)
 	l := leaseOne(t, q, time.Minute)
 	if !l.Job.PingedAt.Equal(first) || l.Job.Repings != 0 || l.Job.PullError == "" {
 		t.Fatalf("re-leased job: %+v; want the first ping and the pull error", l.Job)
@@ -190,7 +190,7 @@ func unpulledComesBackForReping(t *testing.T, q Queue, clk *Clock) {
 	if j.Repings != 1 || !j.PingedAt.Equal(clk.Now()) || j.State != queue.Awaiting {
 		t.Fatalf("after re-ping: %+v; want one re-ping, awaiting", j)
 	}
-	clk.Add(within)
+	clk.Advance(within)
 	l = leaseOne(t, q, time.Minute)
 	must(t, q.Dead(l, "Livefyre never pulled"))
 	if j := get(t, q, net, "u"); j.State != queue.Dead || j.PullError != "pull: app answered 502" || j.Repings != 1 {
@@ -226,7 +226,7 @@ func pullFailedIgnoresOwed(t *testing.T, q Queue, clk *Clock) {
 func ackAwaitOfLostLease(t *testing.T, q Queue, clk *Clock) {
 	enqueue(t, q, net, "u")
 	first := leaseOne(t, q, time.Minute)
-	clk.Add(time.Minute)
+	clk.Advance(time.Minute)
 	second := leaseOne(t, q, time.Minute)
 	if _, err := q.AckAwait(first, clk.Now(), clk.Now().Add(within)); !errors.Is(err, queue.ErrLeaseLost) {
 		t.Fatalf("AckAwait of an expired, re-leased lease = %v, want ErrLeaseLost", err)

@@ -129,7 +129,7 @@ func enqueueLeaseAck(t *testing.T, q Queue, clk *Clock) {
 	if j := get(t, q, net, "42"); j != want {
 		t.Fatalf("after Enqueue got %+v\nwant %+v", j, want)
 	}
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	l := leaseOne(t, q, 30*time.Second)
 	until := start.Add(31 * time.Second)
 	if l.ID == 0 || l.Job.LeaseID != l.ID || !l.Until.Equal(until) || l.Job.State != queue.Leased || !l.Job.Due.Equal(until) {
@@ -157,7 +157,7 @@ func coalesceWhilePending(t *testing.T, q Queue, clk *Clock) {
 		if got := enqueue(t, q, net, "7"); got != (i > 0) {
 			t.Fatalf("Enqueue #%d coalesced = %v, want %v", i, got, i > 0)
 		}
-		clk.Add(time.Second)
+		clk.Advance(time.Second)
 	}
 	last := clk.Now().Add(-time.Second)
 	ls := lease(t, q, 100, time.Minute)
@@ -176,7 +176,7 @@ func retryingKeepsItsDue(t *testing.T, q Queue, clk *Clock) {
 	l := leaseOne(t, q, time.Minute)
 	due := clk.Now().Add(time.Hour)
 	must(t, q.Retry(l, due, "503"))
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	if !enqueue(t, q, net, "r") {
 		t.Fatal("Enqueue on a Retrying job did not coalesce")
 	}
@@ -197,7 +197,7 @@ func againDuringLease(t *testing.T, q Queue, clk *Clock) {
 			l := leaseOne(t, q, time.Minute)
 			var firstDuring time.Time
 			for i := range updates {
-				clk.Add(time.Second)
+				clk.Advance(time.Second)
 				if i == 0 {
 					firstDuring = clk.Now()
 				}
@@ -208,7 +208,7 @@ func againDuringLease(t *testing.T, q Queue, clk *Clock) {
 					t.Fatalf("during the lease: %+v, want Leased with Again", j)
 				}
 			}
-			clk.Add(time.Second)
+			clk.Advance(time.Second)
 			must(t, q.Ack(l))
 			if updates == 0 {
 				wantGone(t, q, net, user)
@@ -238,7 +238,7 @@ func retryAbsorbsAgain(t *testing.T, q Queue, clk *Clock) {
 	if j.State != queue.Retrying || j.Again || j.Attempts != 1 || j.LastError != "timeout" || j.FirstError != "timeout" || !j.Due.Equal(due) {
 		t.Fatalf("after Retry with Again: %+v; want Retrying, Again absorbed, 1 attempt", j)
 	}
-	clk.Add(time.Minute)
+	clk.Advance(time.Minute)
 	must(t, q.Ack(leaseOne(t, q, time.Minute)))
 	wantGone(t, q, net, "a")
 }
@@ -246,10 +246,10 @@ func retryAbsorbsAgain(t *testing.T, q Queue, clk *Clock) {
 func deadWithAgain(t *testing.T, q Queue, clk *Clock) {
 	enqueue(t, q, net, "d")
 	l := leaseOne(t, q, time.Minute)
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	during := clk.Now()
 	enqueue(t, q, net, "d")
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	must(t, q.Dead(l, "400 bad"))
 	j := get(t, q, net, "d")
 	if j.State != queue.Pending || j.Again || j.Attempts != 0 || !j.EnqueuedAt.Equal(during) || !j.Due.Equal(clk.Now()) ||
@@ -269,7 +269,7 @@ func deadThenEnqueue(t *testing.T, q Queue, clk *Clock) {
 	if _, ok, _ := q.NextDue(); ok {
 		t.Fatal("NextDue counts a dead job")
 	}
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	if enqueue(t, q, net, "x") {
 		t.Fatal("Enqueue on a Dead job reported coalesced")
 	}
@@ -293,7 +293,7 @@ func killJob(t *testing.T, q Queue, network, user, reason string) {
 
 func replay(t *testing.T, q Queue, clk *Clock) {
 	killJob(t, q, net, "p", "gone")
-	clk.Add(time.Minute)
+	clk.Advance(time.Minute)
 	must(t, q.Replay(net, "p"))
 	j := get(t, q, net, "p")
 	if j.State != queue.Pending || j.Attempts != 0 || j.FirstError != "gone" || !j.DeadAt.IsZero() || !j.Due.Equal(clk.Now()) || !j.EnqueuedAt.Equal(clk.Now()) {
@@ -341,7 +341,7 @@ func releaseAndPostpone(t *testing.T, q Queue, clk *Clock) {
 	enqueue(t, q, net, "h")
 	l := leaseOne(t, q, time.Minute)
 	enqueue(t, q, net, "h") // Again, which the released ping covers
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	must(t, q.Release(l))
 	j := get(t, q, net, "h")
 	if j.State != queue.Pending || j.Again || j.Attempts != 0 || !j.Due.Equal(clk.Now()) {
@@ -384,7 +384,7 @@ func leaseExpiry(t *testing.T, q Queue, clk *Clock) {
 	if next, ok, err := q.NextDue(); err != nil || !ok || !next.Equal(first.Until) {
 		t.Fatalf("NextDue while leased = %v, %v, %v; want the lease expiry %v", next, ok, err, first.Until)
 	}
-	clk.Add(time.Minute)
+	clk.Advance(time.Minute)
 	second := leaseOne(t, q, time.Minute)
 	if second.ID == first.ID || second.Job.UserID != "e" {
 		t.Fatalf("re-lease after expiry = %+v", second)
@@ -398,7 +398,7 @@ func leaseExpiry(t *testing.T, q Queue, clk *Clock) {
 func leaseOrderAndMax(t *testing.T, q Queue, clk *Clock) {
 	for _, u := range []string{"c", "a", "b"} {
 		enqueue(t, q, net, u)
-		clk.Add(time.Second)
+		clk.Advance(time.Second)
 	}
 	ls := lease(t, q, 2, time.Minute)
 	if len(ls) != 2 || ls[0].Job.UserID != "c" || ls[1].Job.UserID != "a" {
@@ -413,10 +413,10 @@ func statsCase(t *testing.T, q Queue, clk *Clock) {
 	if s, err := q.Stats(); err != nil || len(s) != 0 {
 		t.Fatalf("Stats of an empty queue = %+v, %v", s, err)
 	}
-	clk.Add(500 * time.Millisecond)
+	clk.Advance(500 * time.Millisecond)
 	oldest := clk.Now().Truncate(time.Second)
 	enqueue(t, q, "a.fyre.co", "1") // will be leased
-	clk.Add(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	enqueue(t, q, "a.fyre.co", "2")
 	enqueue(t, q, "a.fyre.co", "3") // will retry
 	enqueue(t, q, "b.fyre.co", "1") // will die
@@ -497,7 +497,7 @@ func minInterval(t *testing.T, q Queue, clk *Clock) {
 	first := leaseOne(t, q, time.Minute)
 	must(t, q.Ack(first))
 	acked := clk.Now()
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	if enqueue(t, q, net, "m") {
 		t.Fatal("the first update after an ack coalesced")
 	}
@@ -510,7 +510,7 @@ func minInterval(t *testing.T, q Queue, clk *Clock) {
 	if ls := lease(t, q, 10, time.Minute); len(ls) != 0 {
 		t.Fatalf("leased %+v within the interval", ls)
 	}
-	clk.Add(4 * time.Second)
+	clk.Advance(4 * time.Second)
 	leaseOne(t, q, time.Minute)
 	enqueue(t, q, net, "other")
 	if ls := lease(t, q, 10, time.Minute); len(ls) != 1 || ls[0].Job.UserID != "other" {
