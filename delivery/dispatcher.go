@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,21 @@ import (
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
 )
+
+// SharedLimiter is a rate limit that the queue keeps for every dispatcher
+// on it, so that the pings of a whole fleet of replicas together stay within
+// the rate plus burst: pgqueue.Queue has it, and so fleet.Queue, which
+// embeds it. A dispatcher whose queue has one uses it instead of its own
+// per-network token buckets.
+type SharedLimiter interface {
+	// SetRate sets the limit on pings per network: perSecond tokens a
+	// second, up to burst at once; perSecond 0 is no limit.
+	SetRate(perSecond float64, burst int)
+	// Take takes one token from network's bucket and returns how long the
+	// caller must wait before using it. The token is the caller's, wait or
+	// not.
+	Take(network string) (wait time.Duration, err error)
+}
 
 // Sender sends one ping to Livefyre. *pullclient.Client is the real one.
 type Sender interface {
@@ -84,9 +100,11 @@ type Options struct {
 }
 
 // Dispatcher leases due jobs from the queue and sends their pings. It is
-// the only thing that sends pings, and exactly one runs per queue.
+// the only thing that sends pings: one runs per queue, or, on a queue that
+// a fleet of replicas shares (fleet mode), one per replica.
 type Dispatcher struct {
-	q        *queue.Queue
+	q        queue.Backend
+	shared   SharedLimiter // the queue's, if it has one; then limiters stays empty
 	workers  int
 	leaseFor time.Duration
 	log      *zap.Logger
@@ -98,6 +116,16 @@ type Dispatcher struct {
 	// limiters holds each network's token bucket, kept for the life of the
 	// dispatcher (guarded by cfgMu).
 	limiters map[string]*rate.Limiter
+
+	// turnMu guards turns and pause, which only a SharedLimiter uses.
+	// turns holds, per network, the times of tokens taken from the shared
+	// limiter whose ping was put back because the wait exceeded what a
+	// lease covers; the next ping of the network leased in time uses one
+	// instead of taking another. pause is when the loop may lease again
+	// after such a put-back (wall clock).
+	turnMu sync.Mutex
+	turns  map[string][]time.Time
+	pause  time.Time
 
 	// holds are the networks none of whose pings is sent for now, because
 	// Livefyre refused their system token or no config has a handler for
@@ -122,10 +150,16 @@ type runtimeConfig struct {
 	limiters map[string]*rate.Limiter
 }
 
-// New returns a dispatcher for q. It sends nothing until Start and SetConfig.
-func New(q *queue.Queue, opts Options) *Dispatcher {
+// New returns a dispatcher for q, which may be any queue.Backend: the
+// embedded *queue.Queue, or fleet mode's. If q is also a SharedLimiter,
+// the rate limit is the queue's, shared with every dispatcher on it. It
+// sends nothing until Start and SetConfig.
+func New(q queue.Backend, opts Options) *Dispatcher {
+	shared, _ := q.(SharedLimiter)
 	d := &Dispatcher{
 		q:        q,
+		shared:   shared,
+		turns:    make(map[string][]time.Time),
 		workers:  opts.Workers,
 		leaseFor: opts.LeaseFor,
 		log:      opts.Logger,
@@ -154,7 +188,8 @@ func New(q *queue.Queue, opts Options) *Dispatcher {
 // finish with the one they started with. Each network keeps its rate
 // limiter across configs, with the new rate and burst applied to it, so a
 // reload never refills a bucket: the limit holds through any number of
-// reloads.
+// reloads. On a queue with a SharedLimiter the buckets are the queue's, and
+// the new rate and burst are handed to it instead.
 //
 // A network on hold after Livefyre refused its token is released, and its
 // pings are tried again at once: a reload is how an operator fixes the key.
@@ -168,7 +203,11 @@ func (d *Dispatcher) SetConfig(cfg Config) {
 	if rc.workers <= 0 {
 		rc.workers = d.workers
 	}
-	if cfg.Rate > 0 {
+	switch {
+	case d.shared != nil:
+		// rate.Inf is +Inf, which SetRate takes as no limit, as 0 is.
+		d.shared.SetRate(float64(max(cfg.Rate, 0)), max(cfg.Burst, 1))
+	case cfg.Rate > 0:
 		burst := max(cfg.Burst, 1)
 		now := time.Now() // the limiters' own clock, as Wait uses it
 		for network := range cfg.Senders {
@@ -239,6 +278,10 @@ func (d *Dispatcher) run(leaseCtx, sendCtx context.Context, done chan struct{}) 
 	for leaseCtx.Err() == nil {
 		d.retryLifted()
 		free := d.cfg.Load().workers - int(inflight.Load())
+		paused := d.pausedFor()
+		if paused > 0 {
+			free = min(free, 0)
+		}
 		leases := []queue.Lease(nil)
 		leaseFailed := false
 		if free > 0 {
@@ -272,6 +315,8 @@ func (d *Dispatcher) run(leaseCtx, sendCtx context.Context, done chan struct{}) 
 		switch {
 		case leaseFailed:
 			wait = time.Second // NextDue may say "now": do not spin on a failing queue
+		case paused > 0:
+			wait = paused
 		case free > 0:
 			if next, ok, err := d.q.NextDue(); err == nil && ok {
 				wait = min(wait, max(next.Sub(d.now()), 0))
@@ -280,7 +325,8 @@ func (d *Dispatcher) run(leaseCtx, sendCtx context.Context, done chan struct{}) 
 		// With every worker busy a new job cannot be leased anyway: leave
 		// the queue's notice waiting (it keeps one) rather than wake up for
 		// every enqueue, as would happen all the time while the rate limit
-		// holds the workers back. A freed worker wakes the loop.
+		// holds the workers back. A freed worker wakes the loop. So while
+		// the shared limiter has paused leasing.
 		notify := d.q.Notify()
 		if free <= 0 {
 			notify = nil
@@ -306,14 +352,115 @@ const maxRateWait = 24 * time.Hour
 // each worker queued on the same network's bucket. A lease that ran out
 // while its ping waited for a token would let the job be leased and pinged
 // a second time (at rates of a few pings a minute or an hour).
+//
+// With a SharedLimiter the wait depends on the other replicas' workers too,
+// which this one cannot count; the share is at least half of LeaseFor, and
+// a ping whose turn comes later than that is put back until its turn
+// (waitShared) rather than waited for under a lease that may run out.
 func (d *Dispatcher) leaseTime() time.Duration {
-	cfg := d.cfg.Load()
+	return d.leaseFor + d.rateWait(d.cfg.Load())
+}
+
+// rateWait is the share of a lease set aside for the rate limit.
+func (d *Dispatcher) rateWait(cfg *runtimeConfig) time.Duration {
 	r := cfg.Rate
 	if r <= 0 || r == rate.Inf {
-		return d.leaseFor
+		return 0
 	}
-	wait := float64(cfg.workers) / float64(r) * float64(time.Second)
-	return d.leaseFor + time.Duration(min(wait, float64(maxRateWait)))
+	wait := time.Duration(min(float64(cfg.workers)/float64(r)*float64(time.Second), float64(maxRateWait)))
+	if d.shared != nil {
+		wait = max(wait, d.leaseFor/2)
+	}
+	return wait
+}
+
+// pausedFor is how long the loop must not lease yet, because the shared
+// limiter's next turn is further off than a lease covers.
+func (d *Dispatcher) pausedFor() time.Duration {
+	d.turnMu.Lock()
+	defer d.turnMu.Unlock()
+	return time.Until(d.pause)
+}
+
+// waitShared waits for the turn of l's ping on the shared limiter, and
+// reports whether to send it now. Unless the dispatcher took a turn
+// earlier that comes within budget, it takes a token; if the token comes
+// later than budget, the lease might run out while waiting, and another
+// replica send the same ping, so the job is put back (no attempt counted)
+// until the token's time, the token is kept for the next ping of the
+// network, and the loop leases nothing more until that time is within
+// budget: a replica leases no more than the fleet-wide limit lets it send
+// before its leases expire.
+func (d *Dispatcher) waitShared(ctx context.Context, log *zap.Logger, l queue.Lease, budget time.Duration) bool {
+	network := l.Job.Network
+	at, ok := d.takeTurn(network, budget)
+	if !ok {
+		wait, err := d.shared.Take(network)
+		if err != nil {
+			// The queue is not answering; do not spin on it.
+			log.Error("taking a turn from the fleet-wide rate limit; the ping stays queued", zap.Error(err))
+			d.settle(log, d.q.Postpone(l, d.now().Add(time.Second)))
+			return false
+		}
+		at = time.Now().Add(wait)
+		if wait > budget {
+			log.Debug("the fleet-wide rate limit's next turn is further off than a lease; the ping is put back until then", zap.Duration("wait", wait))
+			d.keepTurn(network, at, at.Add(-budget))
+			d.settle(log, d.q.Postpone(l, d.now().Add(wait)))
+			return false
+		}
+	}
+	t := time.NewTimer(time.Until(at))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		d.keepTurn(network, at, time.Time{})
+		log.Debug("stopping before the ping was sent; it stays queued")
+		d.settle(log, d.q.Release(l))
+		return false
+	}
+}
+
+// takeTurn returns the earliest turn kept for network that is due within
+// budget, and forgets it. Turns already past are dropped: a token used late
+// would bunch with the tokens the limiter hands out meanwhile, and a lost
+// token only means one ping fewer in its second.
+func (d *Dispatcher) takeTurn(network string, budget time.Duration) (time.Time, bool) {
+	d.turnMu.Lock()
+	defer d.turnMu.Unlock()
+	now := time.Now()
+	turns := d.turns[network]
+	for len(turns) > 0 && turns[0].Before(now) {
+		turns = turns[1:]
+	}
+	defer func() {
+		if len(turns) == 0 {
+			delete(d.turns, network)
+		} else {
+			d.turns[network] = turns
+		}
+	}()
+	if len(turns) == 0 || turns[0].Sub(now) > budget {
+		return time.Time{}, false
+	}
+	at := turns[0]
+	turns = turns[1:]
+	return at, true
+}
+
+// keepTurn keeps a token taken for network, usable at at, for the next
+// ping of the network, and pauses leasing until resume.
+func (d *Dispatcher) keepTurn(network string, at, resume time.Time) {
+	d.turnMu.Lock()
+	defer d.turnMu.Unlock()
+	turns := append(d.turns[network], at)
+	slices.SortFunc(turns, time.Time.Compare)
+	d.turns[network] = turns
+	if resume.After(d.pause) {
+		d.pause = resume
+	}
 }
 
 // deliver sends one ping and records the outcome in the queue. The policy
@@ -344,7 +491,11 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 		if a.Reping = dec.Reason; a.Reping != "" {
 			log.Info("Livefyre has not pulled the user since the last ping; pinging again", zap.String("why", a.Reping), zap.Int("repings", job.Repings))
 		}
-		if lim := cfg.limiters[job.Network]; lim != nil {
+		if d.shared != nil && cfg.Rate > 0 && cfg.Rate != rate.Inf {
+			if !d.waitShared(ctx, log, l, d.rateWait(cfg)) {
+				return
+			}
+		} else if lim := cfg.limiters[job.Network]; lim != nil {
 			if err := lim.Wait(ctx); err != nil {
 				log.Debug("stopping before the ping was sent; it stays queued")
 				d.settle(log, d.q.Release(l))
