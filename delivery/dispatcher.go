@@ -90,7 +90,9 @@ type Options struct {
 	Workers int
 	// LeaseFor bounds how long one delivery may hold a job before another
 	// worker may take it. The lease also covers the longest the rate limit
-	// can hold a ping back, which is added to it. Default: 1m.
+	// can hold a ping back, which is added to it; with a queue's
+	// SharedLimiter, at least LeaseFor/2 is added, and a ping whose turn
+	// comes later is put back until then (see the package doc). Default: 1m.
 	LeaseFor time.Duration
 	// Logger receives one line per attempt (debug) and per failure.
 	Logger *zap.Logger
@@ -383,16 +385,18 @@ func (d *Dispatcher) pausedFor() time.Duration {
 }
 
 // waitShared waits for the turn of l's ping on the shared limiter, and
-// reports whether to send it now. Unless the dispatcher took a turn
-// earlier that comes within budget, it takes a token; if the token comes
-// later than budget, the lease might run out while waiting, and another
-// replica send the same ping, so the job is put back (no attempt counted)
-// until the token's time, the token is kept for the next ping of the
-// network, and the loop leases nothing more until that time is within
-// budget: a replica leases no more than the fleet-wide limit lets it send
-// before its leases expire.
-func (d *Dispatcher) waitShared(ctx context.Context, log *zap.Logger, l queue.Lease, budget time.Duration) bool {
+// reports whether to send it now. share is the part of a lease set aside
+// for the wait (rateWait); what is left of it on l is the budget. Unless
+// the dispatcher kept a turn that comes within budget, it takes a token;
+// if the token comes later than budget, the lease might run out while
+// waiting, and another replica send the same ping, so the job is put back
+// (no attempt counted) until the token's time, the token is kept for the
+// next ping of the network, and the loop leases nothing more until a new
+// lease would cover the wait: a replica leases no more than the fleet-wide
+// limit lets it send before its leases expire.
+func (d *Dispatcher) waitShared(ctx context.Context, log *zap.Logger, l queue.Lease, share time.Duration) bool {
 	network := l.Job.Network
+	budget := min(share, max(l.Until.Sub(d.now())-d.leaseFor, 0))
 	at, ok := d.takeTurn(network, budget)
 	if !ok {
 		wait, err := d.shared.Take(network)
@@ -405,7 +409,7 @@ func (d *Dispatcher) waitShared(ctx context.Context, log *zap.Logger, l queue.Le
 		at = time.Now().Add(wait)
 		if wait > budget {
 			log.Debug("the fleet-wide rate limit's next turn is further off than a lease; the ping is put back until then", zap.Duration("wait", wait))
-			d.keepTurn(network, at, at.Add(-budget))
+			d.keepTurn(network, at, at.Add(-share))
 			d.settle(log, d.q.Postpone(l, d.now().Add(wait)))
 			return false
 		}
