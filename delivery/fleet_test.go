@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+	"golang.org/x/time/rate"
 
 	"github.com/caddy-livefyre/caddy-livefyre/internal/pgtest"
 	"github.com/caddy-livefyre/caddy-livefyre/livefyretest"
@@ -165,5 +166,50 @@ func TestFleetRateLimit(t *testing.T) {
 			}
 			t.Logf("%d pings put back until their turn", putBack)
 		})
+	}
+}
+
+// On a queue with a shared limiter, SetConfig hands the rate and burst to
+// the queue and keeps no bucket of its own; a reload neither refills the
+// shared bucket nor leaves an old rate behind, and another replica's
+// dispatcher draws from the same bucket.
+func TestSetConfigSetsSharedRate(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	qa, qb := openPG(t, dsn, nil), openPG(t, dsn, nil)
+	a, b := New(qa, Options{}), New(qb, Options{})
+	senders := map[string]Sender{network: client(network, "http://127.0.0.1:1")}
+	take := func(q SharedLimiter) time.Duration {
+		t.Helper()
+		wait, err := q.Take(network)
+		if err != nil {
+			t.Fatalf("take: %v", err)
+		}
+		return wait
+	}
+
+	a.SetConfig(Config{Senders: senders, Rate: 0.001, Burst: 2})
+	b.SetConfig(Config{Senders: senders, Rate: 0.001, Burst: 2})
+	if lims := a.cfg.Load().limiters; len(lims) != 0 {
+		t.Errorf("the dispatcher keeps limiters of its own beside the queue's: %v", lims)
+	}
+	if w1, w2, w3 := take(qa), take(qb), take(qa); w1 != 0 || w2 != 0 || w3 < 10*time.Minute {
+		t.Fatalf("waits %v, %v, %v across two replicas with a burst of 2 at 0.001/s; want 0, 0, then about 1000s", w1, w2, w3)
+	}
+
+	for _, tc := range []struct {
+		cfg     Config
+		limited bool
+	}{
+		{Config{Senders: senders, Rate: 0.001, Burst: 2}, true},
+		{Config{Senders: senders, Rate: 0.002, Burst: 3}, true},
+		{Config{Senders: senders}, false},
+		{Config{Senders: senders, Rate: rate.Inf}, false},
+		{Config{Senders: senders, Rate: 0.001, Burst: 2}, true},
+	} {
+		a.SetConfig(tc.cfg)
+		if w := take(qa); (w > 0) != tc.limited {
+			t.Errorf("after SetConfig(rate %v, burst %d) a take waits %v; limited = %v, want %v", tc.cfg.Rate, tc.cfg.Burst, w, w > 0, tc.limited)
+		}
 	}
 }
