@@ -119,15 +119,12 @@ type Dispatcher struct {
 	// dispatcher (guarded by cfgMu).
 	limiters map[string]*rate.Limiter
 
-	// turnMu guards turns and pause, which only a SharedLimiter uses.
-	// turns holds, per network, the times of tokens taken from the shared
-	// limiter whose ping was put back because the wait exceeded what a
-	// lease covers; the next ping of the network leased in time uses one
-	// instead of taking another. pause is when the loop may lease again
-	// after such a put-back (wall clock).
+	// turns holds, per network and sorted, the times (wall clock) of
+	// tokens taken from the SharedLimiter whose ping was put back because
+	// the wait exceeded what its lease covered; the loop hands them to
+	// the network's next leases instead of taking more (guarded by turnMu).
 	turnMu sync.Mutex
 	turns  map[string][]time.Time
-	pause  time.Time
 
 	// holds are the networks none of whose pings is sent for now, because
 	// Livefyre refused their system token or no config has a handler for
@@ -279,16 +276,19 @@ func (d *Dispatcher) run(leaseCtx, sendCtx context.Context, done chan struct{}) 
 	freed := make(chan struct{}, 1)
 	for leaseCtx.Err() == nil {
 		d.retryLifted()
-		free := d.cfg.Load().workers - int(inflight.Load())
-		paused := d.pausedFor()
-		if paused > 0 {
-			free = min(free, 0)
+		cfg := d.cfg.Load()
+		free := cfg.workers - int(inflight.Load())
+		// room is how many jobs to lease: every free worker, unless the
+		// shared limiter said its turns come later than a lease covers.
+		room, paused := free, time.Duration(0)
+		if d.shared != nil {
+			room, paused = d.leaseRoom(free, d.rateWait(cfg))
 		}
 		leases := []queue.Lease(nil)
 		leaseFailed := false
-		if free > 0 {
+		if room > 0 {
 			var err error
-			leases, err = d.q.Lease(free, d.leaseTime())
+			leases, err = d.q.Lease(room, d.leaseTime())
 			if errors.Is(err, queue.ErrClosed) {
 				return
 			}
@@ -298,11 +298,14 @@ func (d *Dispatcher) run(leaseCtx, sendCtx context.Context, done chan struct{}) 
 			}
 		}
 		for _, l := range leases {
+			// Claimed here, not by the worker, so the next round's room
+			// counts only the turns no lease has yet.
+			turn := d.claimTurn(l.Job.Network, d.rateWait(cfg))
 			inflight.Add(1)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				d.deliver(sendCtx, l)
+				d.deliver(sendCtx, l, turn)
 				inflight.Add(-1)
 				select {
 				case freed <- struct{}{}:
@@ -310,7 +313,7 @@ func (d *Dispatcher) run(leaseCtx, sendCtx context.Context, done chan struct{}) 
 				}
 			}()
 		}
-		if free > 0 && len(leases) == free {
+		if room > 0 && len(leases) == room {
 			continue // there may be more due work
 		}
 		wait := time.Minute
@@ -330,7 +333,7 @@ func (d *Dispatcher) run(leaseCtx, sendCtx context.Context, done chan struct{}) 
 		// holds the workers back. A freed worker wakes the loop. So while
 		// the shared limiter has paused leasing.
 		notify := d.q.Notify()
-		if free <= 0 {
+		if room <= 0 {
 			notify = nil
 		}
 		timer := time.NewTimer(wait)
@@ -376,29 +379,69 @@ func (d *Dispatcher) rateWait(cfg *runtimeConfig) time.Duration {
 	return wait
 }
 
-// pausedFor is how long the loop must not lease yet, because the shared
-// limiter's next turn is further off than a lease covers.
-func (d *Dispatcher) pausedFor() time.Duration {
+// leaseRoom bounds how many jobs the loop leases, out of free workers.
+// While turns on the shared limiter are kept (its queue was longer than a
+// lease covers), a new lease goes only with a kept turn that comes within
+// share, so the batch is what the fleet-wide limit lets this replica send
+// before the leases expire; with none within share, the loop waits (paused)
+// until the earliest is. With no turns kept, every free worker leases, and
+// takes its turn as it goes.
+func (d *Dispatcher) leaseRoom(free int, share time.Duration) (room int, paused time.Duration) {
 	d.turnMu.Lock()
 	defer d.turnMu.Unlock()
-	return time.Until(d.pause)
+	now := time.Now()
+	var earliest time.Time
+	n := 0
+	for network, turns := range d.turns {
+		turns = dropPast(turns, now)
+		if len(turns) == 0 {
+			delete(d.turns, network)
+			continue
+		}
+		d.turns[network] = turns
+		if earliest.IsZero() || turns[0].Before(earliest) {
+			earliest = turns[0]
+		}
+		for _, at := range turns {
+			if at.Sub(now) <= share {
+				n++
+			}
+		}
+	}
+	switch {
+	case earliest.IsZero():
+		return free, 0
+	case n > 0:
+		return min(free, n), 0
+	default:
+		return 0, earliest.Sub(now) - share
+	}
+}
+
+// dropPast drops the turns whose time has passed from sorted turns: a
+// token used late would bunch with the tokens the limiter hands out
+// meanwhile, and a lost token only means one ping fewer in its second.
+func dropPast(turns []time.Time, now time.Time) []time.Time {
+	for len(turns) > 0 && turns[0].Before(now) {
+		turns = turns[1:]
+	}
+	return turns
 }
 
 // waitShared waits for the turn of l's ping on the shared limiter, and
 // reports whether to send it now. share is the part of a lease set aside
-// for the wait (rateWait); what is left of it on l is the budget. Unless
-// the dispatcher kept a turn that comes within budget, it takes a token;
-// if the token comes later than budget, the lease might run out while
-// waiting, and another replica send the same ping, so the job is put back
-// (no attempt counted) until the token's time, the token is kept for the
-// next ping of the network, and the loop leases nothing more until a new
-// lease would cover the wait: a replica leases no more than the fleet-wide
-// limit lets it send before its leases expire.
-func (d *Dispatcher) waitShared(ctx context.Context, log *zap.Logger, l queue.Lease, share time.Duration) bool {
+// for the wait (rateWait); what is left of it on l is the budget. turn is
+// a turn the loop claimed for l (zero: none); without one, it takes a
+// token. If the token comes later than budget, the lease might run out
+// while waiting, and another replica send the same ping; so the job is put
+// back (no attempt counted) until a lease would cover the wait, and the
+// token is kept for the next ping of the network that this dispatcher
+// leases (leaseRoom, claimTurn).
+func (d *Dispatcher) waitShared(ctx context.Context, log *zap.Logger, l queue.Lease, share time.Duration, turn time.Time) bool {
 	network := l.Job.Network
 	budget := min(share, max(l.Until.Sub(d.now())-d.leaseFor, 0))
-	at, ok := d.takeTurn(network, budget)
-	if !ok {
+	at := turn
+	if at.IsZero() {
 		wait, err := d.shared.Take(network)
 		if err != nil {
 			// The queue is not answering; do not spin on it.
@@ -409,8 +452,8 @@ func (d *Dispatcher) waitShared(ctx context.Context, log *zap.Logger, l queue.Le
 		at = time.Now().Add(wait)
 		if wait > budget {
 			log.Debug("the fleet-wide rate limit's next turn is further off than a lease; the ping is put back until then", zap.Duration("wait", wait))
-			d.keepTurn(network, at, at.Add(-share))
-			d.settle(log, d.q.Postpone(l, d.now().Add(wait)))
+			d.keepTurn(network, at)
+			d.settle(log, d.q.Postpone(l, d.now().Add(max(wait-share, 0))))
 			return false
 		}
 	}
@@ -420,59 +463,54 @@ func (d *Dispatcher) waitShared(ctx context.Context, log *zap.Logger, l queue.Le
 	case <-t.C:
 		return true
 	case <-ctx.Done():
-		d.keepTurn(network, at, time.Time{})
+		d.keepTurn(network, at)
 		log.Debug("stopping before the ping was sent; it stays queued")
 		d.settle(log, d.q.Release(l))
 		return false
 	}
 }
 
-// takeTurn returns the earliest turn kept for network that is due within
-// budget, and forgets it. Turns already past are dropped: a token used late
-// would bunch with the tokens the limiter hands out meanwhile, and a lost
-// token only means one ping fewer in its second.
-func (d *Dispatcher) takeTurn(network string, budget time.Duration) (time.Time, bool) {
+// claimTurn returns the earliest turn kept for network that comes within
+// share, and forgets it; zero if there is none.
+func (d *Dispatcher) claimTurn(network string, share time.Duration) time.Time {
 	d.turnMu.Lock()
 	defer d.turnMu.Unlock()
-	now := time.Now()
-	turns := d.turns[network]
-	for len(turns) > 0 && turns[0].Before(now) {
-		turns = turns[1:]
+	turns := dropPast(d.turns[network], time.Now())
+	var at time.Time
+	if len(turns) > 0 && time.Until(turns[0]) <= share {
+		at, turns = turns[0], turns[1:]
 	}
-	defer func() {
-		if len(turns) == 0 {
-			delete(d.turns, network)
-		} else {
-			d.turns[network] = turns
-		}
-	}()
-	if len(turns) == 0 || turns[0].Sub(now) > budget {
-		return time.Time{}, false
+	if len(turns) == 0 {
+		delete(d.turns, network)
+	} else {
+		d.turns[network] = turns
 	}
-	at := turns[0]
-	turns = turns[1:]
-	return at, true
+	return at
 }
 
 // keepTurn keeps a token taken for network, usable at at, for the next
-// ping of the network, and pauses leasing until resume.
-func (d *Dispatcher) keepTurn(network string, at, resume time.Time) {
+// ping of the network this dispatcher leases.
+func (d *Dispatcher) keepTurn(network string, at time.Time) {
 	d.turnMu.Lock()
 	defer d.turnMu.Unlock()
 	turns := append(d.turns[network], at)
 	slices.SortFunc(turns, time.Time.Compare)
 	d.turns[network] = turns
-	if resume.After(d.pause) {
-		d.pause = resume
-	}
 }
 
 // deliver sends one ping and records the outcome in the queue. The policy
 // decides, before the ping, whether to send it and, after, what becomes of
 // the job; apply carries that out. A job on hold, or cut off by Stop, is
-// put back without a decision: it was not an attempt.
-func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
+// put back without a decision: it was not an attempt. turn is the shared
+// limiter's turn the loop claimed for it, if any; unused, it is kept for
+// the next ping of the network.
+func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease, turn time.Time) {
 	job := l.Job
+	defer func() {
+		if !turn.IsZero() {
+			d.keepTurn(job.Network, turn)
+		}
+	}()
 	a := Attempt{Job: job, Number: job.Attempts + 1}
 	log := d.log.With(zap.String("network", job.Network), zap.String("user_id", job.UserID), zap.Int("attempt", a.Number))
 
@@ -496,7 +534,9 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 			log.Info("Livefyre has not pulled the user since the last ping; pinging again", zap.String("why", a.Reping), zap.Int("repings", job.Repings))
 		}
 		if d.shared != nil && cfg.Rate > 0 && cfg.Rate != rate.Inf {
-			if !d.waitShared(ctx, log, l, d.rateWait(cfg)) {
+			sendAt := turn
+			turn = time.Time{} // waitShared uses it, or keeps it
+			if !d.waitShared(ctx, log, l, d.rateWait(cfg), sendAt) {
 				return
 			}
 		} else if lim := cfg.limiters[job.Network]; lim != nil {

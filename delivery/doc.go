@@ -37,14 +37,17 @@
 // so the share is at least half of LeaseFor (30s by default), and the
 // dispatcher does not trust it blindly: when Take says the turn comes later
 // than what is left of the lease's share, the job is put back (Postpone,
-// no attempt counted) until that turn, the token is kept for the next ping
-// of the network that this dispatcher leases in time (so no token is
-// wasted; one whose time has passed unused is dropped, erring toward fewer
-// pings), and the dispatcher leases nothing more, on any network, until a
-// new lease would cover the wait. So a replica never holds more leases than
+// no attempt counted) until a lease would cover the wait, and the token is
+// kept. While tokens are kept, the loop leases only as many jobs as it
+// holds kept tokens due within a lease's share, hands each lease one of its
+// network's (so no token is wasted; one whose time passed unused is
+// dropped, erring toward fewer pings), and leases nothing, on any network,
+// while none is due that soon. So a replica never holds more leases than
 // the fleet-wide limit lets it send before they expire, and a busy fleet
 // delivers each ping once (TestFleetRateLimit measures both). With the
 // default LeaseFor that takes a queue of more than 30s on one bucket
 // (300 workers across the fleet at 10/s); with fewer, every ping just waits
-// for its turn under its lease.
+// for its turn under its lease. Past that, most pings are put back once
+// before they are sent (one more write each), since a fresh take lands
+// behind the other replicas' kept turns; the rate and the once hold.
 package delivery
