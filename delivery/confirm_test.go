@@ -17,7 +17,7 @@ import (
 type confirmRig struct {
 	t   *testing.T
 	clk *clock
-	q   *queue.Queue
+	q   queue.Backend
 	emu *livefyretest.Server
 	d   *Dispatcher
 	cfg Config
@@ -28,8 +28,14 @@ type confirmRig struct {
 
 func newConfirmRig(t *testing.T, confirm *Confirm) *confirmRig {
 	t.Helper()
+	return newConfirmRigOn(t, backends[0], confirm)
+}
+
+// newConfirmRigOn is newConfirmRig on backend b.
+func newConfirmRigOn(t *testing.T, b backend, confirm *Confirm) *confirmRig {
+	t.Helper()
 	r := &confirmRig{t: t, clk: newClock()}
-	r.q = openQueue(t, r.clk.Now)
+	r.q = b.open(t, r.clk.Now)
 	r.emu = newEmulator(t, livefyretest.Config{})
 	r.cfg = Config{
 		Senders: map[string]Sender{network: client(network, r.emu.URL)},
@@ -90,41 +96,43 @@ func (r *confirmRig) observed() []Attempt {
 // before, and the re-ping says why.
 func TestFailedPullGetsRepingAfterWithin(t *testing.T) {
 	t.Parallel()
-	r := newConfirmRig(t, &Confirm{Within: time.Minute, Attempts: 3})
-	enqueue(t, r.q, network, "u")
-	j := r.awaitPing("u", 1)
-	if !j.Due.Equal(j.PingedAt.Add(time.Minute)) || j.PingedAt.IsZero() {
-		t.Fatalf("awaiting job %+v: want due a minute after its ping", j)
-	}
-	if ok, err := r.q.PullFailed(network, "u", "pull: the app answered 502", r.clk.Now()); err != nil || !ok {
-		t.Fatalf("PullFailed = %v, %v", ok, err)
-	}
-	r.advance(59 * time.Second)
-	if due, ok, err := r.q.NextDue(); err != nil || !ok || !due.Equal(j.Due) {
-		t.Fatalf("NextDue = %v, %v, %v; want the awaiting job's due %v", due, ok, err, j.Due)
-	}
-	r.advance(time.Second)
-	j = r.awaitPing("u", 2)
-	if j.Repings != 1 || j.PullError == "" {
-		t.Fatalf("after the re-ping: %+v; want one re-ping, the pull error kept", j)
-	}
-	var repings []string
-	for _, a := range r.observed() {
-		repings = append(repings, a.Reping)
-	}
-	if strings.Join(repings, ",") != ","+RepingPullFailed {
-		t.Fatalf("attempts' re-ping reasons %q; want none, then %s", repings, RepingPullFailed)
-	}
-	// The pull of the re-ping finishes the job; nothing more is sent.
-	c, err := r.q.Confirm(network, "u", r.clk.Now())
-	if err != nil || c.Outcome != queue.Confirmed {
-		t.Fatalf("Confirm = %+v, %v", c, err)
-	}
-	r.advance(time.Hour)
-	waitGone(t, r.q, network, "u")
-	if n := acceptedPings(r.emu)["u"]; n != 2 {
-		t.Fatalf("%d pings; want 2", n)
-	}
+	onEachBackend(t, func(t *testing.T, b backend) {
+		r := newConfirmRigOn(t, b, &Confirm{Within: time.Minute, Attempts: 3})
+		enqueue(t, r.q, network, "u")
+		j := r.awaitPing("u", 1)
+		if !j.Due.Equal(j.PingedAt.Add(time.Minute)) || j.PingedAt.IsZero() {
+			t.Fatalf("awaiting job %+v: want due a minute after its ping", j)
+		}
+		if ok, err := r.q.PullFailed(network, "u", "pull: the app answered 502", r.clk.Now()); err != nil || !ok {
+			t.Fatalf("PullFailed = %v, %v", ok, err)
+		}
+		r.advance(59 * time.Second)
+		if due, ok, err := r.q.NextDue(); err != nil || !ok || !due.Equal(j.Due) {
+			t.Fatalf("NextDue = %v, %v, %v; want the awaiting job's due %v", due, ok, err, j.Due)
+		}
+		r.advance(time.Second)
+		j = r.awaitPing("u", 2)
+		if j.Repings != 1 || j.PullError == "" {
+			t.Fatalf("after the re-ping: %+v; want one re-ping, the pull error kept", j)
+		}
+		var repings []string
+		for _, a := range r.observed() {
+			repings = append(repings, a.Reping)
+		}
+		if strings.Join(repings, ",") != ","+RepingPullFailed {
+			t.Fatalf("attempts' re-ping reasons %q; want none, then %s", repings, RepingPullFailed)
+		}
+		// The pull of the re-ping finishes the job; nothing more is sent.
+		c, err := r.q.Confirm(network, "u", r.clk.Now())
+		if err != nil || c.Outcome != queue.Confirmed {
+			t.Fatalf("Confirm = %+v, %v", c, err)
+		}
+		r.advance(time.Hour)
+		waitGone(t, r.q, network, "u")
+		if n := acceptedPings(r.emu)["u"]; n != 2 {
+			t.Fatalf("%d pings; want 2", n)
+		}
+	})
 }
 
 // A user whose pulls always fail is pinged 1+attempts times, then
@@ -158,25 +166,27 @@ func TestNeverPulledIsDeadLettered(t *testing.T) {
 // ping's ack, and is never re-pinged.
 func TestPullDuringPingFinishesJob(t *testing.T) {
 	t.Parallel()
-	r := newConfirmRig(t, &Confirm{Within: time.Minute, Attempts: 3})
-	var pulled atomic.Bool
-	r.emu.SetPingFault(func(user string) (int, string) {
-		c, err := r.q.Confirm(network, user, r.clk.Now())
-		if err != nil || c.Outcome != queue.Noted {
-			t.Errorf("Confirm during the ping = %+v, %v; want Noted", c, err)
+	onEachBackend(t, func(t *testing.T, b backend) {
+		r := newConfirmRigOn(t, b, &Confirm{Within: time.Minute, Attempts: 3})
+		var pulled atomic.Bool
+		r.emu.SetPingFault(func(user string) (int, string) {
+			c, err := r.q.Confirm(network, user, r.clk.Now())
+			if err != nil || c.Outcome != queue.Noted {
+				t.Errorf("Confirm during the ping = %+v, %v; want Noted", c, err)
+			}
+			pulled.Store(true)
+			return 0, ""
+		})
+		enqueue(t, r.q, network, "u")
+		waitGone(t, r.q, network, "u")
+		if !pulled.Load() {
+			t.Fatal("no ping")
 		}
-		pulled.Store(true)
-		return 0, ""
+		waitFor(t, "the attempt to be observed", func() bool { return len(r.observed()) == 1 })
+		if a := r.observed()[0]; !a.Confirmed || a.PulledAt.Before(a.SentAt) || a.SentAt.IsZero() {
+			t.Fatalf("attempt %+v; want confirmed at once", a)
+		}
 	})
-	enqueue(t, r.q, network, "u")
-	waitGone(t, r.q, network, "u")
-	if !pulled.Load() {
-		t.Fatal("no ping")
-	}
-	waitFor(t, "the attempt to be observed", func() bool { return len(r.observed()) == 1 })
-	if a := r.observed()[0]; !a.Confirmed || a.PulledAt.Before(a.SentAt) || a.SentAt.IsZero() {
-		t.Fatalf("attempt %+v; want confirmed at once", a)
-	}
 }
 
 // With the loop off (no Confirm for the network) an accepted ping ends the

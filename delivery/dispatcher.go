@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,21 @@ import (
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
 )
+
+// SharedLimiter is a rate limit that the queue keeps for every dispatcher
+// on it, so that the pings of a whole fleet of replicas together stay within
+// the rate plus burst: pgqueue.Queue has it, and so fleet.Queue, which
+// embeds it. A dispatcher whose queue has one uses it instead of its own
+// per-network token buckets.
+type SharedLimiter interface {
+	// SetRate sets the limit on pings per network: perSecond tokens a
+	// second, up to burst at once; perSecond 0 is no limit.
+	SetRate(perSecond float64, burst int)
+	// Take takes one token from network's bucket and returns how long the
+	// caller must wait before using it. The token is the caller's, wait or
+	// not.
+	Take(network string) (wait time.Duration, err error)
+}
 
 // Sender sends one ping to Livefyre. *pullclient.Client is the real one.
 type Sender interface {
@@ -74,7 +90,9 @@ type Options struct {
 	Workers int
 	// LeaseFor bounds how long one delivery may hold a job before another
 	// worker may take it. The lease also covers the longest the rate limit
-	// can hold a ping back, which is added to it. Default: 1m.
+	// can hold a ping back, which is added to it; with a queue's
+	// SharedLimiter, at least LeaseFor/2 is added, and a ping whose turn
+	// comes later is put back until then (see the package doc). Default: 1m.
 	LeaseFor time.Duration
 	// Logger receives one line per attempt (debug) and per failure.
 	Logger *zap.Logger
@@ -84,9 +102,11 @@ type Options struct {
 }
 
 // Dispatcher leases due jobs from the queue and sends their pings. It is
-// the only thing that sends pings, and exactly one runs per queue.
+// the only thing that sends pings: one runs per queue, or, on a queue that
+// a fleet of replicas shares (fleet mode), one per replica.
 type Dispatcher struct {
-	q        *queue.Queue
+	q        queue.Backend
+	shared   SharedLimiter // the queue's, if it has one; then limiters stays empty
 	workers  int
 	leaseFor time.Duration
 	log      *zap.Logger
@@ -98,6 +118,13 @@ type Dispatcher struct {
 	// limiters holds each network's token bucket, kept for the life of the
 	// dispatcher (guarded by cfgMu).
 	limiters map[string]*rate.Limiter
+
+	// turns holds, per network and sorted, the times (wall clock) of
+	// tokens taken from the SharedLimiter whose ping was put back because
+	// the wait exceeded what its lease covered; the loop hands them to
+	// the network's next leases instead of taking more (guarded by turnMu).
+	turnMu sync.Mutex
+	turns  map[string][]time.Time
 
 	// holds are the networks none of whose pings is sent for now, because
 	// Livefyre refused their system token or no config has a handler for
@@ -122,10 +149,16 @@ type runtimeConfig struct {
 	limiters map[string]*rate.Limiter
 }
 
-// New returns a dispatcher for q. It sends nothing until Start and SetConfig.
-func New(q *queue.Queue, opts Options) *Dispatcher {
+// New returns a dispatcher for q, which may be any queue.Backend: the
+// embedded *queue.Queue, or fleet mode's. If q is also a SharedLimiter,
+// the rate limit is the queue's, shared with every dispatcher on it. It
+// sends nothing until Start and SetConfig.
+func New(q queue.Backend, opts Options) *Dispatcher {
+	shared, _ := q.(SharedLimiter)
 	d := &Dispatcher{
 		q:        q,
+		shared:   shared,
+		turns:    make(map[string][]time.Time),
 		workers:  opts.Workers,
 		leaseFor: opts.LeaseFor,
 		log:      opts.Logger,
@@ -154,7 +187,8 @@ func New(q *queue.Queue, opts Options) *Dispatcher {
 // finish with the one they started with. Each network keeps its rate
 // limiter across configs, with the new rate and burst applied to it, so a
 // reload never refills a bucket: the limit holds through any number of
-// reloads.
+// reloads. On a queue with a SharedLimiter the buckets are the queue's, and
+// the new rate and burst are handed to it instead.
 //
 // A network on hold after Livefyre refused its token is released, and its
 // pings are tried again at once: a reload is how an operator fixes the key.
@@ -168,7 +202,11 @@ func (d *Dispatcher) SetConfig(cfg Config) {
 	if rc.workers <= 0 {
 		rc.workers = d.workers
 	}
-	if cfg.Rate > 0 {
+	switch {
+	case d.shared != nil:
+		// rate.Inf is +Inf, which SetRate takes as no limit, as 0 is.
+		d.shared.SetRate(float64(max(cfg.Rate, 0)), max(cfg.Burst, 1))
+	case cfg.Rate > 0:
 		burst := max(cfg.Burst, 1)
 		now := time.Now() // the limiters' own clock, as Wait uses it
 		for network := range cfg.Senders {
@@ -238,12 +276,19 @@ func (d *Dispatcher) run(leaseCtx, sendCtx context.Context, done chan struct{}) 
 	freed := make(chan struct{}, 1)
 	for leaseCtx.Err() == nil {
 		d.retryLifted()
-		free := d.cfg.Load().workers - int(inflight.Load())
+		cfg := d.cfg.Load()
+		free := cfg.workers - int(inflight.Load())
+		// room is how many jobs to lease: every free worker, unless the
+		// shared limiter said its turns come later than a lease covers.
+		room, paused := free, time.Duration(0)
+		if d.shared != nil {
+			room, paused = d.leaseRoom(free, d.rateWait(cfg))
+		}
 		leases := []queue.Lease(nil)
 		leaseFailed := false
-		if free > 0 {
+		if room > 0 {
 			var err error
-			leases, err = d.q.Lease(free, d.leaseTime())
+			leases, err = d.q.Lease(room, d.leaseTime())
 			if errors.Is(err, queue.ErrClosed) {
 				return
 			}
@@ -253,11 +298,14 @@ func (d *Dispatcher) run(leaseCtx, sendCtx context.Context, done chan struct{}) 
 			}
 		}
 		for _, l := range leases {
+			// Claimed here, not by the worker, so the next round's room
+			// counts only the turns no lease has yet.
+			turn := d.claimTurn(l.Job.Network, d.rateWait(cfg))
 			inflight.Add(1)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				d.deliver(sendCtx, l)
+				d.deliver(sendCtx, l, turn)
 				inflight.Add(-1)
 				select {
 				case freed <- struct{}{}:
@@ -265,13 +313,15 @@ func (d *Dispatcher) run(leaseCtx, sendCtx context.Context, done chan struct{}) 
 				}
 			}()
 		}
-		if free > 0 && len(leases) == free {
+		if room > 0 && len(leases) == room {
 			continue // there may be more due work
 		}
 		wait := time.Minute
 		switch {
 		case leaseFailed:
 			wait = time.Second // NextDue may say "now": do not spin on a failing queue
+		case paused > 0:
+			wait = paused
 		case free > 0:
 			if next, ok, err := d.q.NextDue(); err == nil && ok {
 				wait = min(wait, max(next.Sub(d.now()), 0))
@@ -280,9 +330,10 @@ func (d *Dispatcher) run(leaseCtx, sendCtx context.Context, done chan struct{}) 
 		// With every worker busy a new job cannot be leased anyway: leave
 		// the queue's notice waiting (it keeps one) rather than wake up for
 		// every enqueue, as would happen all the time while the rate limit
-		// holds the workers back. A freed worker wakes the loop.
+		// holds the workers back. A freed worker wakes the loop. So while
+		// the shared limiter has paused leasing.
 		notify := d.q.Notify()
-		if free <= 0 {
+		if room <= 0 {
 			notify = nil
 		}
 		timer := time.NewTimer(wait)
@@ -306,22 +357,160 @@ const maxRateWait = 24 * time.Hour
 // each worker queued on the same network's bucket. A lease that ran out
 // while its ping waited for a token would let the job be leased and pinged
 // a second time (at rates of a few pings a minute or an hour).
+//
+// With a SharedLimiter the wait depends on the other replicas' workers too,
+// which this one cannot count; the share is at least half of LeaseFor, and
+// a ping whose turn comes later than that is put back until its turn
+// (waitShared) rather than waited for under a lease that may run out.
 func (d *Dispatcher) leaseTime() time.Duration {
-	cfg := d.cfg.Load()
+	return d.leaseFor + d.rateWait(d.cfg.Load())
+}
+
+// rateWait is the share of a lease set aside for the rate limit.
+func (d *Dispatcher) rateWait(cfg *runtimeConfig) time.Duration {
 	r := cfg.Rate
 	if r <= 0 || r == rate.Inf {
-		return d.leaseFor
+		return 0
 	}
-	wait := float64(cfg.workers) / float64(r) * float64(time.Second)
-	return d.leaseFor + time.Duration(min(wait, float64(maxRateWait)))
+	wait := time.Duration(min(float64(cfg.workers)/float64(r)*float64(time.Second), float64(maxRateWait)))
+	if d.shared != nil {
+		wait = max(wait, d.leaseFor/2)
+	}
+	return wait
+}
+
+// leaseRoom bounds how many jobs the loop leases, out of free workers.
+// While turns on the shared limiter are kept (its queue was longer than a
+// lease covers), a new lease goes only with a kept turn that comes within
+// share, so the batch is what the fleet-wide limit lets this replica send
+// before the leases expire; with none within share, the loop waits (paused)
+// until the earliest is. With no turns kept, every free worker leases, and
+// takes its turn as it goes.
+func (d *Dispatcher) leaseRoom(free int, share time.Duration) (room int, paused time.Duration) {
+	d.turnMu.Lock()
+	defer d.turnMu.Unlock()
+	now := time.Now()
+	var earliest time.Time
+	n := 0
+	for network, turns := range d.turns {
+		turns = dropPast(turns, now)
+		if len(turns) == 0 {
+			delete(d.turns, network)
+			continue
+		}
+		d.turns[network] = turns
+		if earliest.IsZero() || turns[0].Before(earliest) {
+			earliest = turns[0]
+		}
+		for _, at := range turns {
+			if at.Sub(now) <= share {
+				n++
+			}
+		}
+	}
+	switch {
+	case earliest.IsZero():
+		return free, 0
+	case n > 0:
+		return min(free, n), 0
+	default:
+		return 0, earliest.Sub(now) - share
+	}
+}
+
+// dropPast drops the turns whose time has passed from sorted turns: a
+// token used late would bunch with the tokens the limiter hands out
+// meanwhile, and a lost token only means one ping fewer in its second.
+func dropPast(turns []time.Time, now time.Time) []time.Time {
+	for len(turns) > 0 && turns[0].Before(now) {
+		turns = turns[1:]
+	}
+	return turns
+}
+
+// waitShared waits for the turn of l's ping on the shared limiter, and
+// reports whether to send it now. share is the part of a lease set aside
+// for the wait (rateWait); what is left of it on l is the budget. turn is
+// a turn the loop claimed for l (zero: none); without one, it takes a
+// token. If the token comes later than budget, the lease might run out
+// while waiting, and another replica send the same ping; so the job is put
+// back (no attempt counted) until a lease would cover the wait, and the
+// token is kept for the next ping of the network that this dispatcher
+// leases (leaseRoom, claimTurn).
+func (d *Dispatcher) waitShared(ctx context.Context, log *zap.Logger, l queue.Lease, share time.Duration, turn time.Time) bool {
+	network := l.Job.Network
+	budget := min(share, max(l.Until.Sub(d.now())-d.leaseFor, 0))
+	at := turn
+	if at.IsZero() {
+		wait, err := d.shared.Take(network)
+		if err != nil {
+			// The queue is not answering; do not spin on it.
+			log.Error("taking a turn from the fleet-wide rate limit; the ping stays queued", zap.Error(err))
+			d.settle(log, d.q.Postpone(l, d.now().Add(time.Second)))
+			return false
+		}
+		at = time.Now().Add(wait)
+		if wait > budget {
+			log.Debug("the fleet-wide rate limit's next turn is further off than a lease; the ping is put back until then", zap.Duration("wait", wait))
+			d.keepTurn(network, at)
+			d.settle(log, d.q.Postpone(l, d.now().Add(max(wait-share, 0))))
+			return false
+		}
+	}
+	t := time.NewTimer(time.Until(at))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		d.keepTurn(network, at)
+		log.Debug("stopping before the ping was sent; it stays queued")
+		d.settle(log, d.q.Release(l))
+		return false
+	}
+}
+
+// claimTurn returns the earliest turn kept for network that comes within
+// share, and forgets it; zero if there is none.
+func (d *Dispatcher) claimTurn(network string, share time.Duration) time.Time {
+	d.turnMu.Lock()
+	defer d.turnMu.Unlock()
+	turns := dropPast(d.turns[network], time.Now())
+	var at time.Time
+	if len(turns) > 0 && time.Until(turns[0]) <= share {
+		at, turns = turns[0], turns[1:]
+	}
+	if len(turns) == 0 {
+		delete(d.turns, network)
+	} else {
+		d.turns[network] = turns
+	}
+	return at
+}
+
+// keepTurn keeps a token taken for network, usable at at, for the next
+// ping of the network this dispatcher leases.
+func (d *Dispatcher) keepTurn(network string, at time.Time) {
+	d.turnMu.Lock()
+	defer d.turnMu.Unlock()
+	turns := append(d.turns[network], at)
+	slices.SortFunc(turns, time.Time.Compare)
+	d.turns[network] = turns
 }
 
 // deliver sends one ping and records the outcome in the queue. The policy
 // decides, before the ping, whether to send it and, after, what becomes of
 // the job; apply carries that out. A job on hold, or cut off by Stop, is
-// put back without a decision: it was not an attempt.
-func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
+// put back without a decision: it was not an attempt. turn is the shared
+// limiter's turn the loop claimed for it, if any; unused, it is kept for
+// the next ping of the network.
+func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease, turn time.Time) {
 	job := l.Job
+	defer func() {
+		if !turn.IsZero() {
+			d.keepTurn(job.Network, turn)
+		}
+	}()
 	a := Attempt{Job: job, Number: job.Attempts + 1}
 	log := d.log.With(zap.String("network", job.Network), zap.String("user_id", job.UserID), zap.Int("attempt", a.Number))
 
@@ -344,7 +533,13 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease) {
 		if a.Reping = dec.Reason; a.Reping != "" {
 			log.Info("Livefyre has not pulled the user since the last ping; pinging again", zap.String("why", a.Reping), zap.Int("repings", job.Repings))
 		}
-		if lim := cfg.limiters[job.Network]; lim != nil {
+		if d.shared != nil && cfg.Rate > 0 && cfg.Rate != rate.Inf {
+			sendAt := turn
+			turn = time.Time{} // waitShared uses it, or keeps it
+			if !d.waitShared(ctx, log, l, d.rateWait(cfg), sendAt) {
+				return
+			}
+		} else if lim := cfg.limiters[job.Network]; lim != nil {
 			if err := lim.Wait(ctx); err != nil {
 				log.Debug("stopping before the ping was sent; it stays queued")
 				d.settle(log, d.q.Release(l))

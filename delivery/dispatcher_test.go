@@ -22,32 +22,34 @@ import (
 
 func TestDeliversEveryJobOnce(t *testing.T) {
 	t.Parallel()
-	q := openQueue(t, nil)
-	emu := newEmulator(t, livefyretest.Config{})
-	var users []string
-	for i := range 25 {
-		users = append(users, fmt.Sprintf("u%02d", i))
-	}
-	enqueue(t, q, network, users[:10]...) // waiting before the start
-	start(t, q, Options{}, Config{Senders: map[string]Sender{network: client(network, emu.URL)}})
-	enqueue(t, q, network, users[10:]...) // arriving while it runs
+	onEachBackend(t, func(t *testing.T, b backend) {
+		q := b.open(t, nil)
+		emu := newEmulator(t, livefyretest.Config{})
+		var users []string
+		for i := range 25 {
+			users = append(users, fmt.Sprintf("u%02d", i))
+		}
+		enqueue(t, q, network, users[:10]...) // waiting before the start
+		start(t, q, Options{}, Config{Senders: map[string]Sender{network: client(network, emu.URL)}})
+		enqueue(t, q, network, users[10:]...) // arriving while it runs
 
-	waitEmpty(t, q, network)
-	pings := emu.Pings()
-	if len(pings) != len(users) {
-		t.Errorf("emulator saw %d pings, want %d", len(pings), len(users))
-	}
-	counts := pingCounts(emu)
-	for _, u := range users {
-		if counts[u] != 1 {
-			t.Errorf("%s pinged %d times, want once", u, counts[u])
+		waitEmpty(t, q, network)
+		pings := emu.Pings()
+		if len(pings) != len(users) {
+			t.Errorf("emulator saw %d pings, want %d", len(pings), len(users))
 		}
-	}
-	for _, p := range pings {
-		if p.Status != http.StatusOK || p.Method != http.MethodPost {
-			t.Errorf("ping %+v, want a POST answered 200", p)
+		counts := pingCounts(emu)
+		for _, u := range users {
+			if counts[u] != 1 {
+				t.Errorf("%s pinged %d times, want once", u, counts[u])
+			}
 		}
-	}
+		for _, p := range pings {
+			if p.Status != http.StatusOK || p.Method != http.MethodPost {
+				t.Errorf("ping %+v, want a POST answered 200", p)
+			}
+		}
+	})
 }
 
 // TestOutcomes checks what one failed ping leaves in the queue. The queue
@@ -99,84 +101,88 @@ func TestOutcomes(t *testing.T) {
 			state:  queue.Dead, reason: []string{"gave up after 1 attempts", "HTTP 503"},
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			clk := newClock()
-			q := openQueue(t, clk.Now)
-			emu := newEmulator(t, livefyretest.Config{})
-			emu.SetPingFault(func(string) (int, string) { return tt.status, tt.retryAfter })
-			policy := tt.policy
-			policy.Rand = fixedRand(0.5)
-			enqueue(t, q, network, "u1")
-			start(t, q, Options{Now: clk.Now}, Config{
-				Senders: map[string]Sender{network: client(network, emu.URL)},
-				Policy:  policy,
-			})
+	onEachBackend(t, func(t *testing.T, b backend) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				clk := newClock()
+				q := b.open(t, clk.Now)
+				emu := newEmulator(t, livefyretest.Config{})
+				emu.SetPingFault(func(string) (int, string) { return tt.status, tt.retryAfter })
+				policy := tt.policy
+				policy.Rand = fixedRand(0.5)
+				enqueue(t, q, network, "u1")
+				start(t, q, Options{Now: clk.Now}, Config{
+					Senders: map[string]Sender{network: client(network, emu.URL)},
+					Policy:  policy,
+				})
 
-			job := waitSettled(t, q, network, "u1")
-			if job.State != tt.state || job.Attempts != 1 {
-				t.Errorf("job is %s after %d attempts, want %s after 1", job.State, job.Attempts, tt.state)
-			}
-			if tt.state == queue.Retrying {
-				if want := clk.Now().Add(tt.due); !job.Due.Equal(want) {
-					t.Errorf("due %v after the failure, want %v", job.Due.Sub(clk.Now()), tt.due)
+				job := waitSettled(t, q, network, "u1")
+				if job.State != tt.state || job.Attempts != 1 {
+					t.Errorf("job is %s after %d attempts, want %s after 1", job.State, job.Attempts, tt.state)
 				}
-			}
-			for _, r := range tt.reason {
-				if !strings.Contains(job.LastError, r) {
-					t.Errorf("LastError %q does not contain %q", job.LastError, r)
+				if tt.state == queue.Retrying {
+					if want := clk.Now().Add(tt.due); !job.Due.Equal(want) {
+						t.Errorf("due %v after the failure, want %v", job.Due.Sub(clk.Now()), tt.due)
+					}
 				}
-			}
-			if n := len(emu.Pings()); n != 1 {
-				t.Errorf("emulator saw %d pings, want 1", n)
-			}
-		})
-	}
+				for _, r := range tt.reason {
+					if !strings.Contains(job.LastError, r) {
+						t.Errorf("LastError %q does not contain %q", job.LastError, r)
+					}
+				}
+				if n := len(emu.Pings()); n != 1 {
+					t.Errorf("emulator saw %d pings, want 1", n)
+				}
+			})
+		}
+	})
 }
 
 func TestRetriesUntilDelivered(t *testing.T) {
 	t.Parallel()
-	q := openQueue(t, nil)
-	emu := newEmulator(t, livefyretest.Config{})
-	const failures = 3
-	var mu sync.Mutex
-	seen := 0
-	emu.SetPingFault(func(user string) (int, string) {
-		mu.Lock()
-		defer mu.Unlock()
-		seen++
-		// The ping in flight holds the lease; earlier failures are counted.
-		job, err := q.Get(network, user)
-		if err != nil {
-			t.Errorf("ping %d: get: %v", seen, err)
+	onEachBackend(t, func(t *testing.T, b backend) {
+		q := b.open(t, nil)
+		emu := newEmulator(t, livefyretest.Config{})
+		const failures = 3
+		var mu sync.Mutex
+		seen := 0
+		emu.SetPingFault(func(user string) (int, string) {
+			mu.Lock()
+			defer mu.Unlock()
+			seen++
+			// The ping in flight holds the lease; earlier failures are counted.
+			job, err := q.Get(network, user)
+			if err != nil {
+				t.Errorf("ping %d: get: %v", seen, err)
+				return 0, ""
+			}
+			if job.State != queue.Leased || job.Attempts != seen-1 {
+				t.Errorf("ping %d: job is %s after %d attempts, want leased after %d", seen, job.State, job.Attempts, seen-1)
+			}
+			if seen > 1 && !strings.Contains(job.LastError, "HTTP 503") {
+				t.Errorf("ping %d: LastError = %q, want the 503", seen, job.LastError)
+			}
+			if seen <= failures {
+				return http.StatusServiceUnavailable, ""
+			}
 			return 0, ""
-		}
-		if job.State != queue.Leased || job.Attempts != seen-1 {
-			t.Errorf("ping %d: job is %s after %d attempts, want leased after %d", seen, job.State, job.Attempts, seen-1)
-		}
-		if seen > 1 && !strings.Contains(job.LastError, "HTTP 503") {
-			t.Errorf("ping %d: LastError = %q, want the 503", seen, job.LastError)
-		}
-		if seen <= failures {
-			return http.StatusServiceUnavailable, ""
-		}
-		return 0, ""
-	})
-	enqueue(t, q, network, "u1")
-	start(t, q, Options{}, Config{
-		Senders: map[string]Sender{network: client(network, emu.URL)},
-		Policy:  Policy{Initial: 20 * time.Millisecond, Rand: fixedRand(0.5)},
-	})
+		})
+		enqueue(t, q, network, "u1")
+		start(t, q, Options{}, Config{
+			Senders: map[string]Sender{network: client(network, emu.URL)},
+			Policy:  Policy{Initial: 20 * time.Millisecond, Rand: fixedRand(0.5)},
+		})
 
-	waitGone(t, q, network, "u1")
-	var statuses []int
-	for _, p := range emu.Pings() {
-		statuses = append(statuses, p.Status)
-	}
-	if fmt.Sprint(statuses) != "[503 503 503 200]" {
-		t.Errorf("ping answers %v, want three 503 then 200", statuses)
-	}
+		waitGone(t, q, network, "u1")
+		var statuses []int
+		for _, p := range emu.Pings() {
+			statuses = append(statuses, p.Status)
+		}
+		if fmt.Sprint(statuses) != "[503 503 503 200]" {
+			t.Errorf("ping answers %v, want three 503 then 200", statuses)
+		}
+	})
 }
 
 // Pings for a network no config has a handler for are kept, unsent and
@@ -245,7 +251,7 @@ func TestSetConfigAddsNetwork(t *testing.T) {
 }
 
 // waitPostponed waits until the job is due after now: handed back unsent.
-func waitPostponed(t *testing.T, q *queue.Queue, clk *clock, network, user string) queue.Job {
+func waitPostponed(t *testing.T, q queue.Backend, clk *clock, network, user string) queue.Job {
 	t.Helper()
 	var job queue.Job
 	waitFor(t, user+" to be held back", func() bool {
@@ -331,62 +337,66 @@ func TestSetConfigWorkers(t *testing.T) {
 // never makes a ping early, so this bound holds however slow the run.
 func TestRateLimit(t *testing.T) {
 	t.Parallel()
-	const (
-		n     = 30
-		limit = 10 // per second
-		burst = 1
-	)
-	q := openQueue(t, nil)
-	emu := newEmulator(t, livefyretest.Config{})
-	for i := range n {
-		enqueue(t, q, network, fmt.Sprintf("u%02d", i))
-	}
-	began := time.Now()
-	start(t, q, Options{Workers: 8}, Config{
-		Senders: map[string]Sender{network: client(network, emu.URL)},
-		Rate:    limit,
-		Burst:   burst,
-	})
-
-	waitEmpty(t, q, network)
-	pings := emu.Pings()
-	if len(pings) != n {
-		t.Fatalf("emulator saw %d pings, want %d", len(pings), n)
-	}
-	slices.SortFunc(pings, func(a, b livefyretest.PingRecord) int { return a.Time.Compare(b.Time) })
-	for k, p := range pings {
-		// Ping k spends token k+1: the first burst are in the bucket, the
-		// rest come at limit per second.
-		earliest := time.Duration(max(k+1-burst, 0)) * time.Second / limit
-		if at := p.Time.Sub(began); at < earliest-time.Millisecond {
-			t.Errorf("ping %d arrived %v after the start, want at least %v", k, at, earliest)
+	onEachBackend(t, func(t *testing.T, b backend) {
+		const (
+			n     = 30
+			limit = 10 // per second
+			burst = 1
+		)
+		q := b.open(t, nil)
+		emu := newEmulator(t, livefyretest.Config{})
+		for i := range n {
+			enqueue(t, q, network, fmt.Sprintf("u%02d", i))
 		}
-	}
+		began := time.Now()
+		start(t, q, Options{Workers: 8}, Config{
+			Senders: map[string]Sender{network: client(network, emu.URL)},
+			Rate:    limit,
+			Burst:   burst,
+		})
+
+		waitEmpty(t, q, network)
+		pings := emu.Pings()
+		if len(pings) != n {
+			t.Fatalf("emulator saw %d pings, want %d", len(pings), n)
+		}
+		slices.SortFunc(pings, func(a, b livefyretest.PingRecord) int { return a.Time.Compare(b.Time) })
+		for k, p := range pings {
+			// Ping k spends token k+1: the first burst are in the bucket, the
+			// rest come at limit per second.
+			earliest := time.Duration(max(k+1-burst, 0)) * time.Second / limit
+			if at := p.Time.Sub(began); at < earliest-time.Millisecond {
+				t.Errorf("ping %d arrived %v after the start, want at least %v", k, at, earliest)
+			}
+		}
+	})
 }
 
 // TestLeaseCoversRateLimitWait checks that a ping held back by the rate
 // limit for longer than LeaseFor is not leased and sent a second time.
 func TestLeaseCoversRateLimitWait(t *testing.T) {
 	t.Parallel()
-	q := openQueue(t, nil)
-	emu := newEmulator(t, livefyretest.Config{})
-	users := []string{"u1", "u2", "u3", "u4"}
-	enqueue(t, q, network, users...)
-	// 3 workers at 4/s: the third waits 500ms, the fourth up to 750ms,
-	// beyond a 500ms lease.
-	start(t, q, Options{Workers: 3, LeaseFor: 500 * time.Millisecond}, Config{
-		Senders: map[string]Sender{network: client(network, emu.URL)},
-		Rate:    4,
-		Burst:   1,
-	})
+	onEachBackend(t, func(t *testing.T, b backend) {
+		q := b.open(t, nil)
+		emu := newEmulator(t, livefyretest.Config{})
+		users := []string{"u1", "u2", "u3", "u4"}
+		enqueue(t, q, network, users...)
+		// 3 workers at 4/s: the third waits 500ms, the fourth up to 750ms,
+		// beyond a 500ms lease.
+		start(t, q, Options{Workers: 3, LeaseFor: 500 * time.Millisecond}, Config{
+			Senders: map[string]Sender{network: client(network, emu.URL)},
+			Rate:    4,
+			Burst:   1,
+		})
 
-	waitEmpty(t, q, network)
-	counts := pingCounts(emu)
-	for _, u := range users {
-		if counts[u] != 1 {
-			t.Errorf("%s pinged %d times, want once", u, counts[u])
+		waitEmpty(t, q, network)
+		counts := pingCounts(emu)
+		for _, u := range users {
+			if counts[u] != 1 {
+				t.Errorf("%s pinged %d times, want once", u, counts[u])
+			}
 		}
-	}
+	})
 }
 
 func TestStopWaitsForPingInFlight(t *testing.T) {
@@ -578,35 +588,37 @@ func TestRetryAfterDate(t *testing.T) {
 // attempt counted, no error recorded.
 func TestStopDuringRateWaitReleases(t *testing.T) {
 	t.Parallel()
-	q := openQueue(t, nil)
-	emu := newEmulator(t, livefyretest.Config{})
-	enqueue(t, q, network, "u1", "u2")
-	d := start(t, q, Options{Workers: 2}, Config{
-		Senders: map[string]Sender{network: client(network, emu.URL)},
-		Rate:    0.01, // one ping, then the next token is 100s away
-		Burst:   1,
-	})
-	waitFor(t, "one ping sent and the other held back", func() bool {
-		stats, err := q.Stats()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return stats[network].Leased == 1 && stats[network].Pending == 0 && len(emu.Pings()) == 1
-	})
-	d.Stop(0)
+	onEachBackend(t, func(t *testing.T, b backend) {
+		q := b.open(t, nil)
+		emu := newEmulator(t, livefyretest.Config{})
+		enqueue(t, q, network, "u1", "u2")
+		d := start(t, q, Options{Workers: 2}, Config{
+			Senders: map[string]Sender{network: client(network, emu.URL)},
+			Rate:    0.01, // one ping, then the next token is 100s away
+			Burst:   1,
+		})
+		waitFor(t, "one ping sent and the other held back", func() bool {
+			stats, err := q.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return stats[network].Leased == 1 && stats[network].Pending == 0 && len(emu.Pings()) == 1
+		})
+		d.Stop(0)
 
-	sent := emu.Pings()[0].UserID
-	held := map[string]string{"u1": "u2", "u2": "u1"}[sent]
-	job, err := q.Get(network, held)
-	if err != nil {
-		t.Fatalf("the held-back ping is gone: %v", err)
-	}
-	if job.State != queue.Pending || job.Attempts != 0 || job.LastError != "" {
-		t.Errorf("held-back job is %s after %d attempts (last error %q), want pending with none", job.State, job.Attempts, job.LastError)
-	}
-	if n := len(emu.Pings()); n != 1 {
-		t.Errorf("emulator saw %d pings, want 1", n)
-	}
+		sent := emu.Pings()[0].UserID
+		held := map[string]string{"u1": "u2", "u2": "u1"}[sent]
+		job, err := q.Get(network, held)
+		if err != nil {
+			t.Fatalf("the held-back ping is gone: %v", err)
+		}
+		if job.State != queue.Pending || job.Attempts != 0 || job.LastError != "" {
+			t.Errorf("held-back job is %s after %d attempts (last error %q), want pending with none", job.State, job.Attempts, job.LastError)
+		}
+		if n := len(emu.Pings()); n != 1 {
+			t.Errorf("emulator saw %d pings, want 1", n)
+		}
+	})
 }
 
 // TestDeadLetterKeepsHistory checks what a dead letter tells an operator
@@ -676,54 +688,56 @@ func TestDeadLetterKeepsHistory(t *testing.T) {
 // at most, until a new config (the fixed key) sends them at once.
 func TestAuthFailureHoldsNetworkUntilReload(t *testing.T) {
 	t.Parallel()
-	const workers, jobs = 3, 40
-	q := openQueue(t, nil)
-	emu := newEmulator(t, livefyretest.Config{})
-	wrong := &pullclient.Client{Network: network, Key: "not-the-key", QuillURL: emu.URL}
-	var users []string
-	for i := range jobs {
-		users = append(users, fmt.Sprintf("u%02d", i))
-	}
-	enqueue(t, q, network, users...)
-	d := start(t, q, Options{Workers: workers}, Config{
-		Senders: map[string]Sender{network: wrong},
-		Policy:  Policy{AuthBackoff: time.Hour},
-	})
-
-	waitFor(t, "every ping to be held back", func() bool {
-		next, ok, err := q.NextDue()
-		return err == nil && ok && time.Until(next) > 30*time.Minute
-	})
-	refused := len(emu.Pings())
-	if refused == 0 || refused > 2*workers {
-		t.Errorf("Livefyre refused %d pings, want between 1 and %d: the hold should stop the rest", refused, 2*workers)
-	}
-	held := 0
-	for _, u := range users {
-		job, err := q.Get(network, u)
-		if err != nil {
-			t.Fatalf("a ping refused for its key was dropped: %v", err)
+	onEachBackend(t, func(t *testing.T, b backend) {
+		const workers, jobs = 3, 40
+		q := b.open(t, nil)
+		emu := newEmulator(t, livefyretest.Config{})
+		wrong := &pullclient.Client{Network: network, Key: "not-the-key", QuillURL: emu.URL}
+		var users []string
+		for i := range jobs {
+			users = append(users, fmt.Sprintf("u%02d", i))
 		}
-		if job.Attempts == 0 {
-			held++ // postponed without being sent
+		enqueue(t, q, network, users...)
+		d := start(t, q, Options{Workers: workers}, Config{
+			Senders: map[string]Sender{network: wrong},
+			Policy:  Policy{AuthBackoff: time.Hour},
+		})
+
+		waitFor(t, "every ping to be held back", func() bool {
+			next, ok, err := q.NextDue()
+			return err == nil && ok && time.Until(next) > 30*time.Minute
+		})
+		refused := len(emu.Pings())
+		if refused == 0 || refused > 2*workers {
+			t.Errorf("Livefyre refused %d pings, want between 1 and %d: the hold should stop the rest", refused, 2*workers)
 		}
-	}
-	if held < jobs-2*workers {
-		t.Errorf("only %d jobs were held back unsent", held)
-	}
+		held := 0
+		for _, u := range users {
+			job, err := q.Get(network, u)
+			if err != nil {
+				t.Fatalf("a ping refused for its key was dropped: %v", err)
+			}
+			if job.Attempts == 0 {
+				held++ // postponed without being sent
+			}
+		}
+		if held < jobs-2*workers {
+			t.Errorf("only %d jobs were held back unsent", held)
+		}
 
-	if h, ok := d.Held()[network]; !ok || h.Reason != HoldRefusedKey || time.Until(h.Until) < 30*time.Minute {
-		t.Errorf("Held() = %v, want %s held for about an hour: %s", d.Held(), network, HoldRefusedKey)
-	}
+		if h, ok := d.Held()[network]; !ok || h.Reason != HoldRefusedKey || time.Until(h.Until) < 30*time.Minute {
+			t.Errorf("Held() = %v, want %s held for about an hour: %s", d.Held(), network, HoldRefusedKey)
+		}
 
-	d.SetConfig(Config{Senders: map[string]Sender{network: client(network, emu.URL)}})
-	waitEmpty(t, q, network)
-	if got := acceptedPings(emu); len(got) != jobs {
-		t.Errorf("after the fix Livefyre accepted pings for %d users, want %d", len(got), jobs)
-	}
-	if h := d.Held(); len(h) != 0 {
-		t.Errorf("Held() = %v after the fix, want none", h)
-	}
+		d.SetConfig(Config{Senders: map[string]Sender{network: client(network, emu.URL)}})
+		waitEmpty(t, q, network)
+		if got := acceptedPings(emu); len(got) != jobs {
+			t.Errorf("after the fix Livefyre accepted pings for %d users, want %d", len(got), jobs)
+		}
+		if h := d.Held(); len(h) != 0 {
+			t.Errorf("Held() = %v after the fix, want none", h)
+		}
+	})
 }
 
 // A reload that configures a network while a worker is already on one of

@@ -47,7 +47,7 @@ func client(network, base string) *pullclient.Client {
 }
 
 // start runs a dispatcher on q with cfg until the test ends.
-func start(t *testing.T, q *queue.Queue, opts Options, cfg Config) *Dispatcher {
+func start(t *testing.T, q queue.Backend, opts Options, cfg Config) *Dispatcher {
 	t.Helper()
 	d := New(q, opts)
 	d.SetConfig(cfg)
@@ -56,7 +56,7 @@ func start(t *testing.T, q *queue.Queue, opts Options, cfg Config) *Dispatcher {
 	return d
 }
 
-func enqueue(t *testing.T, q *queue.Queue, network string, users ...string) {
+func enqueue(t *testing.T, q queue.Backend, network string, users ...string) {
 	t.Helper()
 	for _, u := range users {
 		if _, err := q.Enqueue(network, u); err != nil {
@@ -79,7 +79,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // waitSettled waits until the dispatcher has recorded an outcome for the
 // job (it is neither Pending nor Leased) and returns it.
-func waitSettled(t *testing.T, q *queue.Queue, network, user string) queue.Job {
+func waitSettled(t *testing.T, q queue.Backend, network, user string) queue.Job {
 	t.Helper()
 	var job queue.Job
 	waitFor(t, "an outcome for "+user, func() bool {
@@ -94,7 +94,7 @@ func waitSettled(t *testing.T, q *queue.Queue, network, user string) queue.Job {
 }
 
 // waitGone waits until the job was acked and deleted.
-func waitGone(t *testing.T, q *queue.Queue, network, user string) {
+func waitGone(t *testing.T, q queue.Backend, network, user string) {
 	t.Helper()
 	waitFor(t, user+" to be acked", func() bool {
 		_, err := q.Get(network, user)
@@ -106,7 +106,7 @@ func waitGone(t *testing.T, q *queue.Queue, network, user string) {
 }
 
 // waitEmpty waits until network owes no pings at all.
-func waitEmpty(t *testing.T, q *queue.Queue, network string) {
+func waitEmpty(t *testing.T, q queue.Backend, network string) {
 	t.Helper()
 	waitFor(t, "the queue of "+network+" to empty", func() bool {
 		stats, err := q.Stats()
@@ -200,7 +200,7 @@ func (g *gate) next(t *testing.T) string {
 }
 
 // waitSettledAs waits until the job for user is in state.
-func waitSettledAs(t *testing.T, q *queue.Queue, network, user string, state queue.State) {
+func waitSettledAs(t *testing.T, q queue.Backend, network, user string, state queue.State) {
 	t.Helper()
 	waitFor(t, user+" to be "+string(state), func() bool {
 		job, err := q.Get(network, user)
