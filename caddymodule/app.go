@@ -29,9 +29,19 @@ type App struct {
 	// in place).
 	Networks map[string]*Network `json:"networks,omitempty"`
 
-	// Storage is the directory of the queue's Badger database. Default:
-	// Caddy's data directory + "/livefyre".
+	// Storage is the directory of the queue's Badger database, or in fleet
+	// mode (QueueBackend) of the local spool: the pings PostgreSQL did not take
+	// in time, kept until it does. Default: Caddy's data directory +
+	// "/livefyre".
 	Storage string `json:"storage,omitempty"`
+
+	// QueueBackend puts the ping queue in PostgreSQL, one queue shared by
+	// every replica that names the same database and schema (fleet mode):
+	// they all enqueue into it and deliver from it, within one fleet-wide
+	// rate and min_interval. Switching it on or off, or to another
+	// database or schema, takes a restart. Default: none, the embedded
+	// Badger queue in Storage.
+	QueueBackend *QueueConfig `json:"queue,omitempty"`
 
 	// Durability is "process" (the default: a queued ping survives the
 	// process being killed) or "power" (each enqueue is fsynced before the
@@ -71,7 +81,9 @@ type App struct {
 	// tells Livefyre to pull again, so this loses nothing. Default: 1s.
 	MinInterval caddy.Duration `json:"min_interval,omitempty"`
 
-	dir   string
+	dir string
+	// pg is fleet mode's PostgreSQL, the DSN read; nil on Badger.
+	pg    *pgSpec
 	rate  rate.Limit
 	burst int
 	log   *zap.Logger
@@ -95,6 +107,31 @@ type App struct {
 	// in writers, which Cleanup waits for before letting the store go.
 	cleanedUp bool
 	writers   sync.WaitGroup
+}
+
+// QueueConfig is fleet mode's queue: PostgreSQL, with a local spool in the
+// app's Storage for when PostgreSQL does not answer within 2s.
+type QueueConfig struct {
+	// Backend names the queue's engine: "postgres", the only one. Required.
+	Backend string `json:"backend"`
+
+	// DSN is PostgreSQL's connection string (a postgres:// URL or
+	// key=value pairs), written as one runtime placeholder that Caddy
+	// fills in at start-up: {env.NAME} or {file./path}. A connection
+	// string usually holds a password, and the JSON config is served by
+	// Caddy's admin API, so a literal one is refused; it is never logged
+	// nor put in an error. Required.
+	DSN string `json:"dsn"`
+
+	// Schema is the PostgreSQL schema of the queue's tables, created (or
+	// upgraded) at start-up; replicas that share a queue name the same
+	// one. Lower-case letters, digits and _, at most 48. Default:
+	// "livefyre".
+	Schema string `json:"schema,omitempty"`
+
+	// MaxConns bounds this replica's pool of connections to PostgreSQL;
+	// one more connection listens for new jobs. Default: 8.
+	MaxConns int `json:"max_conns,omitempty"`
 }
 
 // RetryConfig tunes the backoff between ping attempts: each wait is drawn
@@ -140,6 +177,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("storage %q: %v", a.Storage, err)
 	}
 	a.dir = filepath.Clean(abs)
+	if a.QueueBackend != nil {
+		if a.pg, err = a.QueueBackend.spec(); err != nil {
+			return err
+		}
+	}
 
 	perSecond := 20.0
 	if a.Rate != "" {
@@ -184,6 +226,11 @@ func (a *App) Validate() error {
 	}
 	if a.RetryFor < 0 || a.DrainTimeout < 0 || a.Workers < 0 || a.Burst < 0 || a.MinInterval < 0 {
 		return fmt.Errorf("retry_for, drain_timeout, workers, burst and min_interval cannot be negative")
+	}
+	if a.QueueBackend != nil {
+		if err := checkQueue(a.QueueBackend); err != nil {
+			return err
+		}
 	}
 	if a.Retry != nil && (a.Retry.Initial < 0 || a.Retry.MaxInterval < 0 || a.Retry.MaxRetryAfter < 0) {
 		return fmt.Errorf("retry intervals cannot be negative")
@@ -245,8 +292,13 @@ func (a *App) Cleanup() error {
 	if s == nil {
 		return nil
 	}
-	_, err := stores.Delete(s.dir)
+	_, err := stores.Delete(s.key)
 	return err
+}
+
+// openStore returns the pooled store of this config's queue settings.
+func (a *App) openStore() (*store, error) {
+	return openStoreSpec(storeSpec{dir: a.dir, syncWrites: a.Durability == "power", workers: a.Workers, pg: a.pg}, a.log)
 }
 
 // openedStore returns the queue, opening it on first use. Requests can
@@ -265,7 +317,7 @@ func (a *App) openedStoreLocked() (*store, error) {
 	if a.log == nil || a.cleanedUp {
 		return nil, errStoreClosed
 	}
-	s, err := openStore(a.dir, a.Durability == "power", a.Workers, a.log)
+	s, err := a.openStore()
 	if err != nil {
 		return nil, err
 	}
@@ -293,12 +345,12 @@ func (a *App) storeForWrite() (*store, func(), error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.cleanedUp && a.log != nil {
-		s, err := openStore(a.dir, a.Durability == "power", a.Workers, a.log)
+		s, err := a.openStore()
 		if err != nil {
 			return nil, nil, err
 		}
 		return s, func() {
-			if _, err := stores.Delete(a.dir); err != nil {
+			if _, err := stores.Delete(s.key); err != nil {
 				a.log.Error("closing the livefyre queue after a late write", zap.String("storage", a.dir), zap.Error(err))
 			}
 		}, nil

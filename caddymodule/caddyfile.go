@@ -565,6 +565,10 @@ func parsePull(d *caddyfile.Dispenser, ref *NetworkRef) (*Pull, error) {
 // parseGlobalOption reads the optional global block. Syntax:
 //
 //	livefyre {
+//		queue postgres <runtime placeholder> {
+//			schema    <name>
+//			max_conns <n>
+//		}
 //		storage       <directory>
 //		durability    process|power
 //		rate          <N/s|N/m|N/h> [<burst>]
@@ -604,6 +608,15 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			if err := oneArg(d, &app.Storage); err != nil {
 				return nil, err
 			}
+		case "queue":
+			if app.QueueBackend != nil {
+				return nil, d.Err("queue may appear only once in the livefyre global block")
+			}
+			q, err := parseQueue(d)
+			if err != nil {
+				return nil, err
+			}
+			app.QueueBackend = q
 		case "durability":
 			if err := oneArg(d, &app.Durability); err != nil {
 				return nil, err
@@ -670,6 +683,59 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		}
 	}
 	return httpcaddyfile.App{Name: "livefyre", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// parseQueue reads the queue option of the global block:
+//
+//	queue postgres {env.LIVEFYRE_DATABASE_URL} {
+//		schema    <name>
+//		max_conns <n>
+//	}
+//
+// The block is optional. No value is ever quoted in an error: a
+// misplaced one may be the connection string.
+func parseQueue(d *caddyfile.Dispenser) (*QueueConfig, error) {
+	args := d.RemainingArgs()
+	if len(args) == 0 || args[0] != "postgres" {
+		return nil, d.Err(`queue needs a backend and its database URL: queue postgres {env.LIVEFYRE_DATABASE_URL} (leave queue out for the embedded Badger queue)`)
+	}
+	q := &QueueConfig{Backend: args[0]}
+	switch len(args) {
+	case 1:
+		// Also what an unset {$VAR} leaves.
+		return nil, d.Err("queue postgres needs the database URL as a runtime placeholder, e.g. queue postgres {env.LIVEFYRE_DATABASE_URL}")
+	case 2:
+		q.DSN = args[1]
+	default:
+		return nil, d.Err("queue postgres takes one value, the database URL as a runtime placeholder, e.g. queue postgres {env.LIVEFYRE_DATABASE_URL}")
+	}
+	if err := checkDSN(q.DSN); err != nil {
+		return nil, d.Errf("queue postgres: %v", err)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "schema":
+			if err := oneArg(d, &q.Schema); err != nil {
+				return nil, err
+			}
+			if err := checkSchema(q.Schema); err != nil {
+				return nil, d.Err(err.Error())
+			}
+		case "max_conns":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return nil, err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > maxPGConns {
+				return nil, d.Errf("queue postgres: max_conns %q must be a whole number from 1 to %d", v, maxPGConns)
+			}
+			q.MaxConns = n
+		default:
+			return nil, d.Errf("unrecognized queue option %q (want schema or max_conns)", d.Val())
+		}
+	}
+	return q, nil
 }
 
 // parseNetworkBlock reads a network block of the global livefyre block:

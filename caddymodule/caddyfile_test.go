@@ -21,14 +21,28 @@ var update = flag.Bool("update", false, "rewrite the JSON half of testdata/adapt
 // the key by a runtime placeholder, so it must never reach adapted JSON.
 const networkKeySecret = "sekr1t-network-key-3f9a1c"
 
-// adapt runs the Caddyfile adapter on src with LIVEFYRE_NETWORK_KEY set, and
-// fails the test if the secret shows up in the output.
+// dsnSecret stands in for a PostgreSQL connection string written where a
+// placeholder belongs; neither it nor its password may reach JSON or errors.
+const (
+	dsnPassword = "pw-7c1e9b"
+	dsnSecret   = "postgres://caddy:" + dsnPassword + "@db.internal:5432/livefyre"
+)
+
+// adapt runs the Caddyfile adapter on src with LIVEFYRE_NETWORK_KEY and
+// LIVEFYRE_DATABASE_URL set, and fails the test if a secret shows up in the
+// output.
 func adapt(t *testing.T, src string) ([]byte, error) {
 	t.Helper()
 	t.Setenv("LIVEFYRE_NETWORK_KEY", networkKeySecret)
+	if _, set := os.LookupEnv("LIVEFYRE_DATABASE_URL"); !set { // a fleet test's real one stays
+		t.Setenv("LIVEFYRE_DATABASE_URL", dsnSecret)
+	}
 	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), nil)
 	if bytes.Contains(out, []byte(networkKeySecret)) {
 		t.Fatalf("the network key leaked into the adapted JSON:\n%s", out)
+	}
+	if bytes.Contains(out, []byte(dsnPassword)) {
+		t.Fatalf("the database URL leaked into the adapted JSON:\n%s", out)
 	}
 	return out, err
 }
@@ -233,7 +247,30 @@ func TestAdaptErrors(t *testing.T) {
 		{"global workers 0", global("\t\tworkers 0\n"), 3, "workers \"0\" must be a positive integer"},
 		{"global retry_for not a duration", global("\t\tretry_for forever\n"), 3, "is not a duration"},
 		{"global unknown retry option", global("\t\tretry {\n\t\t\tmax 1h\n\t\t}\n"), 4, `unrecognized retry option "max"`},
-		{"global unknown option", global("\t\tqueue /tmp\n"), 3, `unrecognized livefyre global option "queue"`},
+		{"global unknown option", global("\t\tspool /tmp\n"), 3, `unrecognized livefyre global option "spool"`},
+
+		// Fleet mode. The DSN is never quoted (the loop checks), whichever way it was misplaced.
+		{"queue without a backend", global("\t\tqueue\n"), 3, "queue needs a backend and its database URL: queue postgres {env.LIVEFYRE_DATABASE_URL}"},
+		{"queue a directory", global("\t\tqueue /tmp\n"), 3, "queue needs a backend"},
+		{"queue unknown backend", global("\t\tqueue redis {env.LIVEFYRE_DATABASE_URL}\n"), 3, "queue needs a backend"},
+		{"queue the DSN first", global("\t\tqueue " + dsnSecret + "\n"), 3, "queue needs a backend"},
+		{"queue postgres without a DSN", global("\t\tqueue postgres\n"), 3, "needs the database URL as a runtime placeholder"},
+		{"queue postgres from an unset {$VAR}", global("\t\tqueue postgres {$LF_TEST_UNSET_VAR}\n"), 3, "needs the database URL as a runtime placeholder"},
+		{"queue postgres literal DSN", global("\t\tqueue postgres " + dsnSecret + "\n"), 3, "the database URL must be a runtime placeholder, e.g. queue postgres {env.LIVEFYRE_DATABASE_URL}"},
+		{"queue postgres adapt-time {$VAR} DSN", global("\t\tqueue postgres {$LF_TEST_DSN}\n"), 3, "literally or as {$VAR}"},
+		{"queue postgres DSN with a literal part", global("\t\tqueue postgres postgres://caddy:{env.PGPASSWORD}@db/livefyre\n"), 3, "must be a runtime placeholder"},
+		{"queue postgres DSN from a request", global("\t\tqueue postgres {http.request.header.X-DSN}\n"), 3, "must be a runtime placeholder"},
+		{"queue postgres two DSNs", global("\t\tqueue postgres {env.A} {env.B}\n"), 3, "takes one value"},
+		{"queue max_conns 0", global("\t\tqueue postgres {env.LIVEFYRE_DATABASE_URL} {\n\t\t\tmax_conns 0\n\t\t}\n"), 4, `max_conns "0" must be a whole number from 1 to 1000`},
+		{"queue max_conns negative", global("\t\tqueue postgres {env.LIVEFYRE_DATABASE_URL} {\n\t\t\tmax_conns -2\n\t\t}\n"), 4, "max_conns"},
+		{"queue max_conns not a number", global("\t\tqueue postgres {env.LIVEFYRE_DATABASE_URL} {\n\t\t\tmax_conns many\n\t\t}\n"), 4, `max_conns "many"`},
+		{"queue max_conns too many", global("\t\tqueue postgres {env.LIVEFYRE_DATABASE_URL} {\n\t\t\tmax_conns 5000\n\t\t}\n"), 4, "from 1 to 1000"},
+		{"queue max_conns without a value", global("\t\tqueue postgres {env.LIVEFYRE_DATABASE_URL} {\n\t\t\tmax_conns\n\t\t}\n"), 4, "max_conns needs a value"},
+		{"queue schema upper case", global("\t\tqueue postgres {env.LIVEFYRE_DATABASE_URL} {\n\t\t\tschema LiveFyre\n\t\t}\n"), 4, `schema: schema name "LiveFyre": want lower-case letters`},
+		{"queue schema pg_", global("\t\tqueue postgres {env.LIVEFYRE_DATABASE_URL} {\n\t\t\tschema pg_livefyre\n\t\t}\n"), 4, "the pg_ prefix is PostgreSQL's"},
+		{"queue schema too long", global("\t\tqueue postgres {env.LIVEFYRE_DATABASE_URL} {\n\t\t\tschema " + strings.Repeat("s", 49) + "\n\t\t}\n"), 4, "1 to 48 characters"},
+		{"queue unknown option", global("\t\tqueue postgres {env.LIVEFYRE_DATABASE_URL} {\n\t\t\tpool 4\n\t\t}\n"), 4, `unrecognized queue option "pool"`},
+		{"queue twice", global("\t\tqueue postgres {env.A}\n\t\tqueue postgres {env.B}\n"), 4, "queue may appear only once"},
 		// The long form: line 1 is "example.com {", the directive line 2.
 		{"livefyre_pull with a matcher", "example.com {\n\tlivefyre_pull /livefyre/* https://x.example/livefyre/pull/{id} {\n\t\tnetwork example.fyre.co\n" + upstream + "\t}\n}\n", 2, "livefyre_pull takes no matcher"},
 		{"livefyre_pull without a network", "example.com {\n\tlivefyre_pull https://x.example/livefyre/pull/{id} {\n" + upstream + "\t}\n}\n", 2, "livefyre_pull: network is required"},
@@ -250,6 +287,7 @@ func TestAdaptErrors(t *testing.T) {
 		{"global network bad name", global("\t\tnetwork example.com {\n\t\t\tkey {env.K}\n\t\t}\n"), 3, "must end in fyre.co"},
 		{"global block twice", "{\n\tlivefyre {\n\t\trate 1/s\n\t}\n\tlivefyre {\n\t\tworkers 2\n\t}\n}\n\n" + site(netKey+"\t\twatch PUT /u/{id}\n"), 5, "may appear only once"},
 	}
+	t.Setenv("LF_TEST_DSN", dsnSecret)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out, err := adapt(t, tt.caddyfile)
@@ -259,6 +297,9 @@ func TestAdaptErrors(t *testing.T) {
 			msg := err.Error()
 			if strings.Contains(msg, networkKeySecret) {
 				t.Errorf("the error quotes the network key: %q", msg)
+			}
+			if strings.Contains(msg, dsnSecret) || strings.Contains(msg, dsnPassword) {
+				t.Errorf("the error quotes the database URL: %q", msg)
 			}
 			if !strings.Contains(msg, tt.want) {
 				t.Errorf("error %q\nwant it to contain %q", msg, tt.want)

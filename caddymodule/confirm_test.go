@@ -51,7 +51,7 @@ func confirmHandler(t *testing.T, network string) (*PullHandler, *queue.Queue, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	return h, s.queue, token
+	return h, s.badger, token
 }
 
 // awaitPull puts user's job in the awaiting state, its ping sent a second

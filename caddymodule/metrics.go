@@ -290,7 +290,7 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 
 // queueForMetrics returns the app's open queue and its configured
 // networks, or nil once the app was cleaned up or before it opened one.
-func (a *App) queueForMetrics() (*queue.Queue, []string) {
+func (a *App) queueForMetrics() (queue.Backend, []string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.store == nil || a.cleanedUp {

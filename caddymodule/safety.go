@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
+	"github.com/caddy-livefyre/caddy-livefyre/queue/pgqueue"
 )
 
 // The checks here keep secrets out of the config and off the wire. Each is
@@ -41,6 +42,58 @@ func checkKey(key string) error {
 		if _, known := caddy.NewReplacer().Get(name); !known {
 			return fmt.Errorf("{%s} is not filled in at start-up; use {env.NAME} or {file./path}", name)
 		}
+	}
+	return nil
+}
+
+// errLiteralDSN refuses a PostgreSQL connection string written into the
+// config. It never quotes it: it usually holds a password.
+var errLiteralDSN = errors.New("the database URL must be a runtime placeholder, e.g. queue postgres {env.LIVEFYRE_DATABASE_URL} " +
+	"or queue postgres {file./run/secrets/livefyre_dsn}: a URL written in the config, literally or as {$VAR} (which " +
+	"Caddy fills in while adapting), is part of the JSON config that Caddy's admin API serves, and usually holds a password")
+
+// checkDSN accepts a connection string that is exactly one {env.*} or
+// {file.*} placeholder. It does not read the value.
+func checkDSN(dsn string) error {
+	name, ok := strings.CutPrefix(dsn, "{")
+	name, closed := strings.CutSuffix(name, "}")
+	if !ok || !closed || strings.ContainsAny(name, "{}") || !startupPlaceholder(name) {
+		return errLiteralDSN
+	}
+	return nil
+}
+
+// maxPGConns caps max_conns: far past what one replica's few workers and
+// its group-committed enqueues use, and past PostgreSQL's default
+// max_connections (100) for the whole fleet.
+const maxPGConns = 1000
+
+// checkQueue checks fleet mode's settings, without reading the DSN.
+func checkQueue(q *QueueConfig) error {
+	if q.Backend != "postgres" {
+		return errors.New(`queue: the backend must be "postgres" (leave queue out for the embedded Badger queue)`)
+	}
+	if q.DSN == "" {
+		return errors.New("queue postgres needs the database URL as a runtime placeholder, e.g. {env.LIVEFYRE_DATABASE_URL}")
+	}
+	if err := checkDSN(q.DSN); err != nil {
+		return fmt.Errorf("queue postgres: %w", err)
+	}
+	if q.Schema != "" {
+		if err := checkSchema(q.Schema); err != nil {
+			return err
+		}
+	}
+	if q.MaxConns < 0 || q.MaxConns > maxPGConns {
+		return fmt.Errorf("queue postgres: max_conns must be between 1 and %d, not %d", maxPGConns, q.MaxConns)
+	}
+	return nil
+}
+
+// checkSchema checks a schema name as pgqueue will.
+func checkSchema(schema string) error {
+	if err := pgqueue.CheckSchema(schema); err != nil {
+		return fmt.Errorf("queue postgres: schema: %s", strings.TrimPrefix(err.Error(), "pgqueue: "))
 	}
 	return nil
 }

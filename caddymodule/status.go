@@ -327,7 +327,7 @@ func (src statusSource) DeadLetters(_ context.Context, network, after string, li
 }
 
 func (src statusSource) Retry(_ context.Context, network string, userIDs []string) (int, error) {
-	return src.deadLetters(network, userIDs, func(q *queue.Queue, network string) (int, error) {
+	return src.deadLetters(network, userIDs, func(q queue.Backend, network string) (int, error) {
 		if len(userIDs) == 0 {
 			return q.ReplayAll(network)
 		}
@@ -336,7 +336,7 @@ func (src statusSource) Retry(_ context.Context, network string, userIDs []strin
 }
 
 func (src statusSource) Purge(_ context.Context, network string, userIDs []string) (int, error) {
-	return src.deadLetters(network, userIDs, func(q *queue.Queue, network string) (int, error) {
+	return src.deadLetters(network, userIDs, func(q queue.Backend, network string) (int, error) {
 		if len(userIDs) == 0 {
 			return q.PurgeDead(network)
 		}
@@ -346,7 +346,7 @@ func (src statusSource) Purge(_ context.Context, network string, userIDs []strin
 
 // deadLetters checks a retry or purge of the listed users of network (all
 // if none are listed) and runs it on the network the users are on.
-func (src statusSource) deadLetters(network string, userIDs []string, act func(q *queue.Queue, network string) (int, error)) (int, error) {
+func (src statusSource) deadLetters(network string, userIDs []string, act func(q queue.Backend, network string) (int, error)) (int, error) {
 	for _, id := range userIDs {
 		if err := userid.Check(id); err != nil {
 			return 0, fmt.Errorf("%w: %w", statuspage.ErrBadRequest, err)

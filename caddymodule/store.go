@@ -12,23 +12,35 @@ import (
 
 	"github.com/caddy-livefyre/caddy-livefyre/delivery"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
+	"github.com/caddy-livefyre/caddy-livefyre/queue/fleet"
 )
 
-// stores holds one open queue per storage directory. Caddy provisions a new
-// config before it cleans up the old one, and Badger locks its directory, so
-// the queue must outlive any single config: it is shared through this pool
-// and closed when the last config using it goes away.
+// stores holds one open queue per storage directory (and, in fleet mode,
+// PostgreSQL database and schema). Caddy provisions a new config before it
+// cleans up the old one, and Badger locks its directory, so the queue must
+// outlive any single config: it is shared through this pool and closed
+// when the last config using it goes away.
 var stores = caddy.NewUsagePool()
 
 // store is a queue and the one dispatcher that drains it.
 type store struct {
+	// key is the store's key in stores: the directory, or in fleet mode
+	// the directory, the database and the schema (see storeSpec.key).
+	key        string
 	dir        string
 	syncWrites bool
-	queue      *queue.Queue
+	// queue is the backend everything but Badger's upkeep uses: the
+	// embedded queue, or fleet mode's (behind redaction of the DSN).
+	queue queue.Backend
+	// badger is the embedded queue; nil in fleet mode.
+	badger *queue.Queue
+	// fleet is fleet mode's queue, for its spool; nil on Badger.
+	fleet      *fleet.Queue
 	dispatcher *delivery.Dispatcher
 	// pings remembers how the latest pings went, for the admin API.
 	pings *pingLog
-	// gcStop ends the value-log GC goroutine, which closes gcDone.
+	// gcStop ends the value-log GC goroutine, which closes gcDone; nil in
+	// fleet mode, whose spool is small and short-lived.
 	gcStop, gcDone chan struct{}
 
 	mu sync.Mutex
@@ -39,43 +51,123 @@ type store struct {
 	active []*App
 }
 
-// openStore returns the pooled store for dir, opening it on first use.
+// storeSpec is what opening a store needs of a config.
+type storeSpec struct {
+	dir        string
+	syncWrites bool
+	workers    int
+	// pg is fleet mode's PostgreSQL; nil for the embedded queue.
+	pg *pgSpec
+}
+
+// key is the store's key in stores. The embedded queue's is its directory;
+// fleet mode's adds a digest of the DSN and the schema, so that a reload
+// naming another database does not keep using the old one.
+func (sp storeSpec) key() string {
+	if sp.pg == nil {
+		return sp.dir
+	}
+	return "postgres\x00" + sp.pg.digest() + "\x00" + sp.pg.schema + "\x00" + sp.dir
+}
+
+// backend names the queue's engine, as the metrics do.
+func (s *store) backend() string {
+	if s.fleet != nil {
+		return "postgres"
+	}
+	return "badger"
+}
+
+// openStore returns the pooled embedded-queue store for dir, opening it on
+// first use.
 func openStore(dir string, syncWrites bool, workers int, log *zap.Logger) (*store, error) {
-	val, loaded, err := stores.LoadOrNew(dir, func() (caddy.Destructor, error) {
-		q, err := queue.Open(queue.Options{Dir: dir, SyncWrites: syncWrites, Tightened: func(dir string, was fs.FileMode) {
+	return openStoreSpec(storeSpec{dir: dir, syncWrites: syncWrites, workers: workers}, log)
+}
+
+// openStoreSpec returns the pooled store for spec, opening it on first use.
+func openStoreSpec(spec storeSpec, log *zap.Logger) (*store, error) {
+	key := spec.key()
+	if other := storeOnDir(spec.dir, key); other != nil {
+		// Badger's lock would refuse the second open anyway, with advice
+		// meant for two processes.
+		return nil, fmt.Errorf("opening livefyre queue in %s: the running config uses it %s; switching the queue backend, or its database or schema, takes a restart of Caddy",
+			spec.dir, other.describe())
+	}
+	val, loaded, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		tightened := func(dir string, was fs.FileMode) {
 			log.Warn("livefyre storage was open to other users; restricted it to its owner (0700)",
 				zap.String("storage", dir), zap.String("was", fmt.Sprintf("%#o", was)))
-		}})
+		}
+		q, err := queue.Open(queue.Options{Dir: spec.dir, SyncWrites: spec.syncWrites, Tightened: tightened})
 		if err != nil {
-			return nil, err
+			what := "queue"
+			if spec.pg != nil {
+				what = "spool"
+			}
+			if errors.Is(err, queue.ErrLocked) {
+				return nil, fmt.Errorf("opening livefyre %s in %s: %w (if another Caddy process uses this directory, change the config with 'caddy reload' instead of starting a second instance, or give this one its own 'storage')", what, spec.dir, err)
+			}
+			return nil, fmt.Errorf("opening livefyre %s in %s: %w", what, spec.dir, err)
 		}
 		s := &store{
-			dir:        dir,
-			syncWrites: syncWrites,
-			queue:      q,
-			dispatcher: delivery.New(q, delivery.Options{Workers: workers, Logger: log.Named("delivery")}),
+			key:        key,
+			dir:        spec.dir,
+			syncWrites: spec.syncWrites,
 			pings:      newPingLog(time.Now),
 		}
-		s.startGC(valueLogGCInterval, log)
+		if spec.pg == nil {
+			s.queue, s.badger = q, q
+			s.dispatcher = delivery.New(q, delivery.Options{Workers: spec.workers, Logger: log.Named("delivery")})
+			s.startGC(valueLogGCInterval, log)
+			return s, nil
+		}
+		if s.fleet, s.queue, err = openFleet(spec.pg, q, log); err != nil {
+			return nil, errors.Join(err, q.Close())
+		}
+		s.dispatcher = delivery.New(s.queue, delivery.Options{Workers: spec.workers, Logger: log.Named("delivery")})
 		return s, nil
 	})
-	if errors.Is(err, queue.ErrLocked) {
-		return nil, fmt.Errorf("opening livefyre queue in %s: %w (if another Caddy process uses this directory, change the config with 'caddy reload' instead of starting a second instance, or give this one its own 'storage')", dir, err)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("opening livefyre queue in %s: %w", dir, err)
+		return nil, err
 	}
 	s := val.(*store)
-	if loaded && s.syncWrites != syncWrites {
+	if loaded && s.syncWrites != spec.syncWrites {
 		log.Warn("durability changes take effect after a restart; the queue stays open with its current setting",
-			zap.String("storage", dir), zap.Bool("sync_writes", s.syncWrites))
+			zap.String("storage", spec.dir), zap.Bool("sync_writes", s.syncWrites))
 	}
 	return s, nil
 }
 
+// storeOnDir returns an open store on dir under another key than key.
+func storeOnDir(dir, key string) *store {
+	var found *store
+	stores.Range(func(k, v any) bool {
+		if s, ok := v.(*store); ok && s.dir == dir && k != key {
+			found = s
+			return false
+		}
+		return true
+	})
+	return found
+}
+
+// describe says what queue a store is, for errors; never the DSN.
+func (s *store) describe() string {
+	if s.fleet != nil {
+		return "as the spool of a PostgreSQL queue"
+	}
+	return "as its embedded Badger queue"
+}
+
 // Destruct closes the queue once no config uses it any more.
+//
+// The dispatcher stops first, so that in fleet mode the leases this
+// replica hands back to PostgreSQL (fleet.Queue.Close) are of pings no
+// longer in flight.
 func (s *store) Destruct() error {
-	s.stopGC()
+	if s.gcStop != nil {
+		s.stopGC()
+	}
 	s.dispatcher.Stop(0)
 	return s.queue.Close()
 }
@@ -99,7 +191,7 @@ func (s *store) startGC(every time.Duration, log *zap.Logger) {
 				return
 			case <-tick.C:
 			}
-			if err := s.queue.RunGC(0.5); err != nil {
+			if err := s.badger.RunGC(0.5); err != nil {
 				log.Warn("value-log garbage collection failed", zap.String("storage", s.dir), zap.Error(err))
 				continue
 			}

@@ -36,7 +36,7 @@ func TestStoreRunsValueLogGCUntilStopped(t *testing.T) {
 	}
 	defer q.Close()
 	log, entries := gcLogger()
-	s := &store{dir: "test", queue: q}
+	s := &store{dir: "test", queue: q, badger: q}
 	s.startGC(time.Millisecond, log)
 	for range 2 {
 		select {
@@ -81,7 +81,7 @@ func TestStoreGCFailureIsLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	log, entries := gcLogger()
-	s := &store{dir: "test", queue: q}
+	s := &store{dir: "test", queue: q, badger: q}
 	s.startGC(time.Millisecond, log)
 	defer s.stopGC()
 	select {

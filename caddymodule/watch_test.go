@@ -336,7 +336,7 @@ func watchHandler(t *testing.T, watches ...*Watch) (*Handler, *queue.Queue) {
 		t.Fatal(err)
 	}
 	h := testShim(t, netUse{app: app, client: &pullclient.Client{Network: "example.fyre.co"}, log: zap.NewNop()}, nil, watches...)
-	return h, s.queue
+	return h, s.badger
 }
 
 // TestServeWatched runs requests through the handler to an app stub and
@@ -475,7 +475,7 @@ func TestPingQueuedBeforeTheAnswerGoesOut(t *testing.T) {
 	}
 }
 
-func mustList(t *testing.T, q *queue.Queue) []queue.Job {
+func mustList(t *testing.T, q queue.Backend) []queue.Job {
 	t.Helper()
 	jobs, _, err := q.List("", "", "", 100)
 	if err != nil {

@@ -137,6 +137,10 @@ func tableCount(ctx context.Context, tx pgx.Tx, schema string, n *int) error {
 	return tx.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = $1`, schema).Scan(n)
 }
 
+// CheckSchema reports whether New accepts s as Options.Schema, so that a
+// config can refuse a bad name when it is written rather than at start-up.
+func CheckSchema(s string) error { return validSchema(s) }
+
 // validSchema accepts lower-case SQL identifiers short enough that the
 // notification channel "<schema>.jobs" fits PostgreSQL's 63-byte names.
 func validSchema(s string) error {

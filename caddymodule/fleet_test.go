@@ -1,0 +1,240 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/caddy-livefyre/caddy-livefyre/internal/pgtest"
+	"github.com/caddy-livefyre/caddy-livefyre/livefyretest"
+	"github.com/caddy-livefyre/caddy-livefyre/queue"
+	"github.com/caddy-livefyre/caddy-livefyre/queue/pgqueue"
+)
+
+// The tests here run fleet mode in a real Caddy in this process, on a real
+// PostgreSQL (internal/pgtest) and the Livefyre emulator.
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// gatedApp is the app behind Caddy: it answers updates at once, and
+// profile reads (Livefyre's pulls, through the pull endpoint) once open is
+// closed, so a test can look at the queue while a pull is under way.
+type gatedApp struct {
+	open chan struct{}
+	once sync.Once
+}
+
+func newGatedApp() *gatedApp { return &gatedApp{open: make(chan struct{})} }
+
+func (a *gatedApp) release() { a.once.Do(func() { close(a.open) }) }
+
+func (a *gatedApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet {
+		select {
+		case <-a.open:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	id := strings.TrimPrefix(r.URL.Path, "/api/users/")
+	_, _ = fmt.Fprintf(w, `{"display_name":"User %s"}`, id)
+}
+
+// fleetCaddyfile is one replica in fleet mode: the queue in PostgreSQL
+// (the DSN from LIVEFYRE_DATABASE_URL), the spool in dir, the closed loop
+// on, PUT /api/users/{id} watched.
+func fleetCaddyfile(port int, dir, logs, quill, app, extra string) string {
+	return fmt.Sprintf(`{
+	admin off
+	persist_config off
+	log {
+		output file %[2]s/caddy.log
+		level DEBUG
+	}
+	livefyre {
+		queue postgres {env.LIVEFYRE_DATABASE_URL} {
+			schema    fleet_test
+			max_conns 4
+		}
+		storage %[3]s
+		%[6]s
+	}
+}
+
+http://127.0.0.1:%[1]d {
+	bind 127.0.0.1
+	livefyre {
+		network example.fyre.co
+		key {env.LIVEFYRE_NETWORK_KEY}
+		quill %[4]s
+		watch PUT /api/users/{id}
+		pull http://127.0.0.1:%[1]d/livefyre/pull/{id} {
+			upstream %[5]s/api/users/{id}
+		}
+		confirm {
+			within 1m
+		}
+	}
+	reverse_proxy %[5]s
+}
+`, port, logs, dir, quill, app, extra)
+}
+
+// runningStore returns the store of the running config.
+func runningStore(t *testing.T) *store {
+	t.Helper()
+	a, err := caddy.ActiveContext().App("livefyre")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := a.(*App).openedStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// put sends PUT /api/users/{id} through Caddy and wants a 2xx.
+func put(t *testing.T, base, id string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, base+"/api/users/"+id, strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("PUT %s: %s", id, resp.Status)
+	}
+}
+
+// waitFor polls cond every 10ms until it holds, or fails after limit.
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// peer opens the fleet's queue in PostgreSQL as another replica would,
+// to see what the replica under test committed there.
+func peer(t *testing.T, dsn string) *pgqueue.Queue {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	q, err := pgqueue.New(ctx, pgqueue.Options{DSN: dsn, Schema: "fleet_test", MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q
+}
+
+// dsnParts are the pieces of a DSN that must not reach logs or errors.
+func dsnParts(t *testing.T, dsn string) []string {
+	t.Helper()
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []string{dsn, cfg.Host, cfg.Database}
+}
+
+// TestFleetClosedLoopAndReload: in fleet mode a watched update is in
+// PostgreSQL before its 2xx, reaches Livefyre as a ping, and the pull that
+// answers it confirms it there (the closed loop). A reload keeps the queue
+// open and the loop working. The DSN is in no log line.
+func TestFleetClosedLoopAndReload(t *testing.T) {
+	dsn := pgtest.Database(t)
+	t.Setenv("LIVEFYRE_DATABASE_URL", dsn)
+	app := newGatedApp()
+	appSrv := httptest.NewServer(app)
+	defer appSrv.Close()
+	port, dir, logs := freePort(t), t.TempDir(), t.TempDir()
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	emu := livefyretest.NewServer(livefyretest.Config{Key: networkKeySecret, Template: base + "/livefyre/pull/{id}"})
+	defer emu.Close()
+	runCaddy(t, fleetCaddyfile(port, dir, logs, emu.URL, appSrv.URL, ""))
+	s := runningStore(t)
+	if s.backend() != "postgres" || s.badger != nil {
+		t.Fatalf("the running queue is %s, want postgres", s.backend())
+	}
+	pg := peer(t, dsn)
+
+	put(t, base, "u1")
+	// The pull is held at the app, so the job cannot be gone yet: it is in
+	// PostgreSQL, whatever state it has reached.
+	if _, err := pg.Get("example.fyre.co", "u1"); err != nil {
+		t.Fatalf("after the 2xx, PostgreSQL has no job for u1: %v", err)
+	}
+	waitFor(t, "u1's ping to be sent and await its pull in PostgreSQL", 10*time.Second, func() bool {
+		j, err := pg.Get("example.fyre.co", "u1")
+		return err == nil && j.State == queue.Awaiting
+	})
+	app.release()
+	waitFor(t, "the pull of u1 to confirm its ping in PostgreSQL", 10*time.Second, func() bool {
+		_, err := pg.Get("example.fyre.co", "u1")
+		return errors.Is(err, queue.ErrNotFound)
+	})
+	if p, ok := emu.Profile("u1"); !ok || p.DisplayName != "User u1" {
+		t.Fatalf("Livefyre's profile of u1 is %+v (stored: %v)", p, ok)
+	}
+
+	// A reload (here: another worker count) keeps the pooled queue.
+	runCaddy(t, fleetCaddyfile(port, dir, logs, emu.URL, appSrv.URL, "workers 2"))
+	if s2 := runningStore(t); s2 != s {
+		t.Fatal("the reload opened another queue")
+	}
+	put(t, base, "u2")
+	waitFor(t, "u2's pull to confirm its ping after the reload", 10*time.Second, func() bool {
+		_, err := pg.Get("example.fyre.co", "u2")
+		p, ok := emu.Profile("u2")
+		return errors.Is(err, queue.ErrNotFound) && ok && p.DisplayName == "User u2"
+	})
+	if n := len(emu.Pings()); n != 2 {
+		t.Errorf("Livefyre saw %d pings for 2 updates", n)
+	}
+
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	assertNoDSN(t, filepath.Join(logs, "caddy.log"), dsn)
+}
+
+// assertNoDSN fails if the log holds the DSN or a part of it.
+func assertNoDSN(t *testing.T, logFile, dsn string) {
+	t.Helper()
+	log, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(log) == 0 {
+		t.Fatal("the log is empty")
+	}
+	for _, part := range dsnParts(t, dsn) {
+		if strings.Contains(string(log), part) {
+			t.Errorf("the log holds %q, part of the DSN", part)
+		}
+	}
+}
