@@ -161,6 +161,11 @@ func newFleet(t *testing.T, o fleetOptions) *fleet {
 	if len(failed) > 0 {
 		t.Fatal(errors.Join(failed...))
 	}
+	for _, r := range f.replicas {
+		if v, ok := r.metric("caddy_livefyre_queue_backend", "backend", "postgres"); !ok || v != 1 {
+			t.Errorf("replica %d does not report caddy_livefyre_queue_backend{backend=\"postgres\"} 1: it is not in fleet mode", r.i)
+		}
+	}
 	return f
 }
 
@@ -367,7 +372,8 @@ func (r *replica) kill() time.Time {
 // metric reads one sample of the replica's /metrics; ok is false when the
 // replica does not answer or has no such series.
 func (r *replica) metric(name string, labels ...string) (float64, bool) {
-	client := &http.Client{Timeout: 2 * time.Second}
+	// Generous: the queue's gauges need PostgreSQL, which may be down.
+	client := &http.Client{Timeout: 5 * time.Second}
 	resp, err := client.Get(r.admin + "/metrics")
 	if err != nil {
 		return 0, false
@@ -449,4 +455,20 @@ func tail(s string, n int) string {
 		return s
 	}
 	return fmt.Sprintf("[%d lines before]\n%s", len(lines)-n, strings.Join(lines[len(lines)-n:], "\n"))
+}
+
+// spoolJobs sums caddy_livefyre_spool_jobs over the replicas, scraped at
+// once; a replica that does not answer in time counts 0.
+func (f *fleet) spoolJobs() float64 {
+	vals := make([]float64, len(f.replicas))
+	var wg sync.WaitGroup
+	for i, r := range f.replicas {
+		wg.Go(func() { vals[i], _ = r.metric("caddy_livefyre_spool_jobs") })
+	}
+	wg.Wait()
+	sum := 0.0
+	for _, v := range vals {
+		sum += v
+	}
+	return sum
 }
