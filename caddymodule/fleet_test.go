@@ -198,6 +198,22 @@ func TestFleetClosedLoopAndReload(t *testing.T) {
 		j, err := pg.Get("example.fyre.co", "u1")
 		return err == nil && j.State == queue.Awaiting
 	})
+	// The admin API's stats read the fleet's queue; its job routes, which
+	// want the embedded queue, say why they cannot answer.
+	a, err := caddy.ActiveContext().App("livefyre")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := a.(*App).Stats(time.Now()); err != nil || st.Networks["example.fyre.co"].Awaiting != 1 {
+		t.Errorf("the admin API's stats: %+v, %v; want u1 awaiting its pull", st, err)
+	}
+	var apiErr caddy.APIError
+	if _, err := a.(*App).Queue(); !errors.As(err, &apiErr) || apiErr.HTTPStatus != http.StatusNotImplemented {
+		t.Errorf("App.Queue in fleet mode: %v, want a 501", err)
+	}
+	if b, err := a.(*App).Backend(); err != nil || b != s.queue {
+		t.Errorf("App.Backend in fleet mode: %v, %v", b, err)
+	}
 	app.release()
 	waitFor(t, "the pull of u1 to confirm its ping in PostgreSQL", 10*time.Second, func() bool {
 		_, err := pg.Get("example.fyre.co", "u1")
@@ -221,6 +237,7 @@ func TestFleetClosedLoopAndReload(t *testing.T) {
 	if n := len(emu.Pings()); n != 2 {
 		t.Errorf("Livefyre saw %d pings for 2 updates", n)
 	}
+
 
 	if err := caddy.Stop(); err != nil {
 		t.Fatal(err)
@@ -369,5 +386,31 @@ func TestRedactorKeepsTheError(t *testing.T) {
 	}
 	if !strings.Contains(got.Error(), "user="+redacted) {
 		t.Errorf("want user=%s in %s", redacted, got)
+	}
+}
+
+// TestFleetSwitchTakesARestart: a reload from the embedded queue to fleet
+// mode on the same storage directory is refused with an error that says
+// to restart, and the running config keeps its queue.
+func TestFleetSwitchTakesARestart(t *testing.T) {
+	t.Setenv("LIVEFYRE_DATABASE_URL", pgtest.Database(t))
+	port, dir, logs := freePort(t), t.TempDir(), t.TempDir()
+	fleetCfg := fleetCaddyfile(port, dir, logs, "http://127.0.0.1:1", "http://127.0.0.1:1", "")
+	badgerCfg := strings.Replace(fleetCfg, "queue postgres {env.LIVEFYRE_DATABASE_URL} {\n\t\t\tschema    fleet_test\n\t\t\tmax_conns 4\n\t\t}", "", 1)
+	if badgerCfg == fleetCfg {
+		t.Fatal("could not take the queue out of the config")
+	}
+	runCaddy(t, badgerCfg)
+	s := runningStore(t)
+	out, err := adapt(t, fleetCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = caddy.Load(out, true)
+	if err == nil || !strings.Contains(err.Error(), "switching the queue backend, or its database or schema, takes a restart of Caddy") {
+		t.Fatalf("reload to fleet mode on the same storage: %v", err)
+	}
+	if runningStore(t) != s || s.badger == nil {
+		t.Error("the running config lost its queue")
 	}
 }
