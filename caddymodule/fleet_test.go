@@ -238,7 +238,6 @@ func TestFleetClosedLoopAndReload(t *testing.T) {
 		t.Errorf("Livefyre saw %d pings for 2 updates", n)
 	}
 
-
 	if err := caddy.Stop(); err != nil {
 		t.Fatal(err)
 	}
