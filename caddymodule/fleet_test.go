@@ -114,7 +114,9 @@ func put(t *testing.T, base, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// A new connection each time: a reload closes the old server's.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +160,11 @@ func dsnParts(t *testing.T, dsn string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []string{dsn, cfg.Host, cfg.Database}
+	parts := []string{dsn, cfg.Host, "database=" + cfg.Database}
+	if len(cfg.Database) >= minSecret { // a short name ("t1") would match anywhere
+		parts = append(parts, cfg.Database)
+	}
+	return parts
 }
 
 // TestFleetClosedLoopAndReload: in fleet mode a watched update is in
@@ -192,6 +198,22 @@ func TestFleetClosedLoopAndReload(t *testing.T) {
 		j, err := pg.Get("example.fyre.co", "u1")
 		return err == nil && j.State == queue.Awaiting
 	})
+	// The admin API's stats read the fleet's queue; its job routes, which
+	// want the embedded queue, say why they cannot answer.
+	a, err := caddy.ActiveContext().App("livefyre")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := a.(*App).Stats(time.Now()); err != nil || st.Networks["example.fyre.co"].Awaiting != 1 {
+		t.Errorf("the admin API's stats: %+v, %v; want u1 awaiting its pull", st, err)
+	}
+	var apiErr caddy.APIError
+	if _, err := a.(*App).Queue(); !errors.As(err, &apiErr) || apiErr.HTTPStatus != http.StatusNotImplemented {
+		t.Errorf("App.Queue in fleet mode: %v, want a 501", err)
+	}
+	if b, err := a.(*App).Backend(); err != nil || b != s.queue {
+		t.Errorf("App.Backend in fleet mode: %v, %v", b, err)
+	}
 	app.release()
 	waitFor(t, "the pull of u1 to confirm its ping in PostgreSQL", 10*time.Second, func() bool {
 		_, err := pg.Get("example.fyre.co", "u1")
@@ -236,5 +258,158 @@ func assertNoDSN(t *testing.T, logFile, dsn string) {
 		if strings.Contains(string(log), part) {
 			t.Errorf("the log holds %q, part of the DSN", part)
 		}
+	}
+}
+
+// TestFleetSpoolsWhilePostgresIsDown: with PostgreSQL down, a watched
+// update still gets its 2xx, committed to the spool, and reaches Livefyre
+// once PostgreSQL is back. The errors met meanwhile are logged with the
+// DSN's parts taken out.
+func TestFleetSpoolsWhilePostgresIsDown(t *testing.T) {
+	srv := pgtest.Private(t)
+	_, dsn, err := srv.CreateDatabase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LIVEFYRE_DATABASE_URL", dsn)
+	app := newGatedApp()
+	app.release()
+	appSrv := httptest.NewServer(app)
+	defer appSrv.Close()
+	port, dir, logs := freePort(t), t.TempDir(), t.TempDir()
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	emu := livefyretest.NewServer(livefyretest.Config{Key: networkKeySecret, Template: base + "/livefyre/pull/{id}"})
+	defer emu.Close()
+	runCaddy(t, fleetCaddyfile(port, dir, logs, emu.URL, appSrv.URL, ""))
+	s := runningStore(t)
+
+	if err := srv.Down(); err != nil {
+		t.Fatal(err)
+	}
+	put(t, base, "down1")
+	if n, err := s.fleet.SpoolJobs(); err != nil || n != 1 {
+		t.Fatalf("after a 2xx with PostgreSQL down, the spool holds %d pings (%v), want 1", n, err)
+	}
+	logFile := filepath.Join(logs, "caddy.log")
+	waitFor(t, "the failed forward to be logged", 10*time.Second, func() bool {
+		b, _ := os.ReadFile(logFile)
+		return strings.Contains(string(b), "PostgreSQL did not take the spooled pings")
+	})
+	if err := srv.Up(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the spooled ping to reach Livefyre and its pull", 30*time.Second, func() bool {
+		n, err := s.fleet.SpoolJobs()
+		p, ok := emu.Profile("down1")
+		return err == nil && n == 0 && ok && p.DisplayName == "User down1"
+	})
+
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	assertNoDSN(t, logFile, dsn)
+	if b, _ := os.ReadFile(logFile); !strings.Contains(string(b), redacted) {
+		t.Errorf("no error naming PostgreSQL's address was logged (redacted), so the check above proves nothing:\n%s", b)
+	}
+}
+
+// TestFleetStartErrors: a DSN whose placeholder is empty fails naming the
+// placeholder; a PostgreSQL that cannot be reached at start-up fails the
+// start with a clear error that names none of the DSN's parts, and leaves
+// the storage directory free.
+func TestFleetStartErrors(t *testing.T) {
+	port, dir, logs := freePort(t), t.TempDir(), t.TempDir()
+	load := func(dsn string) error {
+		t.Setenv("LIVEFYRE_DATABASE_URL", dsn)
+		t.Setenv("XDG_DATA_HOME", t.TempDir())
+		t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+		out, err := adapt(t, fleetCaddyfile(port, dir, logs, "http://127.0.0.1:1", "http://127.0.0.1:1", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = caddy.Load(out, true)
+		if err == nil {
+			t.Cleanup(func() { caddy.Stop() })
+		}
+		return err
+	}
+
+	err := load("")
+	if err == nil || !strings.Contains(err.Error(), "{env.LIVEFYRE_DATABASE_URL} is empty: the environment variable LIVEFYRE_DATABASE_URL is unset or empty") {
+		t.Fatalf("an empty DSN: %v", err)
+	}
+
+	secrets := []string{"/nonexistent-pg-3c1d", "secret-user-91a", "secret-db-2b7", "secret-pw-6f0"}
+	for _, dsn := range []string{
+		"host=" + secrets[0] + " user=" + secrets[1] + " dbname=" + secrets[2] + " password=" + secrets[3],
+		"postgres://" + secrets[1] + ":" + secrets[3] + "@127.0.0.1:1/" + secrets[2] + "?connect_timeout=5",
+	} {
+		err := load(dsn)
+		if err == nil {
+			t.Fatalf("Caddy started on an unreachable PostgreSQL")
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, "connecting to the PostgreSQL of queue postgres") {
+			t.Errorf("the error does not say what failed: %s", msg)
+		}
+		for _, s := range append(secrets, "127.0.0.1:1") {
+			if strings.Contains(msg, s) {
+				t.Errorf("the error names %q, part of the DSN: %s", s, msg)
+			}
+		}
+	}
+	// The spool the failed starts opened was closed again.
+	q, err := queue.Open(queue.Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("the storage directory stayed locked: %v", err)
+	}
+	q.Close()
+}
+
+// TestRedactorKeepsTheError: a redacted pgx error still unwraps to it.
+func TestRedactorKeepsTheError(t *testing.T) {
+	dsn := "host=/nonexistent-pg-77 user=ru dbname=rdb-secret password=rpw-secret"
+	_, err := pgqueue.New(context.Background(), pgqueue.Options{DSN: dsn})
+	if err == nil {
+		t.Fatal("connected to nothing")
+	}
+	got := newRedactor(dsn).err(err)
+	for _, s := range []string{"/nonexistent-pg-77", "user=ru", "rdb-secret", "rpw-secret"} {
+		if strings.Contains(got.Error(), s) {
+			t.Errorf("%q left in %s", s, got)
+		}
+	}
+	var ce *pgconn.ConnectError
+	if !errors.As(got, &ce) {
+		t.Errorf("the redacted error no longer unwraps to pgx's: %#v", got)
+	}
+	if !strings.Contains(got.Error(), "user="+redacted) {
+		t.Errorf("want user=%s in %s", redacted, got)
+	}
+}
+
+// TestFleetSwitchTakesARestart: a reload from the embedded queue to fleet
+// mode on the same storage directory is refused with an error that says
+// to restart, and the running config keeps its queue.
+func TestFleetSwitchTakesARestart(t *testing.T) {
+	t.Setenv("LIVEFYRE_DATABASE_URL", pgtest.Database(t))
+	port, dir, logs := freePort(t), t.TempDir(), t.TempDir()
+	fleetCfg := fleetCaddyfile(port, dir, logs, "http://127.0.0.1:1", "http://127.0.0.1:1", "")
+	badgerCfg := strings.Replace(fleetCfg, "queue postgres {env.LIVEFYRE_DATABASE_URL} {\n\t\t\tschema    fleet_test\n\t\t\tmax_conns 4\n\t\t}", "", 1)
+	if badgerCfg == fleetCfg {
+		t.Fatal("could not take the queue out of the config")
+	}
+	runCaddy(t, badgerCfg)
+	s := runningStore(t)
+	out, err := adapt(t, fleetCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = caddy.Load(out, true)
+	if err == nil || !strings.Contains(err.Error(), "switching the queue backend, or its database or schema, takes a restart of Caddy") {
+		t.Fatalf("reload to fleet mode on the same storage: %v", err)
+	}
+	if runningStore(t) != s || s.badger == nil {
+		t.Error("the running config lost its queue")
 	}
 }

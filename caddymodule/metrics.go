@@ -73,6 +73,12 @@ var (
 		"Jobs in the ping queue by state: pending, leased, retrying, dead, awaiting (a pull of a ping Livefyre accepted).", []string{"network", "state"}, nil)
 	descOldestPending = prometheus.NewDesc("caddy_livefyre_queue_oldest_pending_age_seconds",
 		"How long the oldest update still owed a ping has waited; 0 when none is owed.", []string{"network"}, nil)
+	// In fleet mode the queue gauges above are the fleet's, the same on
+	// every replica; the spool is this replica's.
+	descQueueBackend = prometheus.NewDesc("caddy_livefyre_queue_backend",
+		"The ping queue's engine, as a label: badger (embedded, this replica's own) or postgres (fleet mode, shared by the replicas; the queue gauges are then the fleet's). Always 1.", []string{"backend"}, nil)
+	descSpoolJobs = prometheus.NewDesc("caddy_livefyre_spool_jobs",
+		"Fleet mode only: pings this replica committed to its local spool because PostgreSQL did not take them in time, not yet forwarded. Non-zero only while PostgreSQL is unreachable from this replica; absent on the embedded queue.", nil, nil)
 )
 
 // sharedCollectors are registered on every config's registry.
@@ -256,14 +262,24 @@ type queueCollector struct {
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descQueueJobs
 	ch <- descOldestPending
+	ch <- descQueueBackend
+	ch <- descSpoolJobs
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
-	q, networks := c.app.queueForMetrics()
-	if q == nil {
+	s, networks := c.app.storeForMetrics()
+	if s == nil {
 		return
 	}
-	stats, err := q.Stats()
+	// Before the queue's own numbers, which need PostgreSQL in fleet mode:
+	// these two are what an operator looks at while it is unreachable.
+	ch <- prometheus.MustNewConstMetric(descQueueBackend, prometheus.GaugeValue, 1, s.backend())
+	if s.fleet != nil {
+		if n, err := s.fleet.SpoolJobs(); err == nil {
+			ch <- prometheus.MustNewConstMetric(descSpoolJobs, prometheus.GaugeValue, float64(n))
+		}
+	}
+	stats, err := s.queue.Stats()
 	if err != nil {
 		return // closed by a reload or shutdown under the scrape
 	}
@@ -288,9 +304,9 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// queueForMetrics returns the app's open queue and its configured
+// storeForMetrics returns the app's open store and its configured
 // networks, or nil once the app was cleaned up or before it opened one.
-func (a *App) queueForMetrics() (queue.Backend, []string) {
+func (a *App) storeForMetrics() (*store, []string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.store == nil || a.cleanedUp {
@@ -300,5 +316,5 @@ func (a *App) queueForMetrics() (queue.Backend, []string) {
 	for n := range a.networks {
 		networks = append(networks, n)
 	}
-	return a.store.queue, networks
+	return a.store, networks
 }

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-livefyre/caddy-livefyre/delivery"
+	"github.com/caddy-livefyre/caddy-livefyre/internal/pgtest"
 	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
@@ -157,6 +158,74 @@ func TestQueueCollector(t *testing.T) {
 		t.Fatalf("the queue was kept open after Cleanup: %v", err)
 	}
 	q.Close()
+}
+
+// TestQueueCollectorBackend: the backend info metric names the queue's
+// engine; the spool gauge is fleet mode's only, and counts the pings
+// committed to the spool while PostgreSQL is down.
+func TestQueueCollectorBackend(t *testing.T) {
+	a, reg := provisionedApp(t, t.TempDir())
+	if _, err := a.openedStore(); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Cleanup()
+	if got, ok := metricValue(t, reg, "caddy_livefyre_queue_backend", map[string]string{"backend": "badger"}); !ok || got != 1 {
+		t.Errorf("queue_backend{backend=badger} = %v (present %v), want 1", got, ok)
+	}
+	if _, ok := metricValue(t, reg, "caddy_livefyre_queue_backend", map[string]string{"backend": "postgres"}); ok {
+		t.Error("the embedded queue reports the postgres backend")
+	}
+	if _, ok := metricValue(t, reg, "caddy_livefyre_spool_jobs", nil); ok {
+		t.Error("the embedded queue reports a spool")
+	}
+
+	srv := pgtest.Private(t)
+	_, dsn, err := srv.CreateDatabase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LIVEFYRE_DATABASE_URL", dsn)
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	f := &App{Storage: t.TempDir(), QueueBackend: &QueueConfig{Backend: "postgres", DSN: "{env.LIVEFYRE_DATABASE_URL}"}}
+	if err := f.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer f.Cleanup()
+	freg := ctx.GetMetricsRegistry()
+	if _, ok := metricValue(t, freg, "caddy_livefyre_queue_backend", nil); ok {
+		t.Error("the backend is reported before the queue is opened")
+	}
+	if _, err := f.openedStore(); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := metricValue(t, freg, "caddy_livefyre_queue_backend", map[string]string{"backend": "postgres"}); !ok || got != 1 {
+		t.Errorf("queue_backend{backend=postgres} = %v (present %v), want 1", got, ok)
+	}
+	if got, ok := metricValue(t, freg, "caddy_livefyre_spool_jobs", nil); !ok || got != 0 {
+		t.Errorf("spool_jobs = %v (present %v), want 0 with PostgreSQL up", got, ok)
+	}
+	if err := srv.Down(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"s1", "s2"} {
+		if _, err := f.enqueue("spool.fyre.co", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, ok := metricValue(t, freg, "caddy_livefyre_spool_jobs", nil); !ok || got != 2 {
+		t.Errorf("spool_jobs = %v (present %v), want 2 with PostgreSQL down", got, ok)
+	}
+	if got, ok := metricValue(t, freg, "caddy_livefyre_queue_backend", map[string]string{"backend": "postgres"}); !ok || got != 1 {
+		t.Errorf("with PostgreSQL down, queue_backend{backend=postgres} = %v (present %v), want 1", got, ok)
+	}
+	if err := srv.Up(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the spool to be forwarded", 30*time.Second, func() bool {
+		got, ok := metricValue(t, freg, "caddy_livefyre_spool_jobs", nil)
+		return ok && got == 0
+	})
 }
 
 func TestQueueCollectorScrapeDuringCleanup(t *testing.T) {
