@@ -163,7 +163,7 @@ func newFleet(t *testing.T, o fleetOptions) *fleet {
 	}
 	for _, r := range f.replicas {
 		if v, ok := r.metric("caddy_livefyre_queue_backend", "backend", "postgres"); !ok || v != 1 {
-			t.Errorf("replica %d does not report caddy_livefyre_queue_backend{backend=\"postgres\"} 1: it is not in fleet mode", r.i)
+			t.Fatalf("replica %d does not report caddy_livefyre_queue_backend{backend=\"postgres\"} 1: it is not in fleet mode", r.i)
 		}
 	}
 	return f
@@ -311,6 +311,22 @@ func (f *fleet) waitPinged(want map[string]bool, timeout time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
+			for _, u := range some {
+				var tried []string
+				for _, p := range f.pings() {
+					if p.user == u {
+						tried = append(tried, fmt.Sprintf("replica %d at %s: %d", p.replica, p.time.Format(time.StampMilli), p.status))
+					}
+				}
+				f.t.Logf("%s: pings %v; the app saw %d PUTs", u, tried, f.app.Requests("PUT /api/users/"+u))
+				for _, r := range f.replicas {
+					for _, line := range strings.Split(r.logs.String(), "\n") {
+						if strings.Contains(line, `"`+u+`"`) {
+							f.t.Logf("replica %d: %s", r.i, line)
+						}
+					}
+				}
+			}
 			f.t.Fatalf("after %v, %d of %d acknowledged users were never pinged (e.g. %v)", timeout, missing, len(want), some)
 		}
 		time.Sleep(50 * time.Millisecond)
