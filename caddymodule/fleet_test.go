@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/caddy-livefyre/caddy-livefyre/internal/pgtest"
@@ -222,6 +223,11 @@ func TestFleetClosedLoopAndReload(t *testing.T) {
 	if p, ok := emu.Profile("u1"); !ok || p.DisplayName != "User u1" {
 		t.Fatalf("Livefyre's profile of u1 is %+v (stored: %v)", p, ok)
 	}
+	// The ping took its turn from the fleet's token bucket in PostgreSQL,
+	// not from one of this process.
+	if n := bucketRows(t, dsn, "example.fyre.co"); n != 1 {
+		t.Errorf("the fleet's rate_buckets hold %d rows for the network, want 1", n)
+	}
 
 	// A reload (here: another worker count) keeps the pooled queue.
 	runCaddy(t, fleetCaddyfile(port, dir, logs, emu.URL, appSrv.URL, "workers 2"))
@@ -242,6 +248,23 @@ func TestFleetClosedLoopAndReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertNoDSN(t, filepath.Join(logs, "caddy.log"), dsn)
+}
+
+// bucketRows counts network's token buckets in the fleet's schema.
+func bucketRows(t *testing.T, dsn, network string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM fleet_test.rate_buckets WHERE network = $1`, []byte(network)).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // assertNoDSN fails if the log holds the DSN or a part of it.
@@ -411,5 +434,44 @@ func TestFleetSwitchTakesARestart(t *testing.T) {
 	}
 	if runningStore(t) != s || s.badger == nil {
 		t.Error("the running config lost its queue")
+	}
+}
+
+// TestFleetStopFinishesThePingInFlight: a replica stopped while a ping is
+// in flight lets it finish (drain_timeout) before it closes the queue, so
+// the ping is recorded as sent in PostgreSQL, not handed back to be sent
+// again by another replica.
+func TestFleetStopFinishesThePingInFlight(t *testing.T) {
+	dsn := pgtest.Database(t)
+	t.Setenv("LIVEFYRE_DATABASE_URL", dsn)
+	app := newGatedApp()
+	app.release()
+	appSrv := httptest.NewServer(app)
+	defer appSrv.Close()
+	port, dir, logs := freePort(t), t.TempDir(), t.TempDir()
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	// No pull comes during the test: the job stays awaiting it.
+	emu := livefyretest.NewServer(livefyretest.Config{Key: networkKeySecret, Template: base + "/livefyre/pull/{id}", PullDelay: time.Hour})
+	defer emu.Close()
+	emu.SetPingLatency(time.Second)
+	runCaddy(t, fleetCaddyfile(port, dir, logs, emu.URL, appSrv.URL, "drain_timeout 30s"))
+	pg := peer(t, dsn)
+
+	put(t, base, "u1")
+	waitFor(t, "u1's ping to be in flight", 10*time.Second, func() bool {
+		j, err := pg.Get("example.fyre.co", "u1")
+		return err == nil && j.State == queue.Leased
+	})
+	stopAt := time.Now()
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stop took %v", time.Since(stopAt))
+	j, err := pg.Get("example.fyre.co", "u1")
+	if err != nil || j.State != queue.Awaiting {
+		t.Errorf("after the stop, u1's job is %+v (%v), want its ping recorded as sent (awaiting its pull)", j, err)
+	}
+	if pings := emu.Pings(); len(pings) != 1 || pings[0].Status != http.StatusOK {
+		t.Errorf("Livefyre saw %+v, want one ping answered 200", pings)
 	}
 }

@@ -176,3 +176,49 @@ func TestDoctorFlagsCleartext(t *testing.T) {
 		})
 	}
 }
+
+// TestProvisionChecksJSONQueue: fleet mode written in JSON gets the
+// Caddyfile's checks when `caddy validate` provisions it, never quoting
+// the DSN, and validate connects to nothing.
+func TestProvisionChecksJSONQueue(t *testing.T) {
+	t.Setenv("XDG_DATA_HOME", t.TempDir())
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("LIVEFYRE_DATABASE_URL", "host=/nonexistent-validate user=u dbname=d")
+	t.Setenv("LF_TEST_UNSET_DSN", "")
+	tests := []struct {
+		name  string
+		queue string
+		want  string // a piece of the error; "" for none
+	}{
+		{"literal DSN", `{"backend": "postgres", "dsn": "` + dsnSecret + `"}`, "queue postgres: the database URL must be a runtime placeholder"},
+		{"no DSN", `{"backend": "postgres"}`, "queue postgres needs the database URL"},
+		{"other backend", `{"backend": "redis", "dsn": "{env.LIVEFYRE_DATABASE_URL}"}`, `the backend must be "postgres"`},
+		{"bad schema", `{"backend": "postgres", "dsn": "{env.LIVEFYRE_DATABASE_URL}", "schema": "Live"}`, `schema: schema name "Live"`},
+		{"max_conns too many", `{"backend": "postgres", "dsn": "{env.LIVEFYRE_DATABASE_URL}", "max_conns": 1001}`, "max_conns must be between 1 and 1000, not 1001"},
+		{"negative max_conns", `{"backend": "postgres", "dsn": "{env.LIVEFYRE_DATABASE_URL}", "max_conns": -1}`, "max_conns must be between 1 and 1000"},
+		{"empty DSN variable", `{"backend": "postgres", "dsn": "{env.LF_TEST_UNSET_DSN}"}`, "queue postgres: {env.LF_TEST_UNSET_DSN} is empty: the environment variable LF_TEST_UNSET_DSN is unset or empty"},
+		{"valid, PostgreSQL not needed to validate", `{"backend": "postgres", "dsn": "{env.LIVEFYRE_DATABASE_URL}", "schema": "fleet", "max_conns": 4}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var cfg caddy.Config
+			if err := json.Unmarshal([]byte(`{"admin": {"disabled": true}, "apps": {"livefyre": {"storage": "`+t.TempDir()+`", "queue": `+tt.queue+`}}}`), &cfg); err != nil {
+				t.Fatal(err)
+			}
+			err := caddy.Validate(&cfg)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("validate: %v", err)
+			case tt.want == "":
+				return
+			case err == nil:
+				t.Fatalf("validate succeeded, want an error containing %q", tt.want)
+			case !strings.Contains(err.Error(), tt.want):
+				t.Errorf("error %q\nwant it to contain %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), dsnPassword) {
+				t.Errorf("the error quotes the DSN: %q", err)
+			}
+		})
+	}
+}
