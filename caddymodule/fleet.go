@@ -88,6 +88,9 @@ func openFleet(sp *pgSpec, spool *queue.Queue, log *zap.Logger) (*fleet.Queue, q
 		log.Warn("PostgreSQL did not take the spooled pings; they stay in the spool and are tried again",
 			zap.Int("spool_jobs", n), zap.Error(sp.redact.err(err)))
 	}})
+	n, _ := spoolJobs(spool)
+	log.Info("livefyre queue is in PostgreSQL (fleet mode), with the spool in storage",
+		zap.Int("max_conns", sp.maxConns), zap.Int("spool_jobs", n))
 	return fq, &fleetBackend{q: fq, r: sp.redact}, nil
 }
 

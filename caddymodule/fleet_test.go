@@ -247,7 +247,11 @@ func TestFleetClosedLoopAndReload(t *testing.T) {
 	if err := caddy.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	assertNoDSN(t, filepath.Join(logs, "caddy.log"), dsn)
+	logFile := filepath.Join(logs, "caddy.log")
+	assertNoDSN(t, logFile, dsn)
+	if b, _ := os.ReadFile(logFile); !strings.Contains(string(b), `"livefyre queue is in PostgreSQL (fleet mode), with the spool in storage","schema":"fleet_test"`) {
+		t.Error("the start did not log that the queue is in PostgreSQL, and in which schema")
+	}
 }
 
 // bucketRows counts network's token buckets in the fleet's schema.
