@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/zap"
 
 	"github.com/caddy-livefyre/caddy-livefyre/internal/pgtest"
 	"github.com/caddy-livefyre/caddy-livefyre/livefyretest"
@@ -477,5 +478,50 @@ func TestFleetStopFinishesThePingInFlight(t *testing.T) {
 	}
 	if pings := emu.Pings(); len(pings) != 1 || pings[0].Status != http.StatusOK {
 		t.Errorf("Livefyre saw %+v, want one ping answered 200", pings)
+	}
+}
+
+// TestFleetEnqueueAfterCleanup is TestEnqueueAfterCleanup in fleet mode: a
+// late write of an unloaded config reaches PostgreSQL, through the running
+// config's queue after a reload, or through one opened for it at exit, which
+// leaves the spool directory free again.
+func TestFleetEnqueueAfterCleanup(t *testing.T) {
+	dsn := pgtest.Database(t)
+	t.Setenv("LIVEFYRE_DATABASE_URL", dsn)
+	sp, err := (&QueueConfig{Backend: "postgres", DSN: "{env.LIVEFYRE_DATABASE_URL}", Schema: "fleet_test"}).spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	old := &App{log: zap.NewNop(), dir: dir, pg: sp}
+	if _, err := old.enqueue("example.fyre.co", "before"); err != nil {
+		t.Fatalf("enqueue: %v", err)
+	}
+	next := &App{log: zap.NewNop(), dir: dir, pg: sp}
+	if _, err := next.openedStore(); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Cleanup(); err != nil {
+		t.Fatalf("Cleanup: %v", err)
+	}
+	if _, err := old.enqueue("example.fyre.co", "during-reload"); err != nil {
+		t.Fatalf("late enqueue after a reload: %v", err)
+	}
+	if err := next.Cleanup(); err != nil {
+		t.Fatalf("Cleanup: %v", err)
+	}
+	if _, err := old.enqueue("example.fyre.co", "during-exit"); err != nil {
+		t.Fatalf("late enqueue while exiting: %v", err)
+	}
+	q, err := queue.Open(queue.Options{Dir: dir}) // fails if anything still holds the spool
+	if err != nil {
+		t.Fatalf("the spool was left open: %v", err)
+	}
+	q.Close()
+	pg := peer(t, dsn)
+	for _, u := range []string{"before", "during-reload", "during-exit"} {
+		if _, err := pg.Get("example.fyre.co", u); err != nil {
+			t.Errorf("%s did not reach PostgreSQL: %v", u, err)
+		}
 	}
 }
