@@ -18,6 +18,7 @@ import (
 	"github.com/caddy-livefyre/caddy-livefyre/livefyretest"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
+	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
 
 // pullSummary is the job view's summary, which the pull tests check.
@@ -46,9 +47,9 @@ func TestResyncSortsLines(t *testing.T) {
 		{"blank lines", "\n\na\n   \n", resyncReport{Lines: 4, Queued: 1, Blank: 3}},
 		{"duplicates coalesce", "a\na\nb\na\n", resyncReport{Lines: 4, Queued: 2, Coalesced: 2}},
 		{"bad ids", "a\nb c\n..\nd/e\nok\n", resyncReport{Lines: 5, Queued: 2, Bad: 3, BadLines: []badLine{
-			{Line: 2, Text: "b c", Reason: "not a Livefyre user id (letters, digits, _ . - only)"},
-			{Line: 3, Text: "..", Reason: "not a Livefyre user id (letters, digits, _ . - only)"},
-			{Line: 4, Text: "d/e", Reason: "not a Livefyre user id (letters, digits, _ . - only)"},
+			{Line: 2, Text: "b c", Reason: "not a Livefyre user id: " + userid.Rule},
+			{Line: 3, Text: "..", Reason: "not a Livefyre user id: " + userid.Rule},
+			{Line: 4, Text: "d/e", Reason: "not a Livefyre user id: " + userid.Rule},
 		}}},
 		{"id too long for the queue", "a\n" + strings.Repeat("y", queue.MaxIDLen+1) + "\nb\n", resyncReport{Lines: 3, Queued: 2, Bad: 1, BadLines: []badLine{
 			{Line: 2, Text: strings.Repeat("y", 64) + "…", Reason: fmt.Sprintf("longer than %d bytes", queue.MaxIDLen)},
@@ -57,7 +58,7 @@ func TestResyncSortsLines(t *testing.T) {
 			{Line: 2, Text: strings.Repeat("x", 64) + "…", Reason: fmt.Sprintf("longer than %d bytes", maxResyncLine)},
 		}}},
 		{"invalid UTF-8", "a\n\xff\xfe\n", resyncReport{Lines: 2, Queued: 1, Bad: 1, BadLines: []badLine{
-			{Line: 2, Text: "\uFFFD", Reason: "not a Livefyre user id (letters, digits, _ . - only)"},
+			{Line: 2, Text: "\uFFFD", Reason: "not a Livefyre user id: " + userid.Rule},
 		}}},
 		{"empty", "", resyncReport{}},
 	}

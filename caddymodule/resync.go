@@ -98,7 +98,7 @@ func (r *resyncer) line(line []byte) {
 	case len(id) > queue.MaxIDLen:
 		r.report.bad(line, fmt.Sprintf("longer than %d bytes", queue.MaxIDLen))
 	case !userid.Valid(id):
-		r.report.bad(line, "not a Livefyre user id (letters, digits, _ . - only)")
+		r.report.bad(line, "not a Livefyre user id: "+userid.Rule)
 	default:
 		r.batch = append(r.batch, resyncID{line: r.report.Lines, id: id})
 	}

@@ -15,8 +15,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-livefyre/caddy-livefyre/adminapi"
-	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
+	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
 
 func init() {
@@ -406,12 +406,11 @@ func (a *AdminAPI) doctor(w http.ResponseWriter, r *http.Request, app App) error
 	return writeJSON(w, http.StatusOK, app.Doctor(r.Context(), req))
 }
 
-// checkUserID refuses what is not a Livefyre user id that can stand as one
-// URL path segment ("." and ".." match Livefyre's pattern, but name a
-// path's segment itself or its parent). field names it in the error.
+// checkUserID refuses, with a 400, what userid.Valid refuses. field names
+// the id as the request does.
 func checkUserID(field, id string) error {
-	if !pullclient.ValidUserID(id) || id == "." || id == ".." {
-		return adminapi.BadRequest("invalid %s %q: it must match ^[A-Za-z0-9_.-]+$", field, id)
+	if err := userid.CheckAs(field, id); err != nil {
+		return adminapi.Errorf(http.StatusBadRequest, "%w", err)
 	}
 	return nil
 }
