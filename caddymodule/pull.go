@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"time"
@@ -18,6 +19,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/caddy-livefyre/caddy-livefyre/internal/profilecache"
+	"github.com/caddy-livefyre/caddy-livefyre/internal/pullguard"
 	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/userid"
@@ -162,11 +165,19 @@ type Pull struct {
 	mapper      *profile.Mapper
 	http        *http.Client
 	dialTimeout time.Duration
-	allow       ipAllowlist     // nil: any client
-	failures    *failureLimiter // nil: no limit
-	cache       *profileCache   // nil: no cache
-	network     string          // the network whose updates invalidate cache
+	allow       pullguard.Allowlist // nil: any client
+	failures    *pullguard.Limiter  // nil: no limit
+	cache       *profilecache.Cache // nil: no cache
+	network     string              // the network whose updates invalidate cache
 }
+
+// profileCaches finds the caches of every pull endpoint of a network, so
+// that an update any watcher sees reaches them all (invalidateProfile).
+var profileCaches profilecache.Registry
+
+// invalidateProfile drops the cached profile of user id on network from
+// every pull endpoint's cache. The watcher calls it for each update it sees.
+func invalidateProfile(network, id string) { profileCaches.Invalidate(network, id) }
 
 const defaultMaxPullResponse = 1 << 20
 
@@ -221,7 +232,7 @@ func (p *Pull) provision() error {
 		p.dialTimeout = min(timeout, time.Duration(p.DialTimeout))
 	}
 	if len(p.AllowIPs) > 0 {
-		if p.allow, err = parseAllowIPs(p.AllowIPs); err != nil {
+		if p.allow, err = pullguard.ParseAllowlist(p.AllowIPs); err != nil {
 			return err
 		}
 	}
@@ -230,10 +241,10 @@ func (p *Pull) provision() error {
 		if err != nil {
 			return err
 		}
-		p.failures = newFailureLimiter(n, per, nil)
+		p.failures = pullguard.NewLimiter(n, per, nil)
 	}
 	if p.Cache > 0 {
-		p.cache = newProfileCache(time.Duration(p.Cache), nil)
+		p.cache = profilecache.New(time.Duration(p.Cache), nil)
 	}
 	// The client takes nothing from Livefyre's request: no header of it is
 	// forwarded (hop-by-hop, cookies or any other), only header_up.
@@ -271,7 +282,7 @@ func checkHeaderUp(name string) error {
 func (p *Pull) register(network string) {
 	p.network = network
 	if p.cache != nil {
-		profileCaches.add(network, p.cache)
+		profileCaches.Add(network, p.cache)
 	}
 }
 
@@ -282,7 +293,7 @@ func (p *Pull) cleanup() {
 		p.http.CloseIdleConnections()
 	}
 	if p.cache != nil && p.network != "" {
-		profileCaches.remove(p.network, p.cache)
+		profileCaches.Remove(p.network, p.cache)
 	}
 }
 
@@ -391,13 +402,13 @@ func (h *PullHandler) answerPull(w http.ResponseWriter, r *http.Request) pullAns
 		id = ""
 	}
 	peer, client, addrOK := clientAddrs(r)
-	if p.allow != nil && (!addrOK || !p.allow.admits(peer, client)) {
+	if p.allow != nil && (!addrOK || !p.allow.Admits(peer, client)) {
 		w.WriteHeader(http.StatusForbidden)
 		return pullAnswer{status: http.StatusForbidden, id: id, reason: "client not in allow_ips"}
 	}
 	if p.failures != nil {
-		if wait, limited := p.failures.blocked(client); limited {
-			w.Header().Set("Retry-After", retryAfter(wait))
+		if wait, limited := p.failures.Blocked(client); limited {
+			w.Header().Set("Retry-After", pullguard.RetryAfter(wait))
 			w.WriteHeader(http.StatusTooManyRequests)
 			return pullAnswer{status: http.StatusTooManyRequests, id: id, reason: "too many invalid tokens from this client"}
 		}
@@ -406,7 +417,7 @@ func (h *PullHandler) answerPull(w http.ResponseWriter, r *http.Request) pullAns
 	// over-long one before decoding anything.
 	if err := h.tokens.Validate(r.URL.Query().Get("lftoken")); err != nil {
 		if p.failures != nil {
-			p.failures.fail(client)
+			p.failures.Fail(client)
 		}
 		w.WriteHeader(http.StatusForbidden)
 		return pullAnswer{status: http.StatusForbidden, id: id, reason: tokenReason(err)}
@@ -426,13 +437,13 @@ func (h *PullHandler) answerPull(w http.ResponseWriter, r *http.Request) pullAns
 	}
 	log := h.log.With(zap.String("network", h.tokens.Network), zap.String("user_id", id))
 
-	body, cached := p.cache.get(id)
+	body, cached := p.cache.Get(id)
 	if !cached {
-		gen := p.cache.begin(id)
+		gen := p.cache.Begin(id)
 		var status int
 		var failure string
 		body, status, failure = p.profile(r, id, log, h.metrics)
-		p.cache.end(id, gen, body)
+		p.cache.End(id, gen, body)
 		if body == nil {
 			http.Error(w, http.StatusText(status), status)
 			return pullAnswer{status: status, id: id, failure: failure}
@@ -446,6 +457,32 @@ func (h *PullHandler) answerPull(w http.ResponseWriter, r *http.Request) pullAns
 		_, _ = w.Write(body)
 	}
 	return pullAnswer{status: http.StatusOK, id: id, cached: cached}
+}
+
+// clientAddrs returns the request's direct peer and the client Caddy
+// derived for it: the same address unless the peer is one of the server's
+// trusted_proxies, in which case it comes from the forwarding headers. Outside
+// a Caddy server (no vars in the context) the client is the peer. ok is false
+// when an address does not parse (a unix socket peer, say).
+func clientAddrs(r *http.Request) (peer, client netip.Addr, ok bool) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err = netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, netip.Addr{}, false
+	}
+	peer = peer.WithZone("").Unmap()
+	client = peer
+	if s, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); s != "" {
+		c, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Addr{}, netip.Addr{}, false
+		}
+		client = c.WithZone("").Unmap()
+	}
+	return peer, client, true
 }
 
 // profile fetches the app's JSON for id and maps it: the profile to send,
