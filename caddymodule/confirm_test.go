@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-livefyre/caddy-livefyre/delivery"
+	"github.com/caddy-livefyre/caddy-livefyre/operator/doctor"
 	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
@@ -137,23 +138,23 @@ func counterOf(t *testing.T, c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-// Doctor says whether pulls confirm pings, and warns once this Caddy has
-// concluded that a replica with its own queue shares the pull endpoint.
-func TestDoctorConfirmCheck(t *testing.T) {
+// Checkup tells doctor whether pulls confirm pings, as configured, and
+// whether this Caddy has concluded that a replica with its own queue shares
+// the pull endpoint.
+func TestCheckupConfirm(t *testing.T) {
 	const network = "confirm-doctor.fyre.co"
-	a := &App{}
+	a := &App{networks: map[string]*pullclient.Client{network: {Network: network}}}
 	if err := a.registerConfirm(network, nil, true); err != nil {
 		t.Fatal(err)
 	}
-	check := func() doctorCheck {
-		d := &doctorRun{report: doctorReport{OK: true}, now: time.Now}
-		d.checkConfirm(a, network)
-		if len(d.report.Checks) != 1 {
-			t.Fatalf("checks %+v", d.report.Checks)
+	confirm := func() doctor.Confirm {
+		n, ok := a.Checkup(network)
+		if !ok {
+			t.Fatal("a configured network has no checkup")
 		}
-		return d.report.Checks[0]
+		return n.Confirm
 	}
-	if c := check(); c.Status != checkPass || !strings.Contains(c.Detail, "within 15m0s, attempts 3") || !strings.Contains(c.Detail, "fleet mode") {
+	if c := confirm(); c != (doctor.Confirm{On: true, Setting: "within 15m0s, attempts 3", Served: true}) {
 		t.Errorf("default: %+v", c)
 	}
 	sib := siblingsOf(network)
@@ -163,11 +164,14 @@ func TestDoctorConfirmCheck(t *testing.T) {
 	if !sib.lenient() {
 		t.Fatal("not lenient")
 	}
-	if c := check(); c.Status != checkWarn || !strings.Contains(c.Fix, "confirm off") {
+	if c := confirm(); !c.Siblings {
 		t.Errorf("with siblings: %+v", c)
 	}
 	if err := a.registerConfirm(network, &ConfirmConfig{Off: true}, true); err == nil {
 		t.Error("two sites of one network with different confirm settings were accepted")
+	}
+	if _, ok := a.Checkup("other.fyre.co"); ok {
+		t.Error("a network nobody configures has a checkup")
 	}
 }
 

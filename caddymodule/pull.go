@@ -420,7 +420,7 @@ func (h *PullHandler) answerPull(w http.ResponseWriter, r *http.Request) pullAns
 			p.failures.Fail(client)
 		}
 		w.WriteHeader(http.StatusForbidden)
-		return pullAnswer{status: http.StatusForbidden, id: id, reason: tokenReason(err)}
+		return pullAnswer{status: http.StatusForbidden, id: id, reason: pullclient.TokenReason(err)}
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -607,17 +607,6 @@ func redactURLError(err error) string {
 		return ue.Err.Error()
 	}
 	return err.Error()
-}
-
-// tokenReason names why a token was refused, without the token.
-func tokenReason(err error) string {
-	for _, e := range []error{pullclient.ErrTokenMissing, pullclient.ErrTokenMalformed, pullclient.ErrTokenAlg,
-		pullclient.ErrTokenSignature, pullclient.ErrTokenDomain, pullclient.ErrTokenUser, pullclient.ErrTokenExpired} {
-		if errors.Is(err, e) {
-			return e.Error()
-		}
-	}
-	return "invalid token"
 }
 
 // Interface guards

@@ -17,7 +17,9 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-livefyre/caddy-livefyre/adminapi"
 	"github.com/caddy-livefyre/caddy-livefyre/delivery"
+	"github.com/caddy-livefyre/caddy-livefyre/operator/doctor"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
 	"github.com/caddy-livefyre/caddy-livefyre/statuspage"
@@ -372,7 +374,7 @@ func (src statusSource) deadLetters(network string, userIDs []string, act func(q
 }
 
 func (src statusSource) Doctor(ctx context.Context) (statuspage.DoctorReport, error) {
-	report := src.app.doctor(ctx, doctorRequest{})
+	report := doctor.Run(ctx, src.app, adminapi.DoctorRequest{})
 	out := statuspage.DoctorReport{OK: report.OK, Checks: make([]statuspage.Check, 0, len(report.Checks))}
 	for _, c := range report.Checks {
 		out.Checks = append(out.Checks, statuspage.Check{Network: c.Network, Name: c.Name, Status: string(c.Status), Detail: c.Detail, Fix: c.Fix})

@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-livefyre/caddy-livefyre/adminapi"
+	"github.com/caddy-livefyre/caddy-livefyre/operator/doctor"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
 	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
@@ -403,7 +404,7 @@ func (a *AdminAPI) doctor(w http.ResponseWriter, r *http.Request, app App) error
 	if networks := app.NetworkNames(); req.Network != "" && !slices.Contains(networks, req.Network) {
 		return adminapi.BadRequest("unknown network %q: the running config has %s", req.Network, listOrNone(networks))
 	}
-	return writeJSON(w, http.StatusOK, app.Doctor(r.Context(), req))
+	return writeJSON(w, http.StatusOK, doctor.Run(r.Context(), app, req))
 }
 
 // checkUserID refuses, with a 400, what userid.Valid refuses. field names

@@ -11,9 +11,9 @@ package operator
 import (
 	"context"
 	"io"
-	"time"
 
 	"github.com/caddy-livefyre/caddy-livefyre/adminapi"
+	"github.com/caddy-livefyre/caddy-livefyre/operator/doctor"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
 )
 
@@ -21,8 +21,9 @@ import (
 // returns are admin API errors (caddy.APIError, see adminapi.Errorf) where
 // the request was at fault, and plain errors otherwise.
 type App interface {
-	// NetworkNames returns the configured networks, sorted.
-	NetworkNames() []string
+	// App gives doctor what it checks, and the networks and the queue's
+	// counts that the routes below need too.
+	doctor.App
 	// ResolveNetwork picks the network a request is about: the one named,
 	// which must be configured, or the only one configured when name is
 	// empty.
@@ -37,9 +38,6 @@ type App interface {
 	// Queue returns the queue of the running config, opening it if need
 	// be.
 	Queue() (*queue.Queue, error)
-	// Stats counts the queue's jobs per network and state, with each
-	// network's latest pings and holds.
-	Stats(now time.Time) (adminapi.Stats, error)
 	// Attempts returns the remembered pings of one user, oldest first.
 	Attempts(network, userID string) []adminapi.PingAttempt
 	// Enqueue durably records that userID on network needs a ping. A
@@ -51,6 +49,4 @@ type App interface {
 	Resync(list io.Reader, network string) (adminapi.ResyncReport, error)
 	// RegisterPullURL sends a network's pull URL template to Livefyre.
 	RegisterPullURL(ctx context.Context, network string) adminapi.Registration
-	// Doctor checks the whole setup of each network, or of req.Network.
-	Doctor(ctx context.Context, req adminapi.DoctorRequest) adminapi.DoctorReport
 }
