@@ -114,18 +114,18 @@ func TestSiblingsRule(t *testing.T) {
 	h, q, token := confirmHandler(t, network)
 	sib := siblingsOf(network)
 	awaitPull(t, q, network, "ok-mine")
-	for range 2 * siblingPulls {
+	for range 2 * delivery.SiblingPulls {
 		serve(t, h, "GET", "/livefyre/pull/ok-mine?lftoken="+token) // Livefyre pulling twice
 	}
-	for i := range siblingPulls - 1 {
+	for i := range delivery.SiblingPulls - 1 {
 		serve(t, h, "GET", fmt.Sprintf("/livefyre/pull/ok-stranger-%d?lftoken=%s", i, token))
 	}
-	if sib.lenient() {
-		t.Fatalf("lenient after %d unexplained pulls and repeated pulls of a confirmed user", siblingPulls-1)
+	if sib.Lenient() {
+		t.Fatalf("lenient after %d unexplained pulls and repeated pulls of a confirmed user", delivery.SiblingPulls-1)
 	}
 	serve(t, h, "GET", "/livefyre/pull/ok-stranger-last?lftoken="+token)
-	if !sib.lenient() || !siblingsSuspected(network) {
-		t.Fatalf("not lenient after %d unexplained pulls", siblingPulls)
+	if !sib.Lenient() || !siblingsSuspected(network) {
+		t.Fatalf("not lenient after %d unexplained pulls", delivery.SiblingPulls)
 	}
 }
 
@@ -158,10 +158,10 @@ func TestCheckupConfirm(t *testing.T) {
 		t.Errorf("default: %+v", c)
 	}
 	sib := siblingsOf(network)
-	for i := range siblingPulls {
-		sib.stranger(zap.NewNop(), network, fmt.Sprint("u", i), time.Now(), time.Minute)
+	for i := range delivery.SiblingPulls {
+		sib.Stranger(zap.NewNop(), fmt.Sprint("u", i), time.Now(), time.Minute)
 	}
-	if !sib.lenient() {
+	if !sib.Lenient() {
 		t.Fatal("not lenient")
 	}
 	if c := confirm(); !c.Siblings {
@@ -172,19 +172,6 @@ func TestCheckupConfirm(t *testing.T) {
 	}
 	if _, ok := a.Checkup("other.fyre.co"); ok {
 		t.Error("a network nobody configures has a checkup")
-	}
-}
-
-// Unexplained pulls older than one window no longer count.
-func TestSiblingsRuleForgetsOldPulls(t *testing.T) {
-	const network = "confirm-siblings-old.fyre.co"
-	sib := siblingsOf(network)
-	long := time.Now().Add(-2 * time.Minute)
-	for i := range siblingPulls {
-		sib.stranger(zap.NewNop(), network, fmt.Sprint("u", i), long, time.Minute)
-	}
-	if sib.lenient() {
-		t.Fatal("lenient on pulls older than the window")
 	}
 }
 

@@ -128,7 +128,7 @@ func (a *App) Checkup(network string) (doctor.Network, bool) {
 // Probing notes a user doctor pulls, or has Livefyre pull: that pull is no
 // sign of a sibling replica.
 func (a *App) Probing(network, user string, at time.Time) {
-	siblingsOf(network).probed(user, at)
+	siblingsOf(network).Probed(user, at)
 }
 
 // doctorPull shows doctor a pull endpoint: its methods are the endpoint's
