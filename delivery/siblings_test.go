@@ -10,7 +10,7 @@ import (
 
 // Unexplained pulls older than one window no longer count.
 func TestSiblingsRuleForgetsOldPulls(t *testing.T) {
-		sib := NewSiblings("example.fyre.co")
+	sib := NewSiblings("example.fyre.co")
 	long := time.Now().Add(-2 * time.Minute)
 	for i := range SiblingPulls {
 		sib.Stranger(zap.NewNop(), fmt.Sprint("u", i), long, time.Minute)
