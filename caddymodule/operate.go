@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -99,12 +98,6 @@ func (a *App) Enqueue(network, userID string) (coalesced bool, err error) {
 		return false, unavailable(err)
 	}
 	return coalesced, nil
-}
-
-// Resync queues a ping on network for every user id in list, one per line,
-// as it reads them.
-func (a *App) Resync(list io.Reader, network string) (adminapi.ResyncReport, error) {
-	return resync(list, network, a.enqueue)
 }
 
 // Checkup returns what doctor checks of a configured network.

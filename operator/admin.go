@@ -343,7 +343,7 @@ func (a *AdminAPI) resync(w http.ResponseWriter, r *http.Request, app App) error
 	// Caddy's admin server allows 10s to read a request; a long list takes
 	// longer, so the deadline moves with every read instead.
 	body := &idleDeadlineReader{r: r.Body, rc: http.NewResponseController(w), idle: time.Minute}
-	report, err := app.Resync(body, network)
+	report, err := resync(body, network, app.Enqueue)
 	if err != nil {
 		return err
 	}

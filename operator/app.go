@@ -10,7 +10,6 @@ package operator
 
 import (
 	"context"
-	"io"
 
 	"github.com/caddy-livefyre/caddy-livefyre/adminapi"
 	"github.com/caddy-livefyre/caddy-livefyre/operator/doctor"
@@ -44,9 +43,6 @@ type App interface {
 	// request that outlasts its config (a reload) still queues into the
 	// running config's queue.
 	Enqueue(network, userID string) (coalesced bool, err error)
-	// Resync queues a ping on network for every user id in list, one per
-	// line, as it reads them.
-	Resync(list io.Reader, network string) (adminapi.ResyncReport, error)
 	// RegisterPullURL sends a network's pull URL template to Livefyre.
 	RegisterPullURL(ctx context.Context, network string) adminapi.Registration
 }
