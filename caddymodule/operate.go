@@ -29,8 +29,6 @@ type (
 	statsReport  = adminapi.Stats
 	networkStats = adminapi.NetworkStats
 	pingAttempt  = adminapi.PingAttempt
-	resyncReport = adminapi.ResyncReport
-	badLine      = adminapi.BadLine
 )
 
 // NetworkNames returns the configured networks, sorted.
