@@ -1,6 +1,8 @@
 // Package operator is the operator surface of caddy-livefyre: the admin API
 // (the admin.api.livefyre module, routes under /livefyre/ of Caddy's admin
-// endpoint) and the `caddy livefyre` commands, which are its client.
+// endpoint, resync among them) and the `caddy livefyre` commands, which are
+// its client. The doctor checks behind POST /livefyre/doctor are package
+// operator/doctor, which the status page runs too.
 //
 // It reaches the running livefyre app only through the App interface, which
 // package caddymodule implements (caddymodule/operate.go); neither package
