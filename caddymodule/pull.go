@@ -554,7 +554,7 @@ func (p *Pull) fetch(ctx context.Context, target string, repl *caddy.Replacer) (
 		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
 			return http.StatusGatewayTimeout, nil, "the app did not answer in time"
 		}
-		return http.StatusBadGateway, nil, "the app is unreachable: " + redactURLError(err)
+		return http.StatusBadGateway, nil, "the app is unreachable: " + pullclient.RedactURLError(err)
 	}
 	defer func() {
 		// Read a short rest so the connection can serve the next pull.
@@ -597,16 +597,6 @@ func (p *Pull) fetch(ctx context.Context, target string, repl *caddy.Replacer) (
 		return http.StatusBadGateway, nil, "the app's answer is not a JSON object"
 	}
 	return http.StatusOK, doc, ""
-}
-
-// redactURLError drops the URL from a client error: the upstream URL may
-// hold credentials placed there by placeholders.
-func redactURLError(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err.Error()
-	}
-	return err.Error()
 }
 
 // Interface guards

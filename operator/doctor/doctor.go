@@ -13,7 +13,6 @@ package doctor
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -290,7 +289,7 @@ func (d *run) checkLivefyre(c *pullclient.Client) {
 	}
 	resp, err := d.http.Do(req)
 	if err != nil {
-		d.add(c.Network, "livefyre", checkFail, fmt.Sprintf("Livefyre's API at %s cannot be reached: %s", base, redactURLError(err)),
+		d.add(c.Network, "livefyre", checkFail, fmt.Sprintf("Livefyre's API at %s cannot be reached: %s", base, pullclient.RedactURLError(err)),
 			"check quill (default https://{prefix}.quill.fyre.co), DNS and this host's outbound HTTPS; queued pings wait and are retried meanwhile")
 		return
 	}
@@ -436,12 +435,12 @@ func (d *run) checkPullURL(app App, c *pullclient.Client, p Pull, user string) {
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(d.ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("the pull URL %s is not usable: %v", shown, redactURLError(err)), "fix the pull URL")
+		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("the pull URL %s is not usable: %v", shown, pullclient.RedactURLError(err)), "fix the pull URL")
 		return
 	}
 	resp, err := d.http.Do(req)
 	if err != nil {
-		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("fetching %s from this host failed: %s", shown, redactURLError(err)),
+		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("fetching %s from this host failed: %s", shown, pullclient.RedactURLError(err)),
 			"Livefyre fetches this URL from the internet: make it resolve and route to this Caddy (the app and mapping checks above ran in-process)")
 		return
 	}
@@ -449,7 +448,7 @@ func (d *run) checkPullURL(app App, c *pullclient.Client, p Pull, user string) {
 	resp.Body.Close()
 	switch {
 	case err != nil:
-		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("reading the answer of %s failed: %s", shown, redactURLError(err)), "see Caddy's log")
+		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("reading the answer of %s failed: %s", shown, pullclient.RedactURLError(err)), "see Caddy's log")
 	case resp.StatusCode == http.StatusForbidden:
 		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("%s refused a fresh system token (HTTP 403)", shown),
 			"the URL reaches another server, or a site with another key; or allow_ips leaves out this host")
@@ -534,16 +533,6 @@ func pullURLs(pulls []Pull) []string {
 		urls[i] = p.URL().String()
 	}
 	return urls
-}
-
-// redactURLError drops the URL from a client error: a pull URL's holds the
-// lftoken.
-func redactURLError(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err.Error()
-	}
-	return err.Error()
 }
 
 // The statuses of a check.
