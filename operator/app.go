@@ -22,8 +22,9 @@ import (
 // returns are admin API errors (caddy.APIError, see adminapi.Errorf) where
 // the request was at fault, and plain errors otherwise.
 type App interface {
-	// App gives doctor what it checks, and the networks and the queue's
-	// counts that the routes below need too.
+	// doctor.App is what doctor checks (Checkup, Probing), and the
+	// networks and the queue's counts (NetworkNames, Stats) that the
+	// routes below need too.
 	doctor.App
 	// ResolveNetwork picks the network a request is about: the one named,
 	// which must be configured, or the only one configured when name is
@@ -41,9 +42,10 @@ type App interface {
 	Queue() (*queue.Queue, error)
 	// Attempts returns the remembered pings of one user, oldest first.
 	Attempts(network, userID string) []adminapi.PingAttempt
-	// Enqueue durably records that userID on network needs a ping. A
-	// request that outlasts its config (a reload) still queues into the
-	// running config's queue.
+	// Enqueue durably records that userID on network needs a ping, for
+	// POST /livefyre/ping and each line of a resync. A request that
+	// outlasts its config (a reload) still queues into the running
+	// config's queue.
 	Enqueue(network, userID string) (coalesced bool, err error)
 	// RegisterPullURL sends a network's pull URL template to Livefyre.
 	RegisterPullURL(ctx context.Context, network string) adminapi.Registration
