@@ -4,8 +4,9 @@
 // syntax, their metrics and events, and the livefyre_status handler. The
 // protocol lives in pullclient, the queue in queue, delivery (retry
 // decisions, the closed loop) in delivery, profile mapping in profile, the
-// user-id rule and URL templates in userid, and the pull endpoint's cache
-// and gates in internal/profilecache and internal/pullguard; this package
+// user-id rule and URL templates in userid, and the pull endpoint's cache,
+// gates and client of the app in internal/profilecache, internal/pullguard
+// and internal/upstream; this package
 // only wires them into Caddy's lifecycle. The admin API, resync and the
 // `caddy livefyre` commands are package operator's, the doctor checks
 // package operator/doctor's; the running App serves them through the

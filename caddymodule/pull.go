@@ -1,12 +1,10 @@
 package caddymodule
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/caddy-livefyre/caddy-livefyre/internal/profilecache"
 	"github.com/caddy-livefyre/caddy-livefyre/internal/pullguard"
+	"github.com/caddy-livefyre/caddy-livefyre/internal/upstream"
 	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/userid"
@@ -163,7 +162,8 @@ type Pull struct {
 	url         *userid.Template // the public pull URL
 	upstream    *userid.Template
 	mapper      *profile.Mapper
-	http        *http.Client
+	appClient   *upstream.Client
+	timeout     time.Duration // the whole request to the app
 	dialTimeout time.Duration
 	allow       pullguard.Allowlist // nil: any client
 	failures    *pullguard.Limiter  // nil: no limit
@@ -180,10 +180,6 @@ var profileCaches profilecache.Registry
 func invalidateProfile(network, id string) { profileCaches.Invalidate(network, id) }
 
 const defaultMaxPullResponse = 1 << 20
-
-// drainLimit is how much of an unused answer fetch reads to keep the
-// connection; a longer one closes it.
-const drainLimit = 64 << 10
 
 // hop-by-hop and credential headers that header_up must not set.
 var forbiddenHeaderUp = map[string]bool{
@@ -223,13 +219,13 @@ func (p *Pull) provision() error {
 	if p.Timeout < 0 || p.DialTimeout < 0 || p.Cache < 0 {
 		return errors.New("timeout, dial_timeout and cache cannot be negative")
 	}
-	timeout := time.Duration(p.Timeout)
-	if timeout <= 0 {
-		timeout = 10 * time.Second
+	p.timeout = time.Duration(p.Timeout)
+	if p.timeout <= 0 {
+		p.timeout = 10 * time.Second
 	}
-	p.dialTimeout = min(timeout, 5*time.Second)
+	p.dialTimeout = min(p.timeout, 5*time.Second)
 	if p.DialTimeout > 0 {
-		p.dialTimeout = min(timeout, time.Duration(p.DialTimeout))
+		p.dialTimeout = min(p.timeout, time.Duration(p.DialTimeout))
 	}
 	if len(p.AllowIPs) > 0 {
 		if p.allow, err = pullguard.ParseAllowlist(p.AllowIPs); err != nil {
@@ -248,17 +244,7 @@ func (p *Pull) provision() error {
 	}
 	// The client takes nothing from Livefyre's request: no header of it is
 	// forwarded (hop-by-hop, cookies or any other), only header_up.
-	p.http = &http.Client{
-		Timeout: timeout,
-		Transport: &http.Transport{
-			Proxy:                 nil,
-			DialContext:           (&net.Dialer{Timeout: p.dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConnsPerHost:   32,
-			IdleConnTimeout:       90 * time.Second,
-			ResponseHeaderTimeout: timeout,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	p.appClient = upstream.New(p.timeout, p.dialTimeout, p.MaxResponse)
 	return nil
 }
 
@@ -289,8 +275,8 @@ func (p *Pull) register(network string) {
 // cleanup drops the upstream client's idle connections (each config has its
 // own client) and unregisters the cache.
 func (p *Pull) cleanup() {
-	if p.http != nil {
-		p.http.CloseIdleConnections()
+	if p.appClient != nil {
+		p.appClient.Close()
 	}
 	if p.cache != nil && p.network != "" {
 		profileCaches.Remove(p.network, p.cache)
@@ -530,73 +516,13 @@ func (p *Pull) profile(r *http.Request, id string, log *zap.Logger, m *networkMe
 	return body, http.StatusOK, ""
 }
 
-// fetch GETs the app's profile of a user. It returns 200 and the decoded
-// JSON, or the status to answer Livefyre with and the reason for the log.
+// fetch GETs the app's profile of a user (see upstream.Client.Fetch), with
+// header_up's per-request placeholders filled from repl.
 func (p *Pull) fetch(ctx context.Context, target string, repl *caddy.Replacer) (int, any, string) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-	if err != nil {
-		return http.StatusBadGateway, nil, "building the upstream request failed"
+	if repl == nil { // not a nil *caddy.Replacer in a non-nil interface
+		return p.appClient.Fetch(ctx, target, p.HeaderUp, nil)
 	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "caddy-livefyre")
-	for name, vals := range p.HeaderUp {
-		req.Header.Del(name)
-		for _, v := range vals {
-			if repl != nil {
-				v = repl.ReplaceAll(v, "")
-			}
-			req.Header.Add(name, v)
-		}
-	}
-	resp, err := p.http.Do(req)
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
-			return http.StatusGatewayTimeout, nil, "the app did not answer in time"
-		}
-		return http.StatusBadGateway, nil, "the app is unreachable: " + pullclient.RedactURLError(err)
-	}
-	defer func() {
-		// Read a short rest so the connection can serve the next pull.
-		_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
-		resp.Body.Close()
-	}()
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		return http.StatusNotFound, nil, "the app has no such user"
-	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		return http.StatusBadGateway, nil, fmt.Sprintf("the app answered %d (a redirect; redirects are not followed)", resp.StatusCode)
-	case resp.StatusCode != http.StatusOK:
-		return http.StatusBadGateway, nil, fmt.Sprintf("the app answered %d", resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, p.MaxResponse+1))
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return http.StatusGatewayTimeout, nil, "the app's answer did not finish in time"
-		}
-		return http.StatusBadGateway, nil, "reading the app's answer: " + err.Error()
-	}
-	if int64(len(body)) > p.MaxResponse {
-		return http.StatusBadGateway, nil, fmt.Sprintf("the app's answer is larger than %d bytes", p.MaxResponse)
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var doc any
-	if err := dec.Decode(&doc); err != nil {
-		return http.StatusBadGateway, nil, "the app's answer is not JSON: " + err.Error()
-	}
-	// One JSON value and nothing after it but whitespace: an answer with
-	// more is not the one document the app meant to send (two objects
-	// glued together, an error page after the JSON), so none of it is
-	// trusted.
-	if rest := bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
-		return http.StatusBadGateway, nil, fmt.Sprintf("the app's answer has %d bytes of data after its JSON value", len(rest))
-	}
-	if _, ok := doc.(map[string]any); !ok {
-		return http.StatusBadGateway, nil, "the app's answer is not a JSON object"
-	}
-	return http.StatusOK, doc, ""
+	return p.appClient.Fetch(ctx, target, p.HeaderUp, repl)
 }
 
 // Interface guards

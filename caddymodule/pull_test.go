@@ -152,8 +152,8 @@ func TestPullProvisionDefaults(t *testing.T) {
 		Upstream: "http://127.0.0.1:3000/api/users/{id}",
 		HeaderUp: http.Header{"x-api-key": {"a"}, "X-Api-Key": {"b"}, "authorization": {"Bearer t"}},
 	})
-	if p.MaxResponse != defaultMaxPullResponse || p.http.Timeout != 10*time.Second {
-		t.Errorf("defaults: max_response %d, timeout %v; want %d, 10s", p.MaxResponse, p.http.Timeout, defaultMaxPullResponse)
+	if p.MaxResponse != defaultMaxPullResponse || p.timeout != 10*time.Second {
+		t.Errorf("defaults: max_response %d, timeout %v; want %d, 10s", p.MaxResponse, p.timeout, defaultMaxPullResponse)
 	}
 	// JSON configs may spell a header in any case; the spellings are one header.
 	if got := p.HeaderUp.Values("X-Api-Key"); len(got) != 2 || len(p.HeaderUp) != 2 || p.HeaderUp.Get("Authorization") != "Bearer t" {
