@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 
+	"github.com/caddy-livefyre/caddy-livefyre/internal/pullguard"
 	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/userid"
@@ -540,7 +541,7 @@ func parsePull(d *caddyfile.Dispenser, ref *NetworkRef) (*Pull, error) {
 			if len(args) == 0 {
 				return nil, d.Err("allow_ips needs one or more IP addresses or CIDR ranges")
 			}
-			if _, err := parseAllowIPs(args); err != nil {
+			if _, err := pullguard.ParseAllowlist(args); err != nil {
 				return nil, d.WrapErr(err)
 			}
 			p.AllowIPs = append(p.AllowIPs, args...)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -112,8 +111,7 @@ func (a *App) deliveryConfirms() map[string]delivery.Confirm {
 		if !s.on || !a.pullServed[network] {
 			continue
 		}
-		sib := siblingsOf(network)
-		out[network] = delivery.Confirm{Within: s.within, Attempts: s.attempts, Lenient: sib.lenient}
+		out[network] = delivery.Confirm{Within: s.within, Attempts: s.attempts, Lenient: siblingsOf(network).Lenient}
 	}
 	return out
 }
@@ -189,11 +187,11 @@ func (h *PullHandler) afterPull(w http.ResponseWriter, started time.Time, a pull
 		switch c.Outcome {
 		case queue.Confirmed:
 			observeConfirmed(network, c.PingedAt, c.PulledAt)
-			siblingsOf(network).confirmed(a.id, started, setting.within)
+			siblingsOf(network).Confirmed(a.id, started, setting.within)
 		case queue.NoJob:
 			// Not NotAwaiting: a user updated again since our ping has a
 			// pending job, and Livefyre's pull for that ping explains it.
-			siblingsOf(network).stranger(h.log, network, a.id, started, setting.within)
+			siblingsOf(network).Stranger(h.log, a.id, started, setting.within)
 		}
 		return
 	}
@@ -206,134 +204,22 @@ func (h *PullHandler) afterPull(w http.ResponseWriter, started time.Time, a pull
 	}
 }
 
-// siblingPulls is how many successful pulls of users this Caddy has no
-// ping awaiting a pull for, within one confirm window, make it conclude
-// that another replica with a queue of its own shares the pull endpoint.
-const siblingPulls = 20
-
-// siblings watches one network for signs that this Caddy is one of
-// several replicas with queues of their own behind one pull endpoint: then
-// Livefyre's pull for a ping this replica sent often reaches another one,
-// and re-pinging or dead-lettering for "never pulled" would be wrong.
-//
-// The sign is pulls this replica cannot explain: a successful pull of a
-// user with no job here at all, who was not confirmed here within
-// the last window (Livefyre pulling twice) and is not a probe user of
-// doctor. Livefyre also pulls on its own (at a user's first login, say),
-// so one such pull proves nothing: it takes siblingPulls of them within
-// one window, and it matters only when a job of ours went unpulled, since
-// lenient is asked only then. After that the replica stays lenient until
-// it restarts: unpulled jobs are finished at their due, without a re-ping
-// or a dead letter, and it says so once in the log.
-type siblings struct {
-	mu        sync.Mutex
-	strangers []time.Time
-	recent    map[string]time.Time // users confirmed here, and when
-	probes    map[string]time.Time // users doctor pulled, and when
-	detected  atomic.Bool
-	warned    bool
-	log       *zap.Logger
-	network   string
-	within    time.Duration // the window of the latest stranger
-}
-
 var (
 	siblingsMu sync.Mutex
-	siblingsBy = make(map[string]*siblings)
+	siblingsBy = make(map[string]*delivery.Siblings)
 )
 
-// siblingsOf returns network's watch, which outlives config reloads.
-func siblingsOf(network string) *siblings {
+// siblingsOf returns network's watch for sibling replicas; it outlives
+// config reloads.
+func siblingsOf(network string) *delivery.Siblings {
 	siblingsMu.Lock()
 	defer siblingsMu.Unlock()
 	s := siblingsBy[network]
 	if s == nil {
-		s = &siblings{network: network, recent: make(map[string]time.Time), probes: make(map[string]time.Time)}
+		s = delivery.NewSiblings(network)
 		siblingsBy[network] = s
 	}
 	return s
-}
-
-// confirmed notes a user whose ping a pull confirmed here: Livefyre pulling
-// it again soon is no sign of anything.
-func (s *siblings) confirmed(user string, at time.Time, within time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.recent[user] = at
-	s.prune(at, within)
-}
-
-// probed notes a user doctor pulled (or had Livefyre pull).
-func (s *siblings) probed(user string, at time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.probes[user] = at
-}
-
-// stranger notes a successful pull that no ping awaiting here explains.
-func (s *siblings) stranger(log *zap.Logger, network, user string, at time.Time, within time.Duration) {
-	if s.detected.Load() {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.prune(at, within)
-	if t, ok := s.recent[user]; ok && at.Sub(t) < within {
-		return
-	}
-	if t, ok := s.probes[user]; ok && at.Sub(t) < time.Hour {
-		return
-	}
-	s.strangers = append(s.strangers, at)
-	s.within = within
-	if s.log == nil {
-		s.log = log
-	}
-	s.network = network
-}
-
-// prune forgets what is older than one window. Call with s.mu held.
-func (s *siblings) prune(now time.Time, within time.Duration) {
-	cut := 0
-	for cut < len(s.strangers) && now.Sub(s.strangers[cut]) > within {
-		cut++
-	}
-	s.strangers = s.strangers[cut:]
-	if len(s.recent) > 4096 {
-		for u, t := range s.recent {
-			if now.Sub(t) > within {
-				delete(s.recent, u)
-			}
-		}
-	}
-	for u, t := range s.probes {
-		if now.Sub(t) > time.Hour {
-			delete(s.probes, u)
-		}
-	}
-}
-
-// lenient is delivery.Confirm.Lenient: asked when a job of ours went
-// unpulled, it reports whether this replica has (or had) siblings.
-func (s *siblings) lenient() bool {
-	if s.detected.Load() {
-		return true
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.prune(time.Now(), s.within)
-	if len(s.strangers) < siblingPulls {
-		return false
-	}
-	s.detected.Store(true)
-	if !s.warned && s.log != nil {
-		s.warned = true
-		s.log.Warn("this Caddy serves Livefyre's pulls for users it sent no ping for, while pulls of its own pings do not come: "+
-			"another replica with its own queue shares the pull endpoint. Pings are no longer re-sent or dead-lettered for want of a pull "+
-			"on this network; use one shared queue (fleet mode) or `confirm off` for replicas",
-			zap.String("network", s.network), zap.Int("unexplained_pulls", len(s.strangers)))
-	}
-	return true
 }
 
 // siblingsSuspected reports whether network's watch concluded it has
@@ -342,5 +228,5 @@ func siblingsSuspected(network string) bool {
 	siblingsMu.Lock()
 	s := siblingsBy[network]
 	siblingsMu.Unlock()
-	return s != nil && s.detected.Load()
+	return s != nil && s.Detected()
 }

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-livefyre/caddy-livefyre/delivery"
+	"github.com/caddy-livefyre/caddy-livefyre/operator/doctor"
 	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
@@ -113,18 +114,18 @@ func TestSiblingsRule(t *testing.T) {
 	h, q, token := confirmHandler(t, network)
 	sib := siblingsOf(network)
 	awaitPull(t, q, network, "ok-mine")
-	for range 2 * siblingPulls {
+	for range 2 * delivery.SiblingPulls {
 		serve(t, h, "GET", "/livefyre/pull/ok-mine?lftoken="+token) // Livefyre pulling twice
 	}
-	for i := range siblingPulls - 1 {
+	for i := range delivery.SiblingPulls - 1 {
 		serve(t, h, "GET", fmt.Sprintf("/livefyre/pull/ok-stranger-%d?lftoken=%s", i, token))
 	}
-	if sib.lenient() {
-		t.Fatalf("lenient after %d unexplained pulls and repeated pulls of a confirmed user", siblingPulls-1)
+	if sib.Lenient() {
+		t.Fatalf("lenient after %d unexplained pulls and repeated pulls of a confirmed user", delivery.SiblingPulls-1)
 	}
 	serve(t, h, "GET", "/livefyre/pull/ok-stranger-last?lftoken="+token)
-	if !sib.lenient() || !siblingsSuspected(network) {
-		t.Fatalf("not lenient after %d unexplained pulls", siblingPulls)
+	if !sib.Lenient() || !siblingsSuspected(network) {
+		t.Fatalf("not lenient after %d unexplained pulls", delivery.SiblingPulls)
 	}
 }
 
@@ -137,50 +138,40 @@ func counterOf(t *testing.T, c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-// Doctor says whether pulls confirm pings, and warns once this Caddy has
-// concluded that a replica with its own queue shares the pull endpoint.
-func TestDoctorConfirmCheck(t *testing.T) {
+// Checkup tells doctor whether pulls confirm pings, as configured, and
+// whether this Caddy has concluded that a replica with its own queue shares
+// the pull endpoint.
+func TestCheckupConfirm(t *testing.T) {
 	const network = "confirm-doctor.fyre.co"
-	a := &App{}
+	a := &App{networks: map[string]*pullclient.Client{network: {Network: network}}}
 	if err := a.registerConfirm(network, nil, true); err != nil {
 		t.Fatal(err)
 	}
-	check := func() doctorCheck {
-		d := &doctorRun{report: doctorReport{OK: true}, now: time.Now}
-		d.checkConfirm(a, network)
-		if len(d.report.Checks) != 1 {
-			t.Fatalf("checks %+v", d.report.Checks)
+	confirm := func() doctor.Confirm {
+		n, ok := a.Checkup(network)
+		if !ok {
+			t.Fatal("a configured network has no checkup")
 		}
-		return d.report.Checks[0]
+		return n.Confirm
 	}
-	if c := check(); c.Status != checkPass || !strings.Contains(c.Detail, "within 15m0s, attempts 3") || !strings.Contains(c.Detail, "fleet mode") {
+	if c := confirm(); c != (doctor.Confirm{On: true, Setting: "within 15m0s, attempts 3", Served: true}) {
 		t.Errorf("default: %+v", c)
 	}
 	sib := siblingsOf(network)
-	for i := range siblingPulls {
-		sib.stranger(zap.NewNop(), network, fmt.Sprint("u", i), time.Now(), time.Minute)
+	for i := range delivery.SiblingPulls {
+		sib.Stranger(zap.NewNop(), fmt.Sprint("u", i), time.Now(), time.Minute)
 	}
-	if !sib.lenient() {
+	if !sib.Lenient() {
 		t.Fatal("not lenient")
 	}
-	if c := check(); c.Status != checkWarn || !strings.Contains(c.Fix, "confirm off") {
+	if c := confirm(); !c.Siblings {
 		t.Errorf("with siblings: %+v", c)
 	}
 	if err := a.registerConfirm(network, &ConfirmConfig{Off: true}, true); err == nil {
 		t.Error("two sites of one network with different confirm settings were accepted")
 	}
-}
-
-// Unexplained pulls older than one window no longer count.
-func TestSiblingsRuleForgetsOldPulls(t *testing.T) {
-	const network = "confirm-siblings-old.fyre.co"
-	sib := siblingsOf(network)
-	long := time.Now().Add(-2 * time.Minute)
-	for i := range siblingPulls {
-		sib.stranger(zap.NewNop(), network, fmt.Sprint("u", i), long, time.Minute)
-	}
-	if sib.lenient() {
-		t.Fatal("lenient on pulls older than the window")
+	if _, ok := a.Checkup("other.fyre.co"); ok {
+		t.Error("a network nobody configures has a checkup")
 	}
 }
 

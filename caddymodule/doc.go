@@ -1,12 +1,16 @@
 // Package caddymodule is the Caddy glue of caddy-livefyre: the livefyre app
 // (the pooled queue, its one dispatcher and the networks), the
 // livefyre_watch and livefyre_pull HTTP handlers and their Caddyfile
-// syntax. The protocol lives in pullclient, the queue in queue, delivery in
-// delivery, profile mapping in profile and the user-id rule and URL
-// templates in userid; this package only wires them into Caddy's
-// lifecycle. The admin API and the `caddy livefyre` commands are package
-// operator's; the running App serves them through the methods of
-// operate.go.
+// syntax, their metrics and events, and the livefyre_status handler. The
+// protocol lives in pullclient, the queue in queue, delivery (retry
+// decisions, the closed loop) in delivery, profile mapping in profile, the
+// user-id rule and URL templates in userid, and the pull endpoint's cache,
+// gates and client of the app in internal/profilecache, internal/pullguard
+// and internal/upstream; this package
+// only wires them into Caddy's lifecycle. The admin API, resync and the
+// `caddy livefyre` commands are package operator's, the doctor checks
+// package operator/doctor's; the running App serves them through the
+// methods of operate.go.
 //
 // # Handlers and networks
 //

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
+	"github.com/caddy-livefyre/caddy-livefyre/statuspage"
 )
 
 // requestPathHandler is what the livefyre directive of bench/run.sh's
@@ -154,7 +155,7 @@ func TestServeHTTPUnwatchedLeavesNoTrace(t *testing.T) {
 // ownPulls counts the pulls of network in the status page's pull log.
 func ownPulls(network string) int {
 	n := 0
-	for _, a := range recentPulls.newest("", recentPings) {
+	for _, a := range recentPulls.Newest("", statuspage.RecentPulls) {
 		if a.Network == network {
 			n++
 		}

@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+
 	"github.com/caddy-livefyre/caddy-livefyre/adminapi"
+	"github.com/caddy-livefyre/caddy-livefyre/operator/doctor"
+	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
+	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
 
 // The exported methods of App below serve the operator package's admin API
@@ -22,22 +26,9 @@ import (
 
 // The admin API's bodies, under the names the rest of this package uses.
 type (
-	statsReport   = adminapi.Stats
-	networkStats  = adminapi.NetworkStats
-	pingAttempt   = adminapi.PingAttempt
-	resyncReport  = adminapi.ResyncReport
-	badLine       = adminapi.BadLine
-	doctorRequest = adminapi.DoctorRequest
-	doctorReport  = adminapi.DoctorReport
-	doctorCheck   = adminapi.DoctorCheck
-	checkStatus   = adminapi.CheckStatus
-)
-
-const (
-	checkPass = adminapi.CheckPass
-	checkWarn = adminapi.CheckWarn
-	checkFail = adminapi.CheckFail
-	checkSkip = adminapi.CheckSkip
+	statsReport  = adminapi.Stats
+	networkStats = adminapi.NetworkStats
+	pingAttempt  = adminapi.PingAttempt
 )
 
 // NetworkNames returns the configured networks, sorted.
@@ -121,16 +112,47 @@ func (a *App) Enqueue(network, userID string) (coalesced bool, err error) {
 	return coalesced, nil
 }
 
-// Resync queues a ping on network for every user id in list, one per line,
-// as it reads them.
-func (a *App) Resync(list io.Reader, network string) (adminapi.ResyncReport, error) {
-	return resync(list, network, a.enqueue)
+// Checkup returns what doctor checks of a configured network.
+func (a *App) Checkup(network string) (doctor.Network, bool) {
+	client, ok := a.client(network)
+	if !ok {
+		return doctor.Network{}, false
+	}
+	n := doctor.Network{Client: client, ProbeUsers: a.probeUsers(network)}
+	for _, ph := range a.pullEndpoints(network) {
+		n.Pulls = append(n.Pulls, doctorPull{ph})
+	}
+	a.mu.Lock()
+	setting := a.confirms[network]
+	served := a.pullServed[network]
+	a.mu.Unlock()
+	n.Confirm = doctor.Confirm{On: setting.on, Setting: setting.String(), Served: served, Siblings: siblingsSuspected(network)}
+	return n, true
 }
 
-// Doctor checks the whole setup of each network, or of req.Network.
-func (a *App) Doctor(ctx context.Context, req adminapi.DoctorRequest) adminapi.DoctorReport {
-	return a.doctor(ctx, req)
+// Probing notes a user doctor pulls, or has Livefyre pull: that pull is no
+// sign of a sibling replica.
+func (a *App) Probing(network, user string, at time.Time) {
+	siblingsOf(network).Probed(user, at)
 }
+
+// doctorPull shows doctor a pull endpoint: its methods are the endpoint's
+// own code, with the start-up placeholders a request would have.
+type doctorPull struct{ ph *PullHandler }
+
+func (p doctorPull) URL() *userid.Template             { return p.ph.url }
+func (p doctorPull) Tokens() pullclient.TokenValidator { return p.ph.tokens }
+func (p doctorPull) ProbeUser() string                 { return p.ph.settings.ProbeUser }
+
+func (p doctorPull) Upstream(id string) (string, error) {
+	return p.ph.upstreamURL(id, caddy.NewReplacer())
+}
+
+func (p doctorPull) Fetch(ctx context.Context, target string) (int, any, string) {
+	return p.ph.fetch(ctx, target, caddy.NewReplacer())
+}
+
+func (p doctorPull) Map(id string, doc any) (profile.Result, error) { return p.ph.mapper.Map(id, doc) }
 
 // RegisterPullURL sends a network's pull URL template to Livefyre.
 func (a *App) RegisterPullURL(ctx context.Context, network string) adminapi.Registration {

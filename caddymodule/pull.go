@@ -1,14 +1,13 @@
 package caddymodule
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"time"
@@ -18,6 +17,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/caddy-livefyre/caddy-livefyre/internal/profilecache"
+	"github.com/caddy-livefyre/caddy-livefyre/internal/pullguard"
+	"github.com/caddy-livefyre/caddy-livefyre/internal/upstream"
 	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/userid"
@@ -160,19 +162,24 @@ type Pull struct {
 	url         *userid.Template // the public pull URL
 	upstream    *userid.Template
 	mapper      *profile.Mapper
-	http        *http.Client
+	appClient   *upstream.Client
+	timeout     time.Duration // the whole request to the app
 	dialTimeout time.Duration
-	allow       ipAllowlist     // nil: any client
-	failures    *failureLimiter // nil: no limit
-	cache       *profileCache   // nil: no cache
-	network     string          // the network whose updates invalidate cache
+	allow       pullguard.Allowlist // nil: any client
+	failures    *pullguard.Limiter  // nil: no limit
+	cache       *profilecache.Cache // nil: no cache
+	network     string              // the network whose updates invalidate cache
 }
 
-const defaultMaxPullResponse = 1 << 20
+// profileCaches finds the caches of every pull endpoint of a network, so
+// that an update any watcher sees reaches them all (invalidateProfile).
+var profileCaches profilecache.Registry
 
-// drainLimit is how much of an unused answer fetch reads to keep the
-// connection; a longer one closes it.
-const drainLimit = 64 << 10
+// invalidateProfile drops the cached profile of user id on network from
+// every pull endpoint's cache. The watcher calls it for each update it sees.
+func invalidateProfile(network, id string) { profileCaches.Invalidate(network, id) }
+
+const defaultMaxPullResponse = 1 << 20
 
 // hop-by-hop and credential headers that header_up must not set.
 var forbiddenHeaderUp = map[string]bool{
@@ -212,16 +219,16 @@ func (p *Pull) provision() error {
 	if p.Timeout < 0 || p.DialTimeout < 0 || p.Cache < 0 {
 		return errors.New("timeout, dial_timeout and cache cannot be negative")
 	}
-	timeout := time.Duration(p.Timeout)
-	if timeout <= 0 {
-		timeout = 10 * time.Second
+	p.timeout = time.Duration(p.Timeout)
+	if p.timeout <= 0 {
+		p.timeout = 10 * time.Second
 	}
-	p.dialTimeout = min(timeout, 5*time.Second)
+	p.dialTimeout = min(p.timeout, 5*time.Second)
 	if p.DialTimeout > 0 {
-		p.dialTimeout = min(timeout, time.Duration(p.DialTimeout))
+		p.dialTimeout = min(p.timeout, time.Duration(p.DialTimeout))
 	}
 	if len(p.AllowIPs) > 0 {
-		if p.allow, err = parseAllowIPs(p.AllowIPs); err != nil {
+		if p.allow, err = pullguard.ParseAllowlist(p.AllowIPs); err != nil {
 			return err
 		}
 	}
@@ -230,24 +237,14 @@ func (p *Pull) provision() error {
 		if err != nil {
 			return err
 		}
-		p.failures = newFailureLimiter(n, per, nil)
+		p.failures = pullguard.NewLimiter(n, per, nil)
 	}
 	if p.Cache > 0 {
-		p.cache = newProfileCache(time.Duration(p.Cache), nil)
+		p.cache = profilecache.New(time.Duration(p.Cache), nil)
 	}
 	// The client takes nothing from Livefyre's request: no header of it is
 	// forwarded (hop-by-hop, cookies or any other), only header_up.
-	p.http = &http.Client{
-		Timeout: timeout,
-		Transport: &http.Transport{
-			Proxy:                 nil,
-			DialContext:           (&net.Dialer{Timeout: p.dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConnsPerHost:   32,
-			IdleConnTimeout:       90 * time.Second,
-			ResponseHeaderTimeout: timeout,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	p.appClient = upstream.New(p.timeout, p.dialTimeout, p.MaxResponse)
 	return nil
 }
 
@@ -271,18 +268,18 @@ func checkHeaderUp(name string) error {
 func (p *Pull) register(network string) {
 	p.network = network
 	if p.cache != nil {
-		profileCaches.add(network, p.cache)
+		profileCaches.Add(network, p.cache)
 	}
 }
 
 // cleanup drops the upstream client's idle connections (each config has its
 // own client) and unregisters the cache.
 func (p *Pull) cleanup() {
-	if p.http != nil {
-		p.http.CloseIdleConnections()
+	if p.appClient != nil {
+		p.appClient.Close()
 	}
 	if p.cache != nil && p.network != "" {
-		profileCaches.remove(p.network, p.cache)
+		profileCaches.Remove(p.network, p.cache)
 	}
 }
 
@@ -391,13 +388,13 @@ func (h *PullHandler) answerPull(w http.ResponseWriter, r *http.Request) pullAns
 		id = ""
 	}
 	peer, client, addrOK := clientAddrs(r)
-	if p.allow != nil && (!addrOK || !p.allow.admits(peer, client)) {
+	if p.allow != nil && (!addrOK || !p.allow.Admits(peer, client)) {
 		w.WriteHeader(http.StatusForbidden)
 		return pullAnswer{status: http.StatusForbidden, id: id, reason: "client not in allow_ips"}
 	}
 	if p.failures != nil {
-		if wait, limited := p.failures.blocked(client); limited {
-			w.Header().Set("Retry-After", retryAfter(wait))
+		if wait, limited := p.failures.Blocked(client); limited {
+			w.Header().Set("Retry-After", pullguard.RetryAfter(wait))
 			w.WriteHeader(http.StatusTooManyRequests)
 			return pullAnswer{status: http.StatusTooManyRequests, id: id, reason: "too many invalid tokens from this client"}
 		}
@@ -406,10 +403,10 @@ func (h *PullHandler) answerPull(w http.ResponseWriter, r *http.Request) pullAns
 	// over-long one before decoding anything.
 	if err := h.tokens.Validate(r.URL.Query().Get("lftoken")); err != nil {
 		if p.failures != nil {
-			p.failures.fail(client)
+			p.failures.Fail(client)
 		}
 		w.WriteHeader(http.StatusForbidden)
-		return pullAnswer{status: http.StatusForbidden, id: id, reason: tokenReason(err)}
+		return pullAnswer{status: http.StatusForbidden, id: id, reason: pullclient.TokenReason(err)}
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -426,13 +423,13 @@ func (h *PullHandler) answerPull(w http.ResponseWriter, r *http.Request) pullAns
 	}
 	log := h.log.With(zap.String("network", h.tokens.Network), zap.String("user_id", id))
 
-	body, cached := p.cache.get(id)
+	body, cached := p.cache.Get(id)
 	if !cached {
-		gen := p.cache.begin(id)
+		gen := p.cache.Begin(id)
 		var status int
 		var failure string
 		body, status, failure = p.profile(r, id, log, h.metrics)
-		p.cache.end(id, gen, body)
+		p.cache.End(id, gen, body)
 		if body == nil {
 			http.Error(w, http.StatusText(status), status)
 			return pullAnswer{status: status, id: id, failure: failure}
@@ -446,6 +443,32 @@ func (h *PullHandler) answerPull(w http.ResponseWriter, r *http.Request) pullAns
 		_, _ = w.Write(body)
 	}
 	return pullAnswer{status: http.StatusOK, id: id, cached: cached}
+}
+
+// clientAddrs returns the request's direct peer and the client Caddy
+// derived for it: the same address unless the peer is one of the server's
+// trusted_proxies, in which case it comes from the forwarding headers. Outside
+// a Caddy server (no vars in the context) the client is the peer. ok is false
+// when an address does not parse (a unix socket peer, say).
+func clientAddrs(r *http.Request) (peer, client netip.Addr, ok bool) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err = netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, netip.Addr{}, false
+	}
+	peer = peer.WithZone("").Unmap()
+	client = peer
+	if s, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); s != "" {
+		c, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Addr{}, netip.Addr{}, false
+		}
+		client = c.WithZone("").Unmap()
+	}
+	return peer, client, true
 }
 
 // profile fetches the app's JSON for id and maps it: the profile to send,
@@ -493,94 +516,13 @@ func (p *Pull) profile(r *http.Request, id string, log *zap.Logger, m *networkMe
 	return body, http.StatusOK, ""
 }
 
-// fetch GETs the app's profile of a user. It returns 200 and the decoded
-// JSON, or the status to answer Livefyre with and the reason for the log.
+// fetch GETs the app's profile of a user (see upstream.Client.Fetch), with
+// header_up's per-request placeholders filled from repl.
 func (p *Pull) fetch(ctx context.Context, target string, repl *caddy.Replacer) (int, any, string) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-	if err != nil {
-		return http.StatusBadGateway, nil, "building the upstream request failed"
+	if repl == nil { // not a nil *caddy.Replacer in a non-nil interface
+		return p.appClient.Fetch(ctx, target, p.HeaderUp, nil)
 	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "caddy-livefyre")
-	for name, vals := range p.HeaderUp {
-		req.Header.Del(name)
-		for _, v := range vals {
-			if repl != nil {
-				v = repl.ReplaceAll(v, "")
-			}
-			req.Header.Add(name, v)
-		}
-	}
-	resp, err := p.http.Do(req)
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
-			return http.StatusGatewayTimeout, nil, "the app did not answer in time"
-		}
-		return http.StatusBadGateway, nil, "the app is unreachable: " + redactURLError(err)
-	}
-	defer func() {
-		// Read a short rest so the connection can serve the next pull.
-		_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
-		resp.Body.Close()
-	}()
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		return http.StatusNotFound, nil, "the app has no such user"
-	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		return http.StatusBadGateway, nil, fmt.Sprintf("the app answered %d (a redirect; redirects are not followed)", resp.StatusCode)
-	case resp.StatusCode != http.StatusOK:
-		return http.StatusBadGateway, nil, fmt.Sprintf("the app answered %d", resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, p.MaxResponse+1))
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return http.StatusGatewayTimeout, nil, "the app's answer did not finish in time"
-		}
-		return http.StatusBadGateway, nil, "reading the app's answer: " + err.Error()
-	}
-	if int64(len(body)) > p.MaxResponse {
-		return http.StatusBadGateway, nil, fmt.Sprintf("the app's answer is larger than %d bytes", p.MaxResponse)
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var doc any
-	if err := dec.Decode(&doc); err != nil {
-		return http.StatusBadGateway, nil, "the app's answer is not JSON: " + err.Error()
-	}
-	// One JSON value and nothing after it but whitespace: an answer with
-	// more is not the one document the app meant to send (two objects
-	// glued together, an error page after the JSON), so none of it is
-	// trusted.
-	if rest := bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
-		return http.StatusBadGateway, nil, fmt.Sprintf("the app's answer has %d bytes of data after its JSON value", len(rest))
-	}
-	if _, ok := doc.(map[string]any); !ok {
-		return http.StatusBadGateway, nil, "the app's answer is not a JSON object"
-	}
-	return http.StatusOK, doc, ""
-}
-
-// redactURLError drops the URL from a client error: the upstream URL may
-// hold credentials placed there by placeholders.
-func redactURLError(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err.Error()
-	}
-	return err.Error()
-}
-
-// tokenReason names why a token was refused, without the token.
-func tokenReason(err error) string {
-	for _, e := range []error{pullclient.ErrTokenMissing, pullclient.ErrTokenMalformed, pullclient.ErrTokenAlg,
-		pullclient.ErrTokenSignature, pullclient.ErrTokenDomain, pullclient.ErrTokenUser, pullclient.ErrTokenExpired} {
-		if errors.Is(err, e) {
-			return e.Error()
-		}
-	}
-	return "invalid token"
+	return p.appClient.Fetch(ctx, target, p.HeaderUp, repl)
 }
 
 // Interface guards

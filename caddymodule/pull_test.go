@@ -22,6 +22,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/caddy-livefyre/caddy-livefyre/internal/profilecache"
+	"github.com/caddy-livefyre/caddy-livefyre/internal/pullguard"
 	"github.com/caddy-livefyre/caddy-livefyre/livefyretest"
 	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
@@ -150,8 +152,8 @@ func TestPullProvisionDefaults(t *testing.T) {
 		Upstream: "http://127.0.0.1:3000/api/users/{id}",
 		HeaderUp: http.Header{"x-api-key": {"a"}, "X-Api-Key": {"b"}, "authorization": {"Bearer t"}},
 	})
-	if p.MaxResponse != defaultMaxPullResponse || p.http.Timeout != 10*time.Second {
-		t.Errorf("defaults: max_response %d, timeout %v; want %d, 10s", p.MaxResponse, p.http.Timeout, defaultMaxPullResponse)
+	if p.MaxResponse != defaultMaxPullResponse || p.timeout != 10*time.Second {
+		t.Errorf("defaults: max_response %d, timeout %v; want %d, 10s", p.MaxResponse, p.timeout, defaultMaxPullResponse)
 	}
 	// JSON configs may spell a header in any case; the spellings are one header.
 	if got := p.HeaderUp.Values("X-Api-Key"); len(got) != 2 || len(p.HeaderUp) != 2 || p.HeaderUp.Get("Authorization") != "Bearer t" {
@@ -752,7 +754,7 @@ func TestServePullTokenFailureLimit(t *testing.T) {
 	h := pullHandler(t, &Pull{URL: "https://www.example.com/livefyre/pull/{id}", Upstream: app.URL + "/u/{id}",
 		MaxTokenFailures: "3/m"})
 	clock := newFakeClock()
-	h.Pull.failures.now = clock.Now
+	h.Pull.failures = pullguard.NewLimiter(3, time.Minute, clock.Now) // as 3/m, on the test's clock
 	good := "?lftoken=" + mustToken(t, "pull-test-key")
 	attacker, livefyre := from("198.51.100.7:4000"), from("203.0.113.5:4000")
 
@@ -803,10 +805,10 @@ func TestServePullCache(t *testing.T) {
 	h.pull = newPullHandler(mustPull(t, &Pull{URL: "https://www.example.com/livefyre/pull/{id}", Upstream: app.URL + "/u/{id}",
 		Map: []profile.Rule{{Field: "display_name", Source: "/name"}}, Cache: caddy.Duration(time.Minute)}),
 		pullclient.TokenValidator{Network: "example.fyre.co", Key: "pull-test-key"}, zap.NewNop(), nil)
+	clock := newFakeClock()
+	h.pull.cache = profilecache.New(time.Minute, clock.Now) // as the config's, on the test's clock
 	h.pull.register("example.fyre.co")
 	t.Cleanup(h.pull.cleanup)
-	clock := newFakeClock()
-	h.pull.cache.now = clock.Now
 	good := "?lftoken=" + mustToken(t, "pull-test-key")
 
 	pullName := func(id string) string {

@@ -53,3 +53,9 @@ func (u perUnit) parse(s string) (float64, time.Duration, error) {
 	}
 	return 0, 0, fmt.Errorf("%s %q: the unit must be s, m or h", u.setting, s)
 }
+
+// parseFailureBudget reads a pull block's max_token_failures.
+func parseFailureBudget(s string) (int, time.Duration, error) {
+	n, per, err := failureBudgetSetting.parse(s)
+	return int(n), per, err
+}

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/netip"
-	"net/url"
 	"strings"
 	"time"
 
@@ -184,26 +182,8 @@ func fillStartupPlaceholders(s string) (string, error) {
 // token travels with every ping to quill and every pull of the pull URL,
 // and it lets whoever reads it act for the whole network.
 func checkCleartext(what, raw string) error {
-	if host, ok := cleartextHost(raw); ok && !loopbackHost(host) {
+	if host, ok := pullclient.CleartextHost(raw); ok && !pullclient.LoopbackHost(host) {
 		return fmt.Errorf("%s %s is cleartext http to %s, which is not loopback: the system token it carries could be read on the way; use https, or add insecure_http to the livefyre block if that network is private", what, raw, host)
 	}
 	return nil
-}
-
-// cleartextHost returns the host of an http:// URL; false for any other.
-func cleartextHost(raw string) (string, bool) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "http" {
-		return "", false
-	}
-	return u.Hostname(), true
-}
-
-// loopbackHost reports whether host is localhost, 127.0.0.0/8 or ::1.
-func loopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
 }

@@ -9,12 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-
-	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 )
 
 // validateHandler loads a config whose one route is the given livefyre
@@ -138,42 +135,6 @@ func TestHeaderUpReadAtStartUp(t *testing.T) {
 		if v := got.Get(name); v != want {
 			t.Errorf("%s = %q, want %q", name, v, want)
 		}
-	}
-}
-
-// TestDoctorFlagsCleartext: doctor warns about plain http off loopback
-// (only insecure_http allows it), and passes https and loopback.
-func TestDoctorFlagsCleartext(t *testing.T) {
-	site := func(pullURL string) *PullHandler {
-		return &PullHandler{Pull: Pull{URL: pullURL}}
-	}
-	tests := []struct {
-		name    string
-		quill   string // "" for Livefyre's default (https)
-		pullURL string
-		status  checkStatus
-		detail  string
-		fix     string
-	}{
-		{"https", "", "https://www.example.com/livefyre/pull/{id}", checkPass, "use https", ""},
-		{"loopback", "http://127.0.0.1:8099", "http://localhost:8080/livefyre/pull/{id}", checkPass, "plain http on loopback only", ""},
-		{"http pull URL", "", "http://www.example.com/livefyre/pull/{id}", checkWarn,
-			"unencrypted (insecure_http): pull URL http://www.example.com/livefyre/pull/{id}", "use https:// for quill and the pull URL, then remove insecure_http"},
-		{"http quill", "http://quill.internal", "https://www.example.com/livefyre/pull/{id}", checkWarn, "quill http://quill.internal", "remove insecure_http"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			d := &doctorRun{report: doctorReport{OK: true}}
-			c := &pullclient.Client{Network: "example.fyre.co", QuillURL: tt.quill, TokenTTL: time.Hour}
-			d.checkCleartext(c, []*PullHandler{site(tt.pullURL)})
-			if len(d.report.Checks) != 1 {
-				t.Fatalf("checks = %+v, want one", d.report.Checks)
-			}
-			ch := d.report.Checks[0]
-			if ch.Name != "cleartext" || ch.Status != tt.status || !strings.Contains(ch.Detail, tt.detail) || !strings.Contains(ch.Fix, tt.fix) {
-				t.Errorf("check = %+v, want cleartext %s with %q (fix %q)", ch, tt.status, tt.detail, tt.fix)
-			}
-		})
 	}
 }
 

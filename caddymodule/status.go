@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -17,7 +15,9 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-livefyre/caddy-livefyre/adminapi"
 	"github.com/caddy-livefyre/caddy-livefyre/delivery"
+	"github.com/caddy-livefyre/caddy-livefyre/operator/doctor"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
 	"github.com/caddy-livefyre/caddy-livefyre/statuspage"
@@ -133,102 +133,15 @@ func observeStatusPing(a delivery.Attempt) {
 	statusActivity.Ping(a.Result.Outcome != pullclient.Done && !a.Dead, a.Dead, latency)
 }
 
-// recentPulls remembers the last recentPings answers of the pull endpoints,
-// for the status page, as pingLog does the pings.
-var recentPulls = new(pullLog)
-
-// pullLog is a ring of pull records. Recording one does not allocate: the
-// pull path's metering must not (TestPullMetricsDoNotAllocate), so the user
-// id is read from the kept path when the page asks, not per request.
-type pullLog struct {
-	mu     sync.Mutex
-	recent [recentPings]pullRecord
-	next   int
-	n      int
-}
-
-type pullRecord struct {
-	at      time.Time
-	network string
-	pull    *Pull
-	// path, rawPath and query are the request's, to find the user id in;
-	// query only for a pull URL with the id in it (it holds the lftoken,
-	// which is never shown).
-	path, rawPath, query string
-	status               int
-	took                 time.Duration
-}
+// recentPulls remembers the latest answers of the pull endpoints, for the
+// status page, as pingLog does the pings.
+var recentPulls = new(statuspage.PullLog)
 
 // recordPull notes one answer of h's pull endpoint, for the page and its
 // charts.
 func recordPull(h *PullHandler, r *http.Request, status int, start time.Time, took time.Duration) {
 	statusActivity.Pull(status)
-	rec := pullRecord{at: start, network: h.metrics.network, pull: &h.Pull, path: r.URL.Path, rawPath: r.URL.RawPath, status: status, took: took}
-	if h.Pull.url.QueryParam() != "" {
-		rec.query = r.URL.RawQuery
-	}
-	l := recentPulls
-	l.mu.Lock()
-	l.recent[l.next] = rec
-	l.next = (l.next + 1) % recentPings
-	l.n = min(l.n+1, recentPings)
-	l.mu.Unlock()
-}
-
-// newest returns up to limit pulls (of userID, if not empty), newest first.
-func (l *pullLog) newest(userID string, limit int) []statuspage.Attempt {
-	l.mu.Lock()
-	recs := make([]pullRecord, 0, l.n)
-	for i := 1; i <= l.n; i++ {
-		recs = append(recs, l.recent[(l.next-i+recentPings)%recentPings])
-	}
-	l.mu.Unlock()
-	var out []statuspage.Attempt
-	for _, rec := range recs {
-		if len(out) == limit {
-			break
-		}
-		id, _ := rec.pull.url.Extract(&url.URL{Path: rec.path, RawPath: rec.rawPath, RawQuery: rec.query})
-		if !userid.Valid(id) {
-			id = ""
-		}
-		if userID != "" && id != userID {
-			continue
-		}
-		outcome, reason := pullOutcome(rec.status)
-		out = append(out, statuspage.Attempt{
-			Kind: statuspage.KindPull, Time: rec.at.UTC(), Network: rec.network, UserID: id,
-			Status: rec.status, Outcome: outcome, Reason: reason, Seconds: rec.took.Seconds(),
-		})
-	}
-	return out
-}
-
-// pullOutcome says what a pull endpoint's status means; the details are
-// in Caddy's log, which the page does not show.
-func pullOutcome(status int) (outcome, reason string) {
-	switch {
-	case status < 300:
-		return "served", ""
-	case status == http.StatusForbidden:
-		return "refused", "invalid token, or the client is not in allow_ips"
-	case status == http.StatusTooManyRequests:
-		return "refused", "too many invalid tokens from this client"
-	case status == http.StatusBadRequest:
-		return "refused", "invalid user id"
-	case status == http.StatusNotFound:
-		return "refused", "not a pull URL, or the app has no such user"
-	case status == http.StatusMethodNotAllowed:
-		return "refused", "method not allowed: Livefyre pulls with GET"
-	case status == http.StatusGatewayTimeout:
-		return "failed", "the app did not answer in time"
-	case status == http.StatusBadGateway:
-		return "failed", "the app failed, or its answer made no valid profile (see Caddy's log)"
-	case status < 500:
-		return "refused", http.StatusText(status)
-	default:
-		return "failed", http.StatusText(status) + " (see Caddy's log)"
-	}
+	recentPulls.Record(start, h.metrics.network, h.Pull.url, r.URL, status, took)
 }
 
 // newestPings returns up to limit pings (of userID, if not empty), newest
@@ -293,7 +206,7 @@ func (src statusSource) Attempts(userID string, limit int) []statuspage.Attempt 
 	if s, err := src.app.openedStore(); err == nil {
 		pings = s.pings.newestPings(userID, limit)
 	}
-	all := append(pings, recentPulls.newest(userID, limit)...)
+	all := append(pings, recentPulls.Newest(userID, limit)...)
 	slices.SortStableFunc(all, func(a, b statuspage.Attempt) int { return b.Time.Compare(a.Time) })
 	return all[:min(len(all), limit)]
 }
@@ -372,7 +285,7 @@ func (src statusSource) deadLetters(network string, userIDs []string, act func(q
 }
 
 func (src statusSource) Doctor(ctx context.Context) (statuspage.DoctorReport, error) {
-	report := src.app.doctor(ctx, doctorRequest{})
+	report := doctor.Run(ctx, src.app, adminapi.DoctorRequest{})
 	out := statuspage.DoctorReport{OK: report.OK, Checks: make([]statuspage.Check, 0, len(report.Checks))}
 	for _, c := range report.Checks {
 		out.Checks = append(out.Checks, statuspage.Check{Network: c.Network, Name: c.Name, Status: string(c.Status), Detail: c.Detail, Fix: c.Fix})

@@ -72,11 +72,11 @@ func TestPullLogRecordsUserNotToken(t *testing.T) {
 		if w.Code != http.StatusForbidden {
 			t.Fatalf("%s: %d, want 403 for a bad token", tc.target, w.Code)
 		}
-		got := recentPulls.newest(tc.user, 10)
+		got := recentPulls.Newest(tc.user, 10)
 		if len(got) != 1 || got[0].Status != http.StatusForbidden || got[0].Network != "status.fyre.co" || got[0].Outcome != "refused" || got[0].Reason == "" {
 			t.Fatalf("pulls of %s: %+v", tc.user, got)
 		}
-		all, _ := json.Marshal(recentPulls.newest("", recentPings))
+		all, _ := json.Marshal(recentPulls.Newest("", statuspage.RecentPulls))
 		if strings.Contains(string(all), token) {
 			t.Errorf("the pull log shows the lftoken: %s", all)
 		}

@@ -9,6 +9,10 @@
 // counting as an attempt. It knows nothing of Caddy; the caddymodule
 // package runs it and hands it each reloaded config.
 //
+// The closed loop (Confirm) finishes a job only once Livefyre has pulled
+// the user; Siblings tells it when another replica with a queue of its own
+// answers those pulls, so that unpulled jobs are not re-sent for nothing.
+//
 // # Backends
 //
 // The dispatcher takes any queue.Backend and uses nothing else of it: the

@@ -15,8 +15,9 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-livefyre/caddy-livefyre/adminapi"
-	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
+	"github.com/caddy-livefyre/caddy-livefyre/operator/doctor"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
+	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
 
 func init() {
@@ -342,7 +343,7 @@ func (a *AdminAPI) resync(w http.ResponseWriter, r *http.Request, app App) error
 	// Caddy's admin server allows 10s to read a request; a long list takes
 	// longer, so the deadline moves with every read instead.
 	body := &idleDeadlineReader{r: r.Body, rc: http.NewResponseController(w), idle: time.Minute}
-	report, err := app.Resync(body, network)
+	report, err := resync(body, network, app.Enqueue)
 	if err != nil {
 		return err
 	}
@@ -403,15 +404,14 @@ func (a *AdminAPI) doctor(w http.ResponseWriter, r *http.Request, app App) error
 	if networks := app.NetworkNames(); req.Network != "" && !slices.Contains(networks, req.Network) {
 		return adminapi.BadRequest("unknown network %q: the running config has %s", req.Network, listOrNone(networks))
 	}
-	return writeJSON(w, http.StatusOK, app.Doctor(r.Context(), req))
+	return writeJSON(w, http.StatusOK, doctor.Run(r.Context(), app, req))
 }
 
-// checkUserID refuses what is not a Livefyre user id that can stand as one
-// URL path segment ("." and ".." match Livefyre's pattern, but name a
-// path's segment itself or its parent). field names it in the error.
+// checkUserID refuses, with a 400, what userid.Valid refuses. field names
+// the id as the request does.
 func checkUserID(field, id string) error {
-	if !pullclient.ValidUserID(id) || id == "." || id == ".." {
-		return adminapi.BadRequest("invalid %s %q: it must match ^[A-Za-z0-9_.-]+$", field, id)
+	if err := userid.CheckAs(field, id); err != nil {
+		return adminapi.Errorf(http.StatusBadRequest, "%w", err)
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 // Package operator is the operator surface of caddy-livefyre: the admin API
 // (the admin.api.livefyre module, routes under /livefyre/ of Caddy's admin
-// endpoint) and the `caddy livefyre` commands, which are its client.
+// endpoint, resync among them) and the `caddy livefyre` commands, which are
+// its client. The doctor checks behind POST /livefyre/doctor are package
+// operator/doctor, which the status page runs too.
 //
 // It reaches the running livefyre app only through the App interface, which
 // package caddymodule implements (caddymodule/operate.go); neither package
@@ -10,10 +12,9 @@ package operator
 
 import (
 	"context"
-	"io"
-	"time"
 
 	"github.com/caddy-livefyre/caddy-livefyre/adminapi"
+	"github.com/caddy-livefyre/caddy-livefyre/operator/doctor"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
 )
 
@@ -21,8 +22,10 @@ import (
 // returns are admin API errors (caddy.APIError, see adminapi.Errorf) where
 // the request was at fault, and plain errors otherwise.
 type App interface {
-	// NetworkNames returns the configured networks, sorted.
-	NetworkNames() []string
+	// doctor.App is what doctor checks (Checkup, Probing), and the
+	// networks and the queue's counts (NetworkNames, Stats) that the
+	// routes below need too.
+	doctor.App
 	// ResolveNetwork picks the network a request is about: the one named,
 	// which must be configured, or the only one configured when name is
 	// empty.
@@ -37,20 +40,13 @@ type App interface {
 	// Queue returns the queue of the running config, opening it if need
 	// be.
 	Queue() (*queue.Queue, error)
-	// Stats counts the queue's jobs per network and state, with each
-	// network's latest pings and holds.
-	Stats(now time.Time) (adminapi.Stats, error)
 	// Attempts returns the remembered pings of one user, oldest first.
 	Attempts(network, userID string) []adminapi.PingAttempt
-	// Enqueue durably records that userID on network needs a ping. A
-	// request that outlasts its config (a reload) still queues into the
-	// running config's queue.
+	// Enqueue durably records that userID on network needs a ping, for
+	// POST /livefyre/ping and each line of a resync. A request that
+	// outlasts its config (a reload) still queues into the running
+	// config's queue.
 	Enqueue(network, userID string) (coalesced bool, err error)
-	// Resync queues a ping on network for every user id in list, one per
-	// line, as it reads them.
-	Resync(list io.Reader, network string) (adminapi.ResyncReport, error)
 	// RegisterPullURL sends a network's pull URL template to Livefyre.
 	RegisterPullURL(ctx context.Context, network string) adminapi.Registration
-	// Doctor checks the whole setup of each network, or of req.Network.
-	Doctor(ctx context.Context, req adminapi.DoctorRequest) adminapi.DoctorReport
 }

@@ -232,6 +232,17 @@ func (c *Client) errorDetail(body, token string) string {
 	return ": " + strconv.Quote(s)
 }
 
+// RedactURLError is the text of an HTTP client error without the URL that
+// net/http puts in it: a pull URL's query holds an lftoken, and an app's
+// profile URL may hold credentials its placeholders filled in.
+func RedactURLError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}
+
 // stripQuery removes the query (which holds the token) from the URL that
 // net/http puts in its errors.
 func stripQuery(err error) error {

@@ -3,6 +3,8 @@ package pullclient
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"net/url"
 	"strings"
 
 	"github.com/caddy-livefyre/caddy-livefyre/userid"
@@ -52,3 +54,24 @@ func DefaultQuillURL(network string) string {
 // ^[A-Za-z0-9_.-]+$ (see userid.Matches; userid.Valid also refuses "." and
 // "..", which cannot stand as a path segment).
 func ValidUserID(id string) bool { return userid.Matches(id) }
+
+// CleartextHost returns the host of an http:// URL, to which a system
+// token (every ping to quill, every pull of the pull URL) would travel
+// unencrypted; false for any other URL.
+func CleartextHost(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" {
+		return "", false
+	}
+	return u.Hostname(), true
+}
+
+// LoopbackHost reports whether host is localhost, 127.0.0.0/8 or ::1: a
+// token sent there in cleartext does not leave the machine.
+func LoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}

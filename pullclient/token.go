@@ -53,6 +53,19 @@ type tokenError struct {
 func (e *tokenError) Error() string { return e.kind.Error() + ": " + e.detail }
 func (e *tokenError) Unwrap() error { return e.kind }
 
+// TokenReason names the check that refused a token, for a log or a
+// report, from the error of Validate: the ErrToken* sentinel's text, never
+// the token.
+func TokenReason(err error) string {
+	for _, e := range []error{ErrTokenMissing, ErrTokenMalformed, ErrTokenAlg,
+		ErrTokenSignature, ErrTokenDomain, ErrTokenUser, ErrTokenExpired} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return "invalid token"
+}
+
 func reject(kind error, detail string) error { return &tokenError{kind: kind, detail: detail} }
 
 // SystemUserID is the user every Livefyre network owns and the only user

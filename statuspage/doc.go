@@ -5,7 +5,7 @@
 //
 // It knows nothing of Caddy or of the queue: the data and the actions come
 // through a Source, and the charts of the last hour from a Ring that the
-// caller feeds. The caddymodule package adapts the livefyre app to Source
+// caller feeds; a PullLog keeps the latest pulls for the Source to list. The caddymodule package adapts the livefyre app to Source
 // and mounts Handler as the livefyre_status directive.
 //
 // The page works under any path. Every URL in it is relative, and its

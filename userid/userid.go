@@ -35,12 +35,18 @@ func Valid(id string) bool {
 	return Matches(id) && id != "." && id != ".."
 }
 
-// Check returns nil for a valid id, or the one error that says why not.
-func Check(id string) error {
+// Check returns nil for a valid id (see Valid), or the one error that says
+// why not: `invalid user id "a b": it must match ...`.
+func Check(id string) error { return CheckAs("user id", id) }
+
+// CheckAs is Check for an id a request carries under a name of its own,
+// such as a JSON body's user_id: the error names the id so, the client
+// knowing it by that name.
+func CheckAs(name, id string) error {
 	if Valid(id) {
 		return nil
 	}
-	return fmt.Errorf("invalid user id %q: %s", id, Rule)
+	return fmt.Errorf("invalid %s %q: %s", name, id, Rule)
 }
 
 // Rule is the user-id rule in words, for messages that cannot quote the id

@@ -20,6 +20,9 @@ func TestValid(t *testing.T) {
 			t.Errorf("Check(%q) = %v, want the rule in the message", id, err)
 		}
 	}
+	if err := CheckAs("user_id", ".."); err == nil || err.Error() != `invalid user_id "..": it must match ^[A-Za-z0-9_.-]+$ and not be . or ..` {
+		t.Errorf("CheckAs(user_id, ..) = %v, want the one message, naming user_id and the . and .. rule", err)
+	}
 	if !Matches("..") || Matches("") {
 		t.Error("Matches is the bare pattern: .. matches, the empty id does not")
 	}

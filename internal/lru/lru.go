@@ -1,6 +1,7 @@
 // Package lru is a map bounded to a number of entries that forgets the least
 // recently used entry first. The pull endpoint keeps two: its profile cache
-// and the failed-token limiter's clients.
+// (internal/profilecache) and the failed-token limiter's clients
+// (internal/pullguard).
 package lru
 
 // Cache maps keys to values and holds at most its capacity of them. Get and

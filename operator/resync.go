@@ -1,4 +1,4 @@
-package caddymodule
+package operator
 
 import (
 	"bufio"
@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"unicode/utf8"
 
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-livefyre/caddy-livefyre/adminapi"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
 	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
@@ -25,7 +28,7 @@ const maxBadLinesReported = 100
 const maxResyncLine = 4096
 
 // tally is the report of a resync under way.
-type tally struct{ resyncReport }
+type tally struct{ adminapi.ResyncReport }
 
 // How a resync enqueues: up to resyncBatch ids at a time (fewer when the
 // sender pauses), by resyncWorkers goroutines. Concurrent enqueues share
@@ -41,8 +44,8 @@ const (
 // lines are skipped; surrounding spaces and CRLF line ends are allowed.
 // Lines that are not user ids are counted and skipped. It stops at the first
 // error of enqueue or of reading list, reporting how far it got.
-func resync(list io.Reader, network string, enqueue func(network, userID string) (bool, error)) (resyncReport, error) {
-	r := &resyncer{network: network, enqueue: enqueue, report: tally{resyncReport{Network: network}}}
+func resync(list io.Reader, network string, enqueue func(network, userID string) (bool, error)) (adminapi.ResyncReport, error) {
+	r := &resyncer{network: network, enqueue: enqueue, report: tally{adminapi.ResyncReport{Network: network}}}
 	br := bufio.NewReaderSize(list, maxResyncLine)
 	for {
 		line, err := br.ReadSlice('\n')
@@ -62,14 +65,14 @@ func resync(list io.Reader, network string, enqueue func(network, userID string)
 		// more: a slow sender's ids are queued as they come.
 		if len(r.batch) == resyncBatch || br.Buffered() == 0 || err != nil {
 			if qerr := r.flush(); qerr != nil {
-				return r.report.resyncReport, qerr
+				return r.report.ResyncReport, qerr
 			}
 		}
 		switch {
 		case errors.Is(err, io.EOF):
-			return r.report.resyncReport, nil
+			return r.report.ResyncReport, nil
 		case err != nil:
-			return r.report.resyncReport, badRequest("resync stopped reading the list after line %d: %v; the ids up to it are queued (%d new, %d already owed)",
+			return r.report.ResyncReport, adminapi.BadRequest("resync stopped reading the list after line %d: %v; the ids up to it are queued (%d new, %d already owed)",
 				r.report.Lines, err, r.report.Queued, r.report.Coalesced)
 		}
 	}
@@ -98,7 +101,7 @@ func (r *resyncer) line(line []byte) {
 	case len(id) > queue.MaxIDLen:
 		r.report.bad(line, fmt.Sprintf("longer than %d bytes", queue.MaxIDLen))
 	case !userid.Valid(id):
-		r.report.bad(line, "not a Livefyre user id (letters, digits, _ . - only)")
+		r.report.bad(line, "not a Livefyre user id: "+userid.Rule)
 	default:
 		r.batch = append(r.batch, resyncID{line: r.report.Lines, id: id})
 	}
@@ -131,11 +134,15 @@ func (r *resyncer) flush() error {
 	for i, o := range outcomes {
 		if o.err != nil {
 			status := http.StatusInternalServerError
-			if errors.Is(o.err, queue.ErrClosed) || errors.Is(o.err, errStoreClosed) {
+			var apiErr caddy.APIError
+			switch {
+			case errors.As(o.err, &apiErr):
+				status = apiErr.HTTPStatus
+			case errors.Is(o.err, queue.ErrClosed):
 				status = http.StatusServiceUnavailable
 			}
 			line := r.batch[i].line
-			return apiError(status, "resync stopped at line %d: %v; the ids before it are queued (%d new, %d already owed): send the list again from line %d",
+			return adminapi.Errorf(status, "resync stopped at line %d: %v; the ids before it are queued (%d new, %d already owed): send the list again from line %d",
 				line, o.err, r.report.Queued, r.report.Coalesced, line)
 		}
 		if o.coalesced {
@@ -158,5 +165,5 @@ func (r *tally) bad(line []byte, reason string) {
 	if utf8.RuneCountInString(text) > 64 {
 		text = string([]rune(text)[:64]) + "…"
 	}
-	r.BadLines = append(r.BadLines, badLine{Line: r.Lines, Text: text, Reason: reason})
+	r.BadLines = append(r.BadLines, adminapi.BadLine{Line: r.Lines, Text: text, Reason: reason})
 }

@@ -1,116 +1,190 @@
-package caddymodule
+// Package doctor checks the whole setup of a running livefyre app, network
+// by network: the key, Livefyre, the app's profile API, the mapping, the
+// public pull URL, the closed loop and the queue. Each check says what it
+// saw and, unless it passed, how to fix it (adminapi.DoctorReport).
+//
+// It fetches and maps a profile through the pull endpoints' own code
+// (Pull), and mints tokens and has the endpoints check them, so that what
+// passes here passes for Livefyre. The admin API (package operator, POST
+// /livefyre/doctor) and the status page (package caddymodule) both run it;
+// it reaches the app only through App, which caddymodule implements.
+package doctor
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-
+	"github.com/caddy-livefyre/caddy-livefyre/adminapi"
 	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
+	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
 
-const (
-	// doctorTimeout bounds each request doctor makes itself.
-	doctorTimeout = 10 * time.Second
-	// doctorMadeUpUser is the id doctor asks the app for when it has no
-	// sample user: any answer, 404 included, shows the app is reachable.
-	doctorMadeUpUser = "caddy-livefyre-doctor"
-	// doctorStaleAge is how long the oldest owed ping may wait before
-	// doctor mentions it.
-	doctorStaleAge = 15 * time.Minute
-)
-
-// doctorRun is one run of the checks.
-type doctorRun struct {
-	ctx    context.Context
-	req    doctorRequest
-	now    func() time.Time
-	http   *http.Client
-	report doctorReport
+// App is what doctor needs of the running livefyre app.
+type App interface {
+	// NetworkNames returns the configured networks, sorted.
+	NetworkNames() []string
+	// Stats counts the queue's jobs per network and state, with each
+	// network's latest pings and holds; an error says why the queue
+	// cannot be read.
+	Stats(now time.Time) (adminapi.Stats, error)
+	// Checkup returns what doctor checks of a configured network; false
+	// if the network is not configured.
+	Checkup(network string) (Network, bool)
+	// Probing tells the app that doctor is about to pull user on network,
+	// or to have Livefyre pull them: such a pull is doctor's own, and no
+	// sign of another replica (see Confirm.Siblings).
+	Probing(network, user string, at time.Time)
 }
 
-func (d *doctorRun) add(network, name string, status checkStatus, detail, fix string) {
+// Network is one configured network, as doctor checks it.
+type Network struct {
+	// Client pings Livefyre for the network, with its key and quill.
+	Client *pullclient.Client
+	// ProbeUsers are the probe_user settings of the network's handlers,
+	// pull endpoints first, without repeats.
+	ProbeUsers []string
+	// Pulls are the pull endpoints served for the network.
+	Pulls []Pull
+	// Confirm is the network's closed loop.
+	Confirm Confirm
+}
+
+// Confirm is a network's closed loop (a ping is done once Livefyre pulls
+// the user), as configured and as seen.
+type Confirm struct {
+	// On says the loop is configured on.
+	On bool
+	// Setting is the configured loop in words, e.g. "within 15m0s,
+	// attempts 3".
+	Setting string
+	// Served says this Caddy serves a pull endpoint of the network, which
+	// the loop needs.
+	Served bool
+	// Siblings says this Caddy concluded that another replica with a queue
+	// of its own serves the network's pulls too.
+	Siblings bool
+}
+
+// Pull is one pull endpoint of a network. Its methods run the endpoint's
+// own code, so that doctor fetches and maps a profile as a pull would.
+type Pull interface {
+	// URL is the public pull URL template registered with Livefyre.
+	URL() *userid.Template
+	// Tokens checks an lftoken as the endpoint does.
+	Tokens() pullclient.TokenValidator
+	// ProbeUser is the endpoint's own probe_user, or "".
+	ProbeUser() string
+	// Upstream is the app's profile URL for id, placeholders filled.
+	Upstream(id string) (string, error)
+	// Fetch GETs the app's profile at target: 200 and the decoded JSON, or
+	// the status the endpoint would answer Livefyre with and why.
+	Fetch(ctx context.Context, target string) (status int, doc any, reason string)
+	// Map builds the Livefyre profile of id from the app's JSON.
+	Map(id string, doc any) (profile.Result, error)
+}
+
+const (
+	// timeout bounds each request doctor makes itself.
+	timeout = 10 * time.Second
+	// madeUpUser is the id doctor asks the app for when it has no
+	// sample user: any answer, 404 included, shows the app is reachable.
+	madeUpUser = "caddy-livefyre-doctor"
+	// staleAge is how long the oldest owed ping may wait before
+	// doctor mentions it.
+	staleAge = 15 * time.Minute
+)
+
+// run is one run of the checks.
+type run struct {
+	ctx    context.Context
+	req    adminapi.DoctorRequest
+	now    func() time.Time
+	http   *http.Client
+	report adminapi.DoctorReport
+}
+
+func (d *run) add(network, name string, status adminapi.CheckStatus, detail, fix string) {
 	if status == checkPass {
 		fix = ""
 	}
-	d.report.Checks = append(d.report.Checks, doctorCheck{Network: network, Name: name, Status: status, Detail: detail, Fix: fix})
+	d.report.Checks = append(d.report.Checks, adminapi.DoctorCheck{Network: network, Name: name, Status: status, Detail: detail, Fix: fix})
 	if status == checkFail {
 		d.report.OK = false
 	}
 }
 
-// doctor checks the whole setup of each network, or of req.Network: the
-// key, Livefyre, the app, the mapping, the pull URL and the queue.
-func (app *App) doctor(ctx context.Context, req doctorRequest) doctorReport {
-	d := &doctorRun{
+// Run checks the whole setup of each network of app, or of req.Network:
+// the key, Livefyre, the app, the mapping, the pull URL, the closed loop
+// and the queue. With req.UserID it checks that user's profile, else each
+// network's probe_user; with req.ProbeLivefyre it also pings Livefyre for
+// that user.
+func Run(ctx context.Context, app App, req adminapi.DoctorRequest) adminapi.DoctorReport {
+	d := &run{
 		ctx:    ctx,
 		req:    req,
 		now:    time.Now,
-		report: doctorReport{OK: true, Checks: []doctorCheck{}},
+		report: adminapi.DoctorReport{OK: true, Checks: []adminapi.DoctorCheck{}},
 		http: &http.Client{
-			Timeout:       doctorTimeout,
+			Timeout:       timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}
 	defer d.http.CloseIdleConnections()
-	networks := app.networkNames()
+	networks := app.NetworkNames()
 	if req.Network != "" {
 		networks = []string{req.Network}
 	}
 	if len(networks) == 0 {
 		d.add("", "config", checkFail, "no livefyre handler is configured", "add a livefyre directive to a site (see the README)")
 	}
-	var stats statsReport
-	s, err := app.openedStore()
-	if err == nil {
-		stats, err = s.stats(app.networkNames(), d.now())
-	}
+	stats, err := app.Stats(d.now())
 	if err != nil {
 		d.add("", "queue", checkFail, "the queue cannot be read: "+err.Error(),
 			"see Caddy's log; the storage directory must be writable and used by this Caddy only")
 	}
 	for _, network := range networks {
-		client, ok := app.client(network)
+		n, ok := app.Checkup(network)
 		if !ok {
 			continue
 		}
-		pulls := app.pullEndpoints(network)
-		user := sampleUser(req.UserID, app.probeUsers(network))
+		client, pulls := n.Client, n.Pulls
+		user := sampleUser(req.UserID, n.ProbeUsers)
 		d.checkToken(client, pulls)
-		d.checkCleartext(client, pulls)
+		d.checkCleartext(client, pullURLs(pulls))
 		d.checkLivefyre(client)
-		d.checkProbe(client, user)
-		for _, ph := range pulls {
+		d.checkProbe(app, client, user)
+		for _, p := range pulls {
 			siteUser := user
-			if req.UserID == "" && ph.settings.ProbeUser != "" {
-				siteUser = ph.settings.ProbeUser
+			if req.UserID == "" && p.ProbeUser() != "" {
+				siteUser = p.ProbeUser()
 			}
-			if doc := d.checkApp(network, &ph.Pull, siteUser); doc != nil {
-				d.checkMapping(network, &ph.Pull, siteUser, doc)
+			if doc := d.checkApp(network, p, siteUser); doc != nil {
+				d.checkMapping(network, p, siteUser, doc)
 			} else if siteUser != "" {
 				d.add(network, "mapping", checkSkip, "not checked: the app gave no profile to map", "")
 			}
-			d.checkPullURL(client, ph, siteUser)
+			d.checkPullURL(app, client, p, siteUser)
 		}
 		if len(pulls) == 0 {
 			d.add(network, "pull_url", checkWarn, "no site serves a pull endpoint for this network",
 				"Livefyre's pulls must be answered somewhere: add a pull block to the livefyre directive")
 		}
-		d.checkConfirm(app, network)
-		if s != nil && err == nil {
+		d.checkConfirm(network, n.Confirm)
+		if err == nil {
 			d.checkQueue(network, stats.Networks[network])
 		}
 	}
-	if s != nil && err == nil && req.Network == "" {
-		for _, name := range sortedKeys(stats.Networks) {
+	if err == nil && req.Network == "" {
+		for _, name := range slices.Sorted(maps.Keys(stats.Networks)) {
 			if ns := stats.Networks[name]; !ns.Configured {
 				d.add(name, "queue", checkWarn,
 					fmt.Sprintf("the queue holds %d pings for this network, which no site configures; they are not sent", ns.Pending+ns.Leased+ns.Retrying+ns.Dead),
@@ -135,7 +209,7 @@ func sampleUser(asked string, probeUsers []string) string {
 
 // checkToken mints a system token with the configured key and has the
 // network's pull endpoints validate it, as they will Livefyre's.
-func (d *doctorRun) checkToken(c *pullclient.Client, pulls []*PullHandler) {
+func (d *run) checkToken(c *pullclient.Client, pulls []Pull) {
 	const fix = "set network to the full name from Livefyre Studio (e.g. example.fyre.co) and key to the network key"
 	if err := pullclient.ValidNetworkName(c.Network); err != nil {
 		d.add(c.Network, "token", checkFail, "the network name is not usable: "+err.Error(), fix)
@@ -151,12 +225,12 @@ func (d *doctorRun) checkToken(c *pullclient.Client, pulls []*PullHandler) {
 		return
 	}
 	validators := []pullclient.TokenValidator{{Network: c.Network, Key: c.Key}}
-	for _, ph := range pulls {
-		validators = append(validators, ph.tokens)
+	for _, p := range pulls {
+		validators = append(validators, p.Tokens())
 	}
 	for _, v := range validators {
 		if err := v.Validate(token); err != nil {
-			d.add(c.Network, "token", checkFail, "a token minted with the configured key does not validate: "+tokenReason(err), fix)
+			d.add(c.Network, "token", checkFail, "a token minted with the configured key does not validate: "+pullclient.TokenReason(err), fix)
 			return
 		}
 	}
@@ -168,11 +242,11 @@ func (d *doctorRun) checkToken(c *pullclient.Client, pulls []*PullHandler) {
 // with every ping, and to the pull URL with every pull. Off loopback that
 // takes insecure_http, so it is a warning rather than a failure: the user
 // asked for it, and doctor says what it costs.
-func (d *doctorRun) checkCleartext(c *pullclient.Client, pulls []*PullHandler) {
+func (d *run) checkCleartext(c *pullclient.Client, pullURLs []string) {
 	var exposed, local []string
 	note := func(what, raw string) {
-		if host, ok := cleartextHost(raw); ok {
-			if loopbackHost(host) {
+		if host, ok := pullclient.CleartextHost(raw); ok {
+			if pullclient.LoopbackHost(host) {
 				local = append(local, what+" "+raw)
 			} else {
 				exposed = append(exposed, what+" "+raw)
@@ -180,8 +254,8 @@ func (d *doctorRun) checkCleartext(c *pullclient.Client, pulls []*PullHandler) {
 		}
 	}
 	note("quill", quillURL(c))
-	for _, ph := range pulls {
-		note("pull URL", ph.URL)
+	for _, u := range pullURLs {
+		note("pull URL", u)
 	}
 	switch {
 	case len(exposed) > 0:
@@ -206,7 +280,7 @@ func quillURL(c *pullclient.Client) string {
 
 // checkLivefyre checks that Livefyre's API answers at all; any HTTP answer
 // will do, since this request carries no token.
-func (d *doctorRun) checkLivefyre(c *pullclient.Client) {
+func (d *run) checkLivefyre(c *pullclient.Client) {
 	base := quillURL(c)
 	req, err := http.NewRequestWithContext(d.ctx, http.MethodGet, base+"/", nil)
 	if err != nil {
@@ -215,7 +289,7 @@ func (d *doctorRun) checkLivefyre(c *pullclient.Client) {
 	}
 	resp, err := d.http.Do(req)
 	if err != nil {
-		d.add(c.Network, "livefyre", checkFail, fmt.Sprintf("Livefyre's API at %s cannot be reached: %s", base, redactURLError(err)),
+		d.add(c.Network, "livefyre", checkFail, fmt.Sprintf("Livefyre's API at %s cannot be reached: %s", base, pullclient.RedactURLError(err)),
 			"check quill (default https://{prefix}.quill.fyre.co), DNS and this host's outbound HTTPS; queued pings wait and are retried meanwhile")
 		return
 	}
@@ -226,7 +300,7 @@ func (d *doctorRun) checkLivefyre(c *pullclient.Client) {
 
 // checkProbe sends Livefyre a ping for the sample user, if asked to: the
 // one check that Livefyre holds the same network name and key.
-func (d *doctorRun) checkProbe(c *pullclient.Client, user string) {
+func (d *run) checkProbe(app App, c *pullclient.Client, user string) {
 	if !d.req.ProbeLivefyre {
 		d.add(c.Network, "livefyre_probe", checkSkip,
 			"not run: with --probe-livefyre doctor pings Livefyre for the sample user, which proves Livefyre accepts the key", "")
@@ -236,10 +310,10 @@ func (d *doctorRun) checkProbe(c *pullclient.Client, user string) {
 		d.add(c.Network, "livefyre_probe", checkFail, "no sample user to ping", "set probe_user in the livefyre directive, or pass --user")
 		return
 	}
-	ctx, cancel := context.WithTimeout(d.ctx, doctorTimeout)
+	ctx, cancel := context.WithTimeout(d.ctx, timeout)
 	defer cancel()
 	// Livefyre's pull of this user answers doctor, not a ping of the queue.
-	siblingsOf(c.Network).probed(user, d.now())
+	app.Probing(c.Network, user, d.now())
 	res := c.Ping(ctx, user)
 	switch res.Outcome {
 	case pullclient.Done:
@@ -267,13 +341,12 @@ func (d *doctorRun) checkProbe(c *pullclient.Client, user string) {
 // checkApp asks the app's profile API for the sample user (or a made-up
 // one) the way the pull endpoint does, and returns the profile JSON if it
 // got the sample user's.
-func (d *doctorRun) checkApp(network string, p *Pull, user string) any {
+func (d *run) checkApp(network string, p Pull, user string) any {
 	id, madeUp := user, user == ""
 	if madeUp {
-		id = doctorMadeUpUser
+		id = madeUpUser
 	}
-	repl := caddy.NewReplacer()
-	target, err := p.upstreamURL(id, repl)
+	target, err := p.Upstream(id)
 	if err != nil {
 		d.add(network, "app", checkFail, err.Error(), "fix upstream in the pull block")
 		return nil
@@ -282,7 +355,7 @@ func (d *doctorRun) checkApp(network string, p *Pull, user string) any {
 	if u, err := url.Parse(target); err == nil {
 		where = u.Scheme + "://" + u.Host
 	}
-	status, doc, reason := p.fetch(d.ctx, target, repl)
+	status, doc, reason := p.Fetch(d.ctx, target)
 	switch {
 	case status == http.StatusOK && !madeUp:
 		d.add(network, "app", checkPass, fmt.Sprintf("the app's profile API (%s) answered user %s's profile", where, id), "")
@@ -308,9 +381,9 @@ func (d *doctorRun) checkApp(network string, p *Pull, user string) any {
 
 // checkMapping maps the app's answer and validates the result against
 // Livefyre's schema, strictly, as the emulator does.
-func (d *doctorRun) checkMapping(network string, p *Pull, user string, doc any) {
+func (d *run) checkMapping(network string, p Pull, user string, doc any) {
 	const fix = "fix the map lines of the pull block: each source must point at a field of the app's JSON, e.g. map display_name /name"
-	res, err := p.mapper.Map(user, doc)
+	res, err := p.Map(user, doc)
 	if err != nil {
 		d.add(network, "mapping", checkFail, fmt.Sprintf("the app's answer for %s does not make a Livefyre profile: %v", user, err), fix)
 		return
@@ -326,7 +399,7 @@ func (d *doctorRun) checkMapping(network string, p *Pull, user string, doc any) 
 		return
 	}
 	detail := fmt.Sprintf("user %s maps to a valid Livefyre profile: display_name %q; fields %s",
-		user, prof.DisplayName, strings.Join(sortedKeys(prof.Fields), ", "))
+		user, prof.DisplayName, strings.Join(slices.Sorted(maps.Keys(prof.Fields)), ", "))
 	if len(res.Dropped) > 0 {
 		d.add(network, "mapping", checkWarn, detail+"; left out: "+strings.Join(res.Dropped, "; "), fix)
 		return
@@ -336,13 +409,13 @@ func (d *doctorRun) checkMapping(network string, p *Pull, user string, doc any) 
 
 // checkPullURL fetches the sample user through the public pull URL with a
 // fresh token, as Livefyre will, and validates the answer.
-func (d *doctorRun) checkPullURL(c *pullclient.Client, ph *PullHandler, user string) {
+func (d *run) checkPullURL(app App, c *pullclient.Client, p Pull, user string) {
 	if user == "" {
 		d.add(c.Network, "pull_url", checkSkip, "not run: no sample user", "set probe_user in the livefyre directive, or pass --user")
 		return
 	}
-	shown := ph.url.Fill(user)
-	siblingsOf(c.Network).probed(user, d.now()) // doctor's own pull proves nothing about replicas
+	shown := p.URL().Fill(user)
+	app.Probing(c.Network, user, d.now()) // doctor's own pull proves nothing about replicas
 	ttl := c.TokenTTL
 	if ttl <= 0 {
 		ttl = pullclient.DefaultTokenTTL
@@ -362,12 +435,12 @@ func (d *doctorRun) checkPullURL(c *pullclient.Client, ph *PullHandler, user str
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(d.ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("the pull URL %s is not usable: %v", shown, redactURLError(err)), "fix the pull URL")
+		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("the pull URL %s is not usable: %v", shown, pullclient.RedactURLError(err)), "fix the pull URL")
 		return
 	}
 	resp, err := d.http.Do(req)
 	if err != nil {
-		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("fetching %s from this host failed: %s", shown, redactURLError(err)),
+		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("fetching %s from this host failed: %s", shown, pullclient.RedactURLError(err)),
 			"Livefyre fetches this URL from the internet: make it resolve and route to this Caddy (the app and mapping checks above ran in-process)")
 		return
 	}
@@ -375,7 +448,7 @@ func (d *doctorRun) checkPullURL(c *pullclient.Client, ph *PullHandler, user str
 	resp.Body.Close()
 	switch {
 	case err != nil:
-		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("reading the answer of %s failed: %s", shown, redactURLError(err)), "see Caddy's log")
+		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("reading the answer of %s failed: %s", shown, pullclient.RedactURLError(err)), "see Caddy's log")
 	case resp.StatusCode == http.StatusForbidden:
 		d.add(c.Network, "pull_url", checkFail, fmt.Sprintf("%s refused a fresh system token (HTTP 403)", shown),
 			"the URL reaches another server, or a site with another key; or allow_ips leaves out this host")
@@ -398,36 +471,32 @@ func (d *doctorRun) checkPullURL(c *pullclient.Client, ph *PullHandler, user str
 // checkConfirm reports the closed loop of a network, and warns when this
 // Caddy has concluded that another replica with its own queue serves the
 // network's pulls too: such replicas cannot see each other's pulls.
-func (d *doctorRun) checkConfirm(app *App, network string) {
-	app.mu.Lock()
-	setting, configured := app.confirms[network]
-	served := app.pullServed[network]
-	app.mu.Unlock()
+func (d *run) checkConfirm(network string, c Confirm) {
 	const replicas = "replicas that each have their own queue cannot see the pulls the others served: run them in fleet mode (one shared queue) or set confirm off"
 	switch {
-	case !configured || !setting.on:
+	case !c.On:
 		d.add(network, "confirm", checkPass, "off: a ping is done once Livefyre accepts it", "")
-	case !served:
+	case !c.Served:
 		d.add(network, "confirm", checkPass, "on, but this Caddy serves no pull endpoint for the network, so pings are done once Livefyre accepts them", "")
-	case siblingsSuspected(network):
+	case c.Siblings:
 		d.add(network, "confirm", checkWarn,
 			"this Caddy served pulls of users it sent no ping for while its own pings went unpulled: another replica with its own queue shares the pull endpoint, so pings are no longer re-sent or dead-lettered for want of a pull",
 			replicas)
 	default:
 		d.add(network, "confirm", checkPass,
-			fmt.Sprintf("on (%s): a ping is done once Livefyre pulls the user; note: %s", setting, replicas), "")
+			fmt.Sprintf("on (%s): a ping is done once Livefyre pulls the user; note: %s", c.Setting, replicas), "")
 	}
 }
 
 // checkQueue looks at a network's backlog, dead letters and latest ping.
-func (d *doctorRun) checkQueue(network string, ns networkStats) {
+func (d *run) checkQueue(network string, ns adminapi.NetworkStats) {
 	var problems []string
 	fix := ""
 	if ns.Dead > 0 {
 		problems = append(problems, fmt.Sprintf("%d dead letters", ns.Dead))
 		fix = "list them with `caddy livefyre dead`, fix the cause, then `caddy livefyre retry --all` (or `caddy livefyre purge`)"
 	}
-	if age := time.Duration(ns.OldestPendingAge * float64(time.Second)); age > doctorStaleAge {
+	if age := time.Duration(ns.OldestPendingAge * float64(time.Second)); age > staleAge {
 		problems = append(problems, fmt.Sprintf("the oldest owed ping has waited %s", age.Round(time.Second)))
 		if fix == "" {
 			fix = "see the last error below and `caddy livefyre status`; a low rate also lets a backlog grow"
@@ -457,11 +526,19 @@ func (d *doctorRun) checkQueue(network string, ns networkStats) {
 	d.add(network, "queue", checkPass, counts, "")
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// pullURLs are the pull endpoints' URL templates, as configured.
+func pullURLs(pulls []Pull) []string {
+	urls := make([]string, len(pulls))
+	for i, p := range pulls {
+		urls[i] = p.URL().String()
 	}
-	sort.Strings(keys)
-	return keys
+	return urls
 }
+
+// The statuses of a check.
+const (
+	checkPass = adminapi.CheckPass
+	checkWarn = adminapi.CheckWarn
+	checkFail = adminapi.CheckFail
+	checkSkip = adminapi.CheckSkip
+)
