@@ -200,8 +200,7 @@ func TestFleetClosedLoopAndReload(t *testing.T) {
 		j, err := pg.Get("example.fyre.co", "u1")
 		return err == nil && j.State == queue.Awaiting
 	})
-	// The admin API's stats read the fleet's queue; its job routes, which
-	// want the embedded queue, say why they cannot answer.
+	// The admin API's stats and job routes read the fleet's queue.
 	a, err := caddy.ActiveContext().App("livefyre")
 	if err != nil {
 		t.Fatal(err)
@@ -209,12 +208,10 @@ func TestFleetClosedLoopAndReload(t *testing.T) {
 	if st, err := a.(*App).Stats(time.Now()); err != nil || st.Networks["example.fyre.co"].Awaiting != 1 {
 		t.Errorf("the admin API's stats: %+v, %v; want u1 awaiting its pull", st, err)
 	}
-	var apiErr caddy.APIError
-	if _, err := a.(*App).Queue(); !errors.As(err, &apiErr) || apiErr.HTTPStatus != http.StatusNotImplemented {
-		t.Errorf("App.Queue in fleet mode: %v, want a 501", err)
-	}
-	if b, err := a.(*App).Backend(); err != nil || b != s.queue {
-		t.Errorf("App.Backend in fleet mode: %v, %v", b, err)
+	if q, err := a.(*App).Queue(); err != nil || q != s.queue {
+		t.Errorf("App.Queue in fleet mode: %v, %v; want the fleet's queue", q, err)
+	} else if j, err := q.Get("example.fyre.co", "u1"); err != nil || j.State != queue.Awaiting {
+		t.Errorf("u1 through App.Queue: %+v, %v; want it awaiting its pull", j, err)
 	}
 	app.release()
 	waitFor(t, "the pull of u1 to confirm its ping in PostgreSQL", 10*time.Second, func() bool {

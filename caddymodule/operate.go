@@ -59,22 +59,9 @@ func (a *App) UserNetwork(name string) (string, error) {
 	return userNetwork(a, s, name)
 }
 
-// Queue returns the embedded queue of the running config, opening it if
-// need be. In fleet mode there is none: use Backend.
-func (a *App) Queue() (*queue.Queue, error) {
-	s, err := a.openedStore()
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	if s.badger == nil {
-		return nil, adminapi.Errorf(http.StatusNotImplemented, "the queue is in PostgreSQL (fleet mode); this route reads the embedded queue only, for now: use the livefyre_status page, or query the %s schema", a.pg.schema)
-	}
-	return s.badger, nil
-}
-
-// Backend returns the queue of the running config, embedded or in
+// Queue returns the queue of the running config, embedded or in
 // PostgreSQL, opening it if need be.
-func (a *App) Backend() (queue.Backend, error) {
+func (a *App) Queue() (queue.Backend, error) {
 	s, err := a.openedStore()
 	if err != nil {
 		return nil, unavailable(err)

@@ -195,7 +195,7 @@ func (a *AdminAPI) jobs(w http.ResponseWriter, r *http.Request, app App) error {
 }
 
 // openQueue returns the running queue, once network (if named) is known.
-func openQueue(app App, network string) (*queue.Queue, error) {
+func openQueue(app App, network string) (queue.Backend, error) {
 	q, err := app.Queue()
 	if err != nil {
 		return nil, unavailable(err)

@@ -39,7 +39,7 @@ type App interface {
 	UserNetwork(name string) (string, error)
 	// Queue returns the queue of the running config, opening it if need
 	// be.
-	Queue() (*queue.Queue, error)
+	Queue() (queue.Backend, error)
 	// Attempts returns the remembered pings of one user, oldest first.
 	Attempts(network, userID string) []adminapi.PingAttempt
 	// Enqueue durably records that userID on network needs a ping, for
