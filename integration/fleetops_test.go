@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // fleetStats is the part of a replica's GET /livefyre/stats this test
@@ -149,5 +152,38 @@ func TestFleetStatusAndDoctor(t *testing.T) {
 	}
 	if err := f.pg.Up(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The status page of a replica in fleet mode names PostgreSQL and the
+// schema, and shows what this replica holds: its pings in flight, its
+// spool.
+func TestFleetStatusPage(t *testing.T) {
+	ctx := browser(t)
+	f := newFleet(t, fleetOptions{})
+	r := f.replicas[0]
+	r.kill()
+	cfg, err := os.ReadFile(r.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withPage := strings.Replace(string(cfg), "\treverse_proxy ", "\thandle /ops/* {\n\t\tlivefyre_status\n\t}\n\treverse_proxy ", 1)
+	if withPage == string(cfg) {
+		t.Fatal("could not add the status page to the replica's Caddyfile")
+	}
+	if err := os.WriteFile(r.config, []byte(withPage), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+
+	run(t, ctx, "opening the page", chromedp.Navigate(r.base+"/ops/"))
+	get(t, ctx, "waiting for the queue's line", chromedp.Poll[bool](`document.getElementById("queue-replica").textContent !== ""`, chromedp.WithPollingTimeout(browserStep)))
+	backend := get(t, ctx, "reading the queue's backend", chromedp.Text(chromedp.CSS(`#queue-backend`)))
+	if !strings.Contains(backend, "Queue: PostgreSQL, schema "+fleetSchema+" (version ") || !strings.Contains(backend, "shared by the fleet") {
+		t.Errorf("the page names the queue %q", backend)
+	}
+	replica := get(t, ctx, "reading what the replica holds", chromedp.Text(chromedp.CSS(`#queue-replica`)))
+	if !strings.HasPrefix(replica, "This replica: ") || !strings.Contains(replica, "0 pings in its spool") {
+		t.Errorf("the page shows the replica's part as %q", replica)
 	}
 }
