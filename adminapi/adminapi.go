@@ -60,6 +60,30 @@ type Stats struct {
 	Time     time.Time               `json:"time"`
 	Total    Counts                  `json:"total"`
 	Networks map[string]NetworkStats `json:"networks"`
+	// Queue is the queue the counts are of, and what this replica holds.
+	Queue *QueueInfo `json:"queue,omitempty"`
+}
+
+// QueueInfo says which queue the stats count and, in fleet mode, what this
+// replica holds of it: the counts are then the whole fleet's.
+type QueueInfo struct {
+	// Backend is "badger" (embedded, this replica's own) or "postgres"
+	// (fleet mode, shared by the replicas).
+	Backend string `json:"backend"`
+	// Schema is fleet mode's PostgreSQL schema, at SchemaVersion.
+	Schema        string `json:"schema,omitempty"`
+	SchemaVersion int    `json:"schema_version,omitempty"`
+	// Leased counts the pings this replica is sending now (its leases),
+	// among the Leased of the counts.
+	Leased int `json:"replica_leased"`
+	// SpoolJobs counts the pings in this replica's spool, acknowledged to
+	// the app and waiting to be forwarded to PostgreSQL (fleet mode).
+	SpoolJobs int `json:"spool_jobs"`
+	// Degraded says PostgreSQL failed this replica's last write: updates go
+	// to the spool until it answers again.
+	Degraded bool `json:"degraded,omitempty"`
+	// Error says what of this replica's part could not be read.
+	Error string `json:"error,omitempty"`
 }
 
 // PingAttempt is one ping sent to Livefyre and how it went.

@@ -15,6 +15,7 @@ import (
 	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
+	"github.com/caddy-livefyre/caddy-livefyre/queue/pgqueue"
 	"github.com/caddy-livefyre/caddy-livefyre/userid"
 )
 
@@ -173,6 +174,12 @@ func (a *App) RegisterPullURL(ctx context.Context, network string) adminapi.Regi
 func (s *store) stats(configured []string, now time.Time) (statsReport, error) {
 	counts, err := s.queue.Stats()
 	if err != nil {
+		if s.fleet != nil {
+			// What this replica holds matters most while PostgreSQL is away.
+			if n, serr := s.fleet.SpoolJobs(); serr == nil {
+				err = fmt.Errorf("%w (pings in this replica's spool, waiting for PostgreSQL: %d)", err, n)
+			}
+		}
 		return statsReport{}, err
 	}
 	report := statsReport{Time: now.UTC(), Networks: make(map[string]networkStats)}
@@ -203,7 +210,75 @@ func (s *store) stats(configured []string, now time.Time) (statsReport, error) {
 		report.Total.Retrying += ns.Retrying
 		report.Total.Dead += ns.Dead
 	}
+	report.Queue = s.queueInfo(report.Total.Leased)
 	return report, nil
+}
+
+// queueInfo says which queue the stats are of and what this replica holds
+// of it. On Badger every lease is this replica's: leased is the count of
+// them.
+func (s *store) queueInfo(leased int) *adminapi.QueueInfo {
+	info := &adminapi.QueueInfo{Backend: s.backend(), Leased: leased}
+	if s.fleet == nil {
+		return info
+	}
+	info.Schema = s.fleet.Schema()
+	info.Degraded = s.fleet.Degraded()
+	var errs []error
+	var err error
+	if info.Leased, err = s.fleet.OwnLeases(); err != nil {
+		errs = append(errs, err)
+	}
+	if info.SchemaVersion, err = s.fleet.StoredSchemaVersion(context.Background()); err != nil {
+		errs = append(errs, err)
+	}
+	if info.SpoolJobs, err = s.fleet.SpoolJobs(); err != nil {
+		errs = append(errs, fmt.Errorf("reading the spool: %w", err))
+	}
+	if err := s.redact(errors.Join(errs...)); err != nil {
+		info.Error = err.Error()
+	}
+	return info
+}
+
+// redact takes the DSN's parts out of a fleet mode error, as fleetBackend
+// does for the queue's.
+func (s *store) redact(err error) error {
+	if b, ok := s.queue.(*fleetBackend); ok {
+		return b.r.err(err)
+	}
+	return err
+}
+
+// QueueCheck says which queue the app runs and, in fleet mode, whether
+// PostgreSQL answers now, the schema version it holds and this replica's
+// spool, for doctor. Errors are redacted: they never show the DSN.
+func (a *App) QueueCheck(ctx context.Context) doctor.QueueState {
+	st := doctor.QueueState{Backend: "badger"}
+	if a.pg != nil {
+		st.Backend, st.Schema, st.Known = "postgres", a.pg.schema, pgqueue.SchemaVersion
+	}
+	s, err := a.openedStore()
+	if err != nil {
+		st.Err = unavailable(err)
+		if st.Backend == "postgres" {
+			st.Err = a.pg.redact.err(err)
+		}
+		st.SpoolErr = st.Err
+		return st
+	}
+	if s.fleet == nil {
+		return st
+	}
+	st.Backend, st.Schema = s.backend(), s.fleet.Schema()
+	st.RTT, err = s.fleet.Ping(ctx)
+	st.Err = s.redact(err)
+	if err == nil {
+		st.Version, err = s.fleet.StoredSchemaVersion(ctx)
+		st.VersionErr = s.redact(err)
+	}
+	st.SpoolJobs, st.SpoolErr = s.fleet.SpoolJobs()
+	return st
 }
 
 // knownNetwork checks a network named in a request: it must be configured

@@ -172,14 +172,14 @@ type statusSource struct {
 	app *App
 }
 
-func (src statusSource) Networks(context.Context) ([]statuspage.Network, error) {
+func (src statusSource) Networks(context.Context) ([]statuspage.Network, *statuspage.Queue, error) {
 	s, err := src.app.openedStore()
 	if err != nil {
-		return nil, pageError(unavailable(err))
+		return nil, nil, pageError(unavailable(err))
 	}
 	report, err := s.stats(src.app.networkNames(), time.Now())
 	if err != nil {
-		return nil, pageError(unavailable(err))
+		return nil, nil, pageError(unavailable(err))
 	}
 	out := make([]statuspage.Network, 0, len(report.Networks))
 	for name, ns := range report.Networks {
@@ -198,7 +198,14 @@ func (src statusSource) Networks(context.Context) ([]statuspage.Network, error) 
 		out = append(out, n)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	var q *statuspage.Queue
+	if qi := report.Queue; qi != nil {
+		q = &statuspage.Queue{
+			Backend: qi.Backend, Schema: qi.Schema, SchemaVersion: qi.SchemaVersion,
+			InFlight: qi.Leased, SpoolJobs: qi.SpoolJobs, Degraded: qi.Degraded, Error: qi.Error,
+		}
+	}
+	return out, q, nil
 }
 
 func (src statusSource) Attempts(userID string, limit int) []statuspage.Attempt {

@@ -158,9 +158,12 @@ func TestStatusSourceActsOnTheQueue(t *testing.T) {
 	if err != nil || len(dl.Letters) != 2 || dl.Letters[0].Reason != "livefyre answered HTTP 400: <b>no</b>" {
 		t.Errorf("dead letters: %+v, %v", dl, err)
 	}
-	nets, err := statusSource{app: a}.Networks(context.Background())
+	nets, q, err := statusSource{app: a}.Networks(context.Background())
 	if err != nil || len(nets) != 1 || nets[0].Name != network || nets[0].Dead != 2 || nets[0].Pending != 1 || !nets[0].Configured {
 		t.Errorf("networks: %+v, %v", nets, err)
+	}
+	if q == nil || q.Backend != "badger" || q.Schema != "" || q.SpoolJobs != 0 {
+		t.Errorf("the page's queue on Badger: %+v", q)
 	}
 
 	if code, body := post("purge", `{"all": true}`); code != http.StatusOK || !strings.Contains(body, `"count":2`) {

@@ -67,6 +67,7 @@ func TestDoctorPassesAHealthySetup(t *testing.T) {
 	wantCheck(t, rep, "mapping", "pass", `display_name "Ursula One"`, "")
 	wantCheck(t, rep, "pull_url", "pass", "http://127.0.0.1:9080/livefyre/pull/u1 answered a valid profile", "")
 	wantCheck(t, rep, "queue", "pass", "0 dead", "")
+	wantCheck(t, rep, "backend", "pass", "queue: embedded (badger)", "")
 
 	// Without a sample user, the app is still reached and the rest skipped.
 	e.load(options{})

@@ -223,6 +223,9 @@ func TestStatusPageShowsPendingWhileLivefyreFails(t *testing.T) {
 	if last := networkCell(t, ctx, "last_error"); !strings.Contains(last, "HTTP 403") {
 		t.Errorf("last error cell %q, want Livefyre's 403", last)
 	}
+	if q := get(t, ctx, "reading the queue's backend", chromedp.Text(chromedp.CSS(`#queue-backend`))); !strings.Contains(q, "embedded (Badger)") {
+		t.Errorf("the page names the queue %q, want the embedded one", q)
+	}
 	recent := get(t, ctx, "reading the recent attempts", chromedp.Text(chromedp.CSS(`#attempts tbody`)))
 	if !strings.Contains(recent, "status-pending-") || !strings.Contains(recent, "403") {
 		t.Errorf("recent attempts lack the refused pings: %q", recent)

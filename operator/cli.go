@@ -68,8 +68,10 @@ func printAwaiting(w io.Writer, page adminapi.JobPage, total int, now time.Time)
 	tw.Flush()
 }
 
-// printStatus writes the stats as a table, then each network's last error.
+// printStatus writes the queue's backend, the stats as a table, then each
+// network's last error.
 func printStatus(w io.Writer, rep adminapi.Stats) {
+	printQueue(w, rep.Queue)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NETWORK\tPENDING\tLEASED\tRETRYING\tDEAD\tOLDEST OWED\tLAST SUCCESS\tLAST ERROR\tAWAITING PULL")
 	names := slices.Sorted(maps.Keys(rep.Networks))
@@ -111,6 +113,28 @@ func printStatus(w io.Writer, rep adminapi.Stats) {
 			fmt.Fprintf(w, "\n%s: last error %s, user %s (%s%s): %s\n", name, ago(e.Time, rep.Time), e.UserID, e.Outcome, status, e.Error)
 		}
 	}
+}
+
+// printQueue says which queue the table counts and, in fleet mode, what
+// this replica holds of it: the table is then the whole fleet's.
+func printQueue(w io.Writer, q *adminapi.QueueInfo) {
+	switch {
+	case q == nil:
+		return
+	case q.Backend != "postgres":
+		fmt.Fprintf(w, "queue: embedded (%s), this replica's own\n", q.Backend)
+	default:
+		fmt.Fprintf(w, "queue: postgres, schema %s (version %d), shared by the fleet: the table counts every replica's pings\n", q.Schema, q.SchemaVersion)
+		fmt.Fprintf(w, "this replica: %d in flight (leased), %d in its spool", q.Leased, q.SpoolJobs)
+		if q.Degraded {
+			fmt.Fprint(w, "; PostgreSQL failed its last write, so updates go to the spool until it answers")
+		}
+		if q.Error != "" {
+			fmt.Fprint(w, "; not all read: "+q.Error)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
 }
 
 // ago says how long before now t was, or "-" for the zero time.

@@ -92,6 +92,37 @@ func TestPrintStatusShowsHeldNetworks(t *testing.T) {
 	}
 }
 
+// status names the queue's backend above the table and, in fleet mode,
+// what this replica holds of the fleet's queue.
+func TestPrintStatusShowsTheQueue(t *testing.T) {
+	now := time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC)
+	networks := map[string]adminapi.NetworkStats{"a.fyre.co": {Configured: true, Counts: adminapi.Counts{Leased: 5}}}
+	status := func(q *adminapi.QueueInfo) string {
+		var out strings.Builder
+		printStatus(&out, adminapi.Stats{Time: now, Networks: networks, Queue: q})
+		return out.String()
+	}
+	out := status(&adminapi.QueueInfo{Backend: "postgres", Schema: "livefyre", SchemaVersion: 2, Leased: 2, SpoolJobs: 7, Degraded: true})
+	for _, want := range []string{
+		"queue: postgres, schema livefyre (version 2), shared by the fleet",
+		"this replica: 2 in flight (leased), 7 in its spool; PostgreSQL failed its last write",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("fleet status lacks %q:\n%s", want, out)
+		}
+	}
+	if i, j := strings.Index(out, "this replica:"), strings.Index(out, "NETWORK"); i < 0 || j < i {
+		t.Errorf("the queue is not above the table:\n%s", out)
+	}
+	out = status(&adminapi.QueueInfo{Backend: "badger", Leased: 5})
+	if !strings.HasPrefix(out, "queue: embedded (badger)") || strings.Contains(out, "this replica:") || strings.Contains(out, "spool") {
+		t.Errorf("Badger status:\n%s", out)
+	}
+	if out := status(nil); !strings.HasPrefix(out, "NETWORK") {
+		t.Errorf("status from a Caddy that does not say its queue:\n%s", out)
+	}
+}
+
 // status lists pings awaiting their pull with where the pull stands.
 func TestPrintAwaiting(t *testing.T) {
 	now := time.Now()

@@ -198,6 +198,7 @@ func sameOrigin(r *http.Request) error {
 type stateReport struct {
 	Time     time.Time `json:"time"`
 	ReadOnly bool      `json:"read_only"`
+	Queue    *Queue    `json:"queue,omitempty"`
 	Networks []Network `json:"networks"`
 	// Attempts are the last RecentLimit pings and pulls (of the user asked
 	// for), newest first.
@@ -205,13 +206,14 @@ type stateReport struct {
 }
 
 func (h *Handler) state(w http.ResponseWriter, r *http.Request) error {
-	networks, err := h.src.Networks(r.Context())
+	networks, q, err := h.src.Networks(r.Context())
 	if err != nil {
 		return err
 	}
 	report := stateReport{
 		Time:     h.opts.Now().UTC(),
 		ReadOnly: h.opts.ReadOnly,
+		Queue:    q,
 		Networks: nonNil(networks),
 		Attempts: nonNil(h.src.Attempts(strings.TrimSpace(r.URL.Query().Get("user")), RecentLimit)),
 	}

@@ -18,14 +18,15 @@ import (
 type memSource struct {
 	mu       sync.Mutex
 	networks []Network
+	queue    *Queue
 	attempts []Attempt
 	dead     []DeadLetter
 	calls    []string
 	fail     error
 }
 
-func (s *memSource) Networks(context.Context) ([]Network, error) {
-	return s.networks, s.fail
+func (s *memSource) Networks(context.Context) ([]Network, *Queue, error) {
+	return s.networks, s.queue, s.fail
 }
 
 func (s *memSource) Attempts(userID string, limit int) []Attempt {
@@ -277,6 +278,7 @@ func TestReadOnlyRefusesActions(t *testing.T) {
 func TestStateAndDoctorJSON(t *testing.T) {
 	src := &memSource{
 		networks: []Network{{Name: "a.fyre.co", Configured: true, Pending: 3, Held: &Held{Reason: "key refused", Until: fixedNow}}},
+		queue:    &Queue{Backend: "postgres", Schema: "livefyre", SchemaVersion: 2, InFlight: 4, SpoolJobs: 5},
 		attempts: []Attempt{
 			{Kind: KindPing, UserID: "42", Status: 503},
 			{Kind: KindPull, UserID: "7", Status: 200},
@@ -291,6 +293,15 @@ func TestStateAndDoctorJSON(t *testing.T) {
 	}
 	if !state.Time.Equal(fixedNow) || len(state.Networks) != 1 || state.Networks[0].Pending != 3 || state.Networks[0].Held == nil {
 		t.Errorf("state: %+v", state)
+	}
+	// The fleet's queue, and what this replica holds of it.
+	if q := state.Queue; q == nil || *q != *src.queue {
+		t.Errorf("state's queue: %+v, want %+v", q, src.queue)
+	}
+	for _, field := range []string{`"backend":"postgres"`, `"schema":"livefyre"`, `"schema_version":2`, `"replica_in_flight":4`, `"spool_jobs":5`} {
+		if !strings.Contains(w.Body.String(), field) {
+			t.Errorf("state.json lacks %s: %s", field, w.Body)
+		}
 	}
 	if len(state.Attempts) != 2 || state.Attempts[0].UserID != "42" || state.Attempts[1].UserID != "42" {
 		t.Errorf("attempts filtered by user 42: %+v", state.Attempts)

@@ -9,8 +9,9 @@ import (
 // Source is what the page shows and acts on. Its methods are called from
 // request goroutines, concurrently.
 type Source interface {
-	// Networks returns each network's queue and delivery state.
-	Networks(ctx context.Context) ([]Network, error)
+	// Networks returns each network's queue and delivery state, and the
+	// queue they are counted in (nil if not known).
+	Networks(ctx context.Context) ([]Network, *Queue, error)
 	// Attempts returns up to limit recent pings and pulls, newest first;
 	// only those of userID if it is not empty.
 	Attempts(userID string, limit int) []Attempt
@@ -52,6 +53,27 @@ type Network struct {
 	LastSuccess          time.Time `json:"last_success,omitzero"`
 	// LastError is the last failed ping, with Livefyre's status.
 	LastError *Attempt `json:"last_error,omitempty"`
+}
+
+// Queue is the queue the networks' counts are of, and what this replica
+// holds of it.
+type Queue struct {
+	// Backend is "badger" (embedded, this replica's own) or "postgres"
+	// (fleet mode: the counts are the whole fleet's).
+	Backend string `json:"backend"`
+	// Schema is fleet mode's PostgreSQL schema, at SchemaVersion.
+	Schema        string `json:"schema,omitempty"`
+	SchemaVersion int    `json:"schema_version,omitempty"`
+	// InFlight counts the pings this replica is sending now.
+	InFlight int `json:"replica_in_flight"`
+	// SpoolJobs counts the pings in this replica's spool, waiting for
+	// PostgreSQL.
+	SpoolJobs int `json:"spool_jobs"`
+	// Degraded says PostgreSQL failed this replica's last write: updates
+	// go to the spool until it answers again.
+	Degraded bool `json:"degraded,omitempty"`
+	// Error says what of this replica's part could not be read.
+	Error string `json:"error,omitempty"`
 }
 
 // Held says why and until when a network's pings are held back.

@@ -1,7 +1,8 @@
 // Package doctor checks the whole setup of a running livefyre app, network
 // by network: the key, Livefyre, the app's profile API, the mapping, the
-// public pull URL, the closed loop and the queue. Each check says what it
-// saw and, unless it passed, how to fix it (adminapi.DoctorReport).
+// public pull URL, the closed loop and the queue; then the queue's backend
+// (in fleet mode: PostgreSQL, its schema and the spool). Each check says
+// what it saw and, unless it passed, how to fix it (adminapi.DoctorReport).
 //
 // It fetches and maps a profile through the pull endpoints' own code
 // (Pull), and mints tokens and has the endpoints check them, so that what
@@ -43,6 +44,30 @@ type App interface {
 	// or to have Livefyre pull them: such a pull is doctor's own, and no
 	// sign of another replica (see Confirm.Siblings).
 	Probing(network, user string, at time.Time)
+	// QueueCheck says which queue the app runs and, in fleet mode, how its
+	// PostgreSQL and this replica's spool stand now, within ctx.
+	QueueCheck(ctx context.Context) QueueState
+}
+
+// QueueState is the app's queue as doctor checks it. All but Backend is
+// fleet mode's; errors never hold the DSN.
+type QueueState struct {
+	// Backend is "badger" (embedded) or "postgres" (fleet mode).
+	Backend string
+	// Schema is the PostgreSQL schema that holds the queue.
+	Schema string
+	// Err says why PostgreSQL did not answer; nil if it did, after RTT.
+	Err error
+	RTT time.Duration
+	// Version is the schema's version in the database (read if PostgreSQL
+	// answered; VersionErr if that failed), Known the newest this build
+	// knows.
+	Version, Known int
+	VersionErr     error
+	// SpoolJobs counts the pings in this replica's spool, waiting to be
+	// forwarded to PostgreSQL; SpoolErr says why the spool was not read.
+	SpoolJobs int
+	SpoolErr  error
 }
 
 // Network is one configured network, as doctor checks it.
@@ -146,10 +171,16 @@ func Run(ctx context.Context, app App, req adminapi.DoctorRequest) adminapi.Doct
 	if len(networks) == 0 {
 		d.add("", "config", checkFail, "no livefyre handler is configured", "add a livefyre directive to a site (see the README)")
 	}
+	qctx, cancel := context.WithTimeout(ctx, timeout)
+	qs := app.QueueCheck(qctx)
+	cancel()
 	stats, err := app.Stats(d.now())
 	if err != nil {
-		d.add("", "queue", checkFail, "the queue cannot be read: "+err.Error(),
-			"see Caddy's log; the storage directory must be writable and used by this Caddy only")
+		fix := "see Caddy's log; the storage directory must be writable and used by this Caddy only"
+		if qs.Backend == backendPostgres {
+			fix = "see the postgres check below, and Caddy's log"
+		}
+		d.add("", "queue", checkFail, "the queue cannot be read: "+err.Error(), fix)
 	}
 	for _, network := range networks {
 		n, ok := app.Checkup(network)
@@ -192,7 +223,86 @@ func Run(ctx context.Context, app App, req adminapi.DoctorRequest) adminapi.Doct
 			}
 		}
 	}
+	// Last, so that a report's first checks stay the networks'.
+	d.checkBackend(qs)
 	return d.report
+}
+
+// The queue's backends, as QueueState names them.
+const (
+	backendBadger   = "badger"
+	backendPostgres = "postgres"
+)
+
+// checkBackend names the queue's backend and, in fleet mode, checks the
+// connection to PostgreSQL, the schema version and this replica's spool.
+func (d *run) checkBackend(qs QueueState) {
+	if qs.Backend != backendPostgres {
+		d.add("", "backend", checkPass, "queue: embedded (badger), in the storage directory; this replica's own", "")
+		return
+	}
+	if qs.Err != nil {
+		d.add("", "postgres", checkFail, fmt.Sprintf("PostgreSQL (schema %s) cannot be reached from this replica: %v", qs.Schema, qs.Err),
+			"check that PostgreSQL is up and reachable from this host, and the connection string of queue postgres; meanwhile updates are kept in this replica's spool and forwarded when it answers")
+	} else {
+		d.add("", "postgres", checkPass, fmt.Sprintf("PostgreSQL answers (round trip %s); the queue is in schema %s, shared by the fleet", roundTrip(qs.RTT), qs.Schema), "")
+	}
+	d.checkSchema(qs)
+	d.checkSpool(qs)
+}
+
+// pings counts pings in words.
+func pings(n int) string {
+	if n == 1 {
+		return "1 ping"
+	}
+	return fmt.Sprintf("%d pings", n)
+}
+
+// roundTrip shows a round trip to a tenth of a millisecond.
+func roundTrip(rtt time.Duration) string {
+	return rtt.Round(100 * time.Microsecond).String()
+}
+
+// checkSchema compares the schema's version in the database with what
+// this build knows. Start-up refuses a newer one, so a newer one here was
+// made since by a replica of a newer build.
+func (d *run) checkSchema(qs QueueState) {
+	switch {
+	case qs.Err != nil:
+		d.add("", "schema", checkSkip, "not checked: PostgreSQL did not answer", "")
+	case qs.VersionErr != nil:
+		d.add("", "schema", checkFail, fmt.Sprintf("the version of schema %s cannot be read: %v", qs.Schema, qs.VersionErr),
+			"the database user needs to read the schema's tables; see Caddy's log")
+	case qs.Version > qs.Known:
+		d.add("", "schema", checkFail,
+			fmt.Sprintf("schema %s is at version %d, newer than this build knows (up to %d): a replica of a newer caddy-livefyre upgraded it", qs.Schema, qs.Version, qs.Known),
+			"upgrade the plugin on this replica to the version the others run (rebuild Caddy with the newer caddy-livefyre); this build may mishandle the newer tables")
+	case qs.Version < qs.Known:
+		d.add("", "schema", checkWarn,
+			fmt.Sprintf("schema %s is at version %d, older than this build's %d, which it was upgraded to at start-up: it was restored or changed since", qs.Schema, qs.Version, qs.Known),
+			"restart this replica to upgrade the schema again")
+	default:
+		d.add("", "schema", checkPass, fmt.Sprintf("schema %s is at version %d, as this build expects", qs.Schema, qs.Version), "")
+	}
+}
+
+// checkSpool looks at the pings this replica holds for PostgreSQL.
+func (d *run) checkSpool(qs QueueState) {
+	switch {
+	case qs.SpoolErr != nil:
+		d.add("", "spool", checkFail, "this replica's spool cannot be read: "+qs.SpoolErr.Error(),
+			"see Caddy's log; the storage directory must be writable and used by this Caddy only")
+	case qs.SpoolJobs == 0:
+		d.add("", "spool", checkPass, "empty: every update this replica took is in PostgreSQL", "")
+	case qs.Err == nil:
+		d.add("", "spool", checkPass,
+			fmt.Sprintf("this replica's spool holds %s; PostgreSQL answers, so they are being forwarded", pings(qs.SpoolJobs)), "")
+	default:
+		d.add("", "spool", checkWarn,
+			fmt.Sprintf("this replica's spool holds %s for PostgreSQL: the app's updates were acknowledged, and until PostgreSQL takes them they exist only on this replica's disk; if that disk is lost, Livefyre is not pinged for those users until their next update or a resync", pings(qs.SpoolJobs)),
+			"bring PostgreSQL back (the spool is forwarded as soon as it answers); until the spool is empty (caddy_livefyre_spool_jobs), keep this replica's storage directory and its volume")
+	}
 }
 
 // sampleUser picks the user doctor checks: the one asked for, else the

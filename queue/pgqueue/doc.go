@@ -96,7 +96,8 @@
 //
 // # Shutdown and lost replicas
 //
-// Lease stamps each row with the Queue's owner id (random, per New). Close
+// Lease stamps each row with the Queue's owner id (random, per New), by
+// which OwnLeases counts what this replica is sending now. Close
 // (SIGTERM, a rolling deploy) hands back every row still leased under it
 // in one statement, as Release does (due now, no attempt counted), so
 // the other replicas send those pings at once instead of after the lease

@@ -11,6 +11,7 @@ type statements struct {
 	purgeMany, pullFailed, lockJob, awaitJob      string
 	finishJob, notePull, notePing, peekJob        string
 	handBackAll, take                             string
+	schemaVersion, ownLeases                      string
 }
 
 // jobColumns are the columns scanJob reads, in its order.
@@ -207,6 +208,13 @@ WHERE network = $1 AND state IN ('pending', 'retrying') AND due > $2`),
 
 		stats: s(`
 SELECT network, state, count(*)::int, min(enqueued_at) FROM @s.jobs GROUP BY network, state`),
+
+		schemaVersion: s(`SELECT version FROM @s.schema_version`),
+
+		// $1 owner, $2 now: the leases the owner holds that have not
+		// expired (a Leased row's due is its expiry).
+		ownLeases: s(`
+SELECT count(*)::int FROM @s.jobs WHERE state = 'leased' AND leased_by = $1 AND due > $2`),
 
 		// $1 state ('' = all), $2 network (NULL = all), $3/$4 cursor
 		// (NULL = from the start), $5 limit.

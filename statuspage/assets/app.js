@@ -117,6 +117,38 @@
     $("networks-empty").hidden = networks.length > 0;
   }
 
+  function plural(n, one, many) {
+    return n === 1 ? "1 " + one : n + " " + many;
+  }
+
+  // renderQueue says which queue the table counts and, in fleet mode, what
+  // this replica holds of it.
+  function renderQueue(q) {
+    const backend = $("queue-backend");
+    const replica = $("queue-replica");
+    replica.className = "";
+    if (!q) {
+      backend.textContent = "";
+      replica.textContent = "";
+      return;
+    }
+    backend.dataset.backend = q.backend;
+    if (q.backend !== "postgres") {
+      backend.textContent = "Queue: embedded (Badger), this replica's own.";
+      replica.textContent = "";
+      return;
+    }
+    backend.textContent = "Queue: PostgreSQL, schema " + q.schema + " (version " + q.schema_version + "), shared by the fleet: the table counts every replica's pings.";
+    let text = "This replica: " + plural(q.replica_in_flight, "ping", "pings") + " in flight, " +
+      plural(q.spool_jobs, "ping", "pings") + " in its spool.";
+    if (q.degraded) text += " PostgreSQL failed its last write: updates go to the spool until it answers again.";
+    if (q.error) text += " Not all of it could be read: " + q.error;
+    replica.textContent = text;
+    replica.dataset.inFlight = String(q.replica_in_flight);
+    replica.dataset.spool = String(q.spool_jobs);
+    if (q.degraded || q.spool_jobs > 0 || q.error) replica.className = "warn";
+  }
+
   function renderAttempts(attempts) {
     const rows = attempts.map((a) => {
       const tr = el("tr");
@@ -194,6 +226,7 @@
       ]);
       readOnly = state.read_only;
       document.body.dataset.readOnly = String(readOnly);
+      renderQueue(state.queue);
       renderNetworks(state.networks);
       renderAttempts(state.attempts);
       if (dead.letters.length === 0 && deadCursors.length > 1) {
