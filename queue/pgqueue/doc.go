@@ -122,8 +122,10 @@
 // rate and burst come with each Take from the caller's configuration
 // (SetRate), so a reload applies at once; a reserved token that is not
 // used (the process stops meanwhile) is lost, erring toward fewer pings.
-// A dispatcher that sizes its leases for the rate wait must count the
-// whole fleet's workers, not its own: N replicas queue on one bucket.
+// N replicas queue on one bucket, so no replica can size its leases for
+// the wait from its own workers: delivery's dispatcher instead puts a job
+// back (Postpone) when its turn is further off than its lease covers, and
+// leases only as many jobs as it holds turns for (delivery/doc.go).
 //
 // # Notify
 //
