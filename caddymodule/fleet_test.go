@@ -30,6 +30,20 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
+// privateFleetDB starts a PostgreSQL server of the test's own (one it may
+// stop), creates a database on it, and puts its DSN in
+// LIVEFYRE_DATABASE_URL, where the fleet Caddyfiles read it.
+func privateFleetDB(t *testing.T) (*pgtest.Server, string) {
+	t.Helper()
+	srv := pgtest.Private(t)
+	_, dsn, err := srv.CreateDatabase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LIVEFYRE_DATABASE_URL", dsn)
+	return srv, dsn
+}
+
 // gatedApp is the app behind Caddy: it answers updates at once, and
 // profile reads (Livefyre's pulls, through the pull endpoint) once open is
 // closed, so a test can look at the queue while a pull is under way.
@@ -291,12 +305,7 @@ func assertNoDSN(t *testing.T, logFile, dsn string) {
 // once PostgreSQL is back. The errors met meanwhile are logged with the
 // DSN's parts taken out.
 func TestFleetSpoolsWhilePostgresIsDown(t *testing.T) {
-	srv := pgtest.Private(t)
-	_, dsn, err := srv.CreateDatabase()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("LIVEFYRE_DATABASE_URL", dsn)
+	srv, dsn := privateFleetDB(t)
 	app := newGatedApp()
 	app.release()
 	appSrv := httptest.NewServer(app)

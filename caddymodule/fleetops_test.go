@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/caddy-livefyre/caddy-livefyre/adminapi"
-	"github.com/caddy-livefyre/caddy-livefyre/internal/pgtest"
 	"github.com/caddy-livefyre/caddy-livefyre/operator/doctor"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
 	"github.com/caddy-livefyre/caddy-livefyre/queue/pgqueue"
@@ -79,12 +78,7 @@ func wantDoctor(t *testing.T, rep adminapi.DoctorReport, name string, status adm
 // doctor fails the connection and warns about the spool, and the stats'
 // error says what the spool holds. Nothing shown names the DSN.
 func TestFleetDoctorAndStatus(t *testing.T) {
-	srv := pgtest.Private(t)
-	_, dsn, err := srv.CreateDatabase()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("LIVEFYRE_DATABASE_URL", dsn)
+	srv, dsn := privateFleetDB(t)
 	app := newGatedApp()
 	app.release()
 	appSrv := httptest.NewServer(app)

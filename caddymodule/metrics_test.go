@@ -21,7 +21,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-livefyre/caddy-livefyre/delivery"
-	"github.com/caddy-livefyre/caddy-livefyre/internal/pgtest"
 	"github.com/caddy-livefyre/caddy-livefyre/profile"
 	"github.com/caddy-livefyre/caddy-livefyre/pullclient"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
@@ -179,12 +178,7 @@ func TestQueueCollectorBackend(t *testing.T) {
 		t.Error("the embedded queue reports a spool")
 	}
 
-	srv := pgtest.Private(t)
-	_, dsn, err := srv.CreateDatabase()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("LIVEFYRE_DATABASE_URL", dsn)
+	srv, _ := privateFleetDB(t)
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
 	f := &App{Storage: t.TempDir(), QueueBackend: &QueueConfig{Backend: "postgres", DSN: "{env.LIVEFYRE_DATABASE_URL}"}}
