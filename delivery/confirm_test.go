@@ -115,6 +115,9 @@ func TestFailedPullGetsRepingAfterWithin(t *testing.T) {
 		if j.Repings != 1 || j.PullError == "" {
 			t.Fatalf("after the re-ping: %+v; want one re-ping, the pull error kept", j)
 		}
+		// Observe runs after the ack is applied, so the second attempt may
+		// be seen a moment after the job is awaiting again.
+		waitFor(t, "both attempts to be observed", func() bool { return len(r.observed()) == 2 })
 		var repings []string
 		for _, a := range r.observed() {
 			repings = append(repings, a.Reping)
@@ -156,6 +159,10 @@ func TestNeverPulledIsDeadLettered(t *testing.T) {
 	if n := acceptedPings(r.emu)["u"]; n != 3 {
 		t.Fatalf("%d pings; want 3", n)
 	}
+	waitFor(t, "the dead letter to be observed", func() bool {
+		o := r.observed()
+		return len(o) > 0 && o[len(o)-1].Dead
+	})
 	last := r.observed()
 	if a := last[len(last)-1]; !a.Dead || !a.NeverPulled {
 		t.Fatalf("last attempt %+v; want a never-pulled dead letter", a)
