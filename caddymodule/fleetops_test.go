@@ -222,3 +222,47 @@ func TestDoctorNamesTheEmbeddedQueue(t *testing.T) {
 		t.Errorf("Badger's stats: queue %+v, %v", st.Queue, err)
 	}
 }
+
+// With PostgreSQL frozen (it takes connections and answers nothing, as a
+// partitioned or stalled server does), doctor still answers within its
+// bound for the fleet checks, and says which of them got no answer.
+func TestFleetDoctorBoundedWhenPostgresHangs(t *testing.T) {
+	srv, _ := privateFleetDB(t)
+	app := newGatedApp()
+	app.release()
+	appSrv := httptest.NewServer(app)
+	defer appSrv.Close()
+	quill := newHeldQuill(t)
+	port, dir, logs := freePort(t), t.TempDir(), t.TempDir()
+	runCaddy(t, fleetCaddyfile(port, dir, logs, quill.URL, appSrv.URL, ""))
+	t.Cleanup(quill.release)
+	av, err := caddy.ActiveContext().App("livefyre")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := av.(*App)
+	if rep := doctor.Run(context.Background(), a, adminapi.DoctorRequest{}); !rep.OK {
+		t.Fatalf("doctor before the freeze: %+v", rep.Checks)
+	}
+
+	if err := srv.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Thaw() }) // before Caddy stops
+	began := time.Now()
+	rep := doctor.Run(context.Background(), a, adminapi.DoctorRequest{})
+	took := time.Since(began)
+	within := fmt.Sprintf("no answer within %s", 4*time.Second)
+	wantDoctor(t, rep, "postgres", adminapi.CheckFail, within, "check that PostgreSQL is up")
+	wantDoctor(t, rep, "queue", adminapi.CheckFail, within, "see the postgres check")
+	wantDoctor(t, rep, "spool", adminapi.CheckPass, "empty", "")
+	if rep.OK {
+		t.Error("the report is OK with PostgreSQL frozen")
+	}
+	// The rest of doctor's checks do not wait on PostgreSQL; a loaded
+	// machine gets the bound again as slack.
+	if took > 8*time.Second {
+		t.Errorf("doctor took %v with PostgreSQL frozen, want about 4s at most", took.Round(time.Millisecond))
+	}
+	t.Logf("doctor answered in %v", took.Round(time.Millisecond))
+}
