@@ -167,8 +167,18 @@ func TestFleetDoctorAndStatus(t *testing.T) {
 	wantDoctor(t, rep, "schema", adminapi.CheckSkip, "PostgreSQL did not answer", "")
 	wantDoctor(t, rep, "spool", adminapi.CheckWarn, "this replica's spool holds 1 ping for PostgreSQL", "bring PostgreSQL back")
 	wantDoctor(t, rep, "queue", adminapi.CheckFail, "pings in this replica's spool, waiting for PostgreSQL: 1", "see the postgres check")
-	if code, body := state(); code != http.StatusServiceUnavailable || !strings.Contains(body, "pings in this replica's spool, waiting for PostgreSQL: 1") {
-		t.Errorf("state.json with PostgreSQL down: %d %s", code, body)
+	// The status page keeps answering: what this replica knows, and that
+	// PostgreSQL does not answer, why, redacted.
+	code, body = state()
+	for _, field := range []string{`"unreachable":true`, `"backend_error":"`, `"spool_jobs":1`, `"replica_in_flight":`, `"schema":"fleet_test"`, `"name":"example.fyre.co"`} {
+		if code != http.StatusOK || !strings.Contains(body, field) {
+			t.Errorf("state.json with PostgreSQL down lacks %s: %d %s", field, code, body)
+		}
+	}
+	for _, part := range dsnParts(t, dsn) {
+		if strings.Contains(body, part) {
+			t.Errorf("state.json names %q, part of the DSN: %s", part, body)
+		}
 	}
 
 	if err := srv.Up(); err != nil {
@@ -220,5 +230,72 @@ func TestDoctorNamesTheEmbeddedQueue(t *testing.T) {
 	st, err := a.Stats(time.Now())
 	if err != nil || st.Queue == nil || st.Queue.Backend != "badger" {
 		t.Errorf("Badger's stats: queue %+v, %v", st.Queue, err)
+	}
+}
+
+// With PostgreSQL frozen (it takes connections and answers nothing, as a
+// partitioned or stalled server does), doctor still answers within its
+// bound for the fleet checks, and says which of them got no answer; the
+// status page answers within its own, with what this replica knows,
+// including the ping it holds leased.
+func TestFleetDoctorBoundedWhenPostgresHangs(t *testing.T) {
+	srv, dsn := privateFleetDB(t)
+	app := newGatedApp()
+	app.release()
+	appSrv := httptest.NewServer(app)
+	defer appSrv.Close()
+	quill := newHeldQuill(t)
+	port, dir, logs := freePort(t), t.TempDir(), t.TempDir()
+	runCaddy(t, fleetCaddyfile(port, dir, logs, quill.URL, appSrv.URL, ""))
+	t.Cleanup(quill.release)
+	av, err := caddy.ActiveContext().App("livefyre")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := av.(*App)
+	if rep := doctor.Run(context.Background(), a, adminapi.DoctorRequest{}); !rep.OK {
+		t.Fatalf("doctor before the freeze: %+v", rep.Checks)
+	}
+	pg := peer(t, dsn)
+	put(t, fmt.Sprintf("http://127.0.0.1:%d", port), "u1")
+	waitFor(t, "u1's ping to be in flight", 10*time.Second, func() bool {
+		j, err := pg.Get("example.fyre.co", "u1")
+		return err == nil && j.State == queue.Leased
+	})
+
+	if err := srv.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Thaw() }) // before Caddy stops
+	began := time.Now()
+	rep := doctor.Run(context.Background(), a, adminapi.DoctorRequest{})
+	took := time.Since(began)
+	within := fmt.Sprintf("no answer within %s", 4*time.Second)
+	wantDoctor(t, rep, "postgres", adminapi.CheckFail, within, "check that PostgreSQL is up")
+	wantDoctor(t, rep, "queue", adminapi.CheckFail, within, "see the postgres check")
+	wantDoctor(t, rep, "spool", adminapi.CheckPass, "empty", "")
+	if rep.OK {
+		t.Error("the report is OK with PostgreSQL frozen")
+	}
+	// The rest of doctor's checks do not wait on PostgreSQL; a loaded
+	// machine gets the bound again as slack.
+	if took > 8*time.Second {
+		t.Errorf("doctor took %v with PostgreSQL frozen, want about 4s at most", took.Round(time.Millisecond))
+	}
+	t.Logf("doctor answered in %v", took.Round(time.Millisecond))
+
+	page := statuspage.New(statusSource{app: a}, statuspage.Options{})
+	began = time.Now()
+	w := httptest.NewRecorder()
+	page.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "http://ops.example.com/_lf/state.json", nil))
+	took = time.Since(began)
+	body := w.Body.String()
+	for _, field := range []string{`"unreachable":true`, `"backend_error":"PostgreSQL gave no answer within 2s"`, `"replica_in_flight":1`, `"spool_jobs":0`} {
+		if w.Code != http.StatusOK || !strings.Contains(body, field) {
+			t.Errorf("state.json with PostgreSQL frozen lacks %s: %d %s", field, w.Code, body)
+		}
+	}
+	if took > 4*time.Second {
+		t.Errorf("state.json took %v with PostgreSQL frozen, want about 2s at most", took.Round(time.Millisecond))
 	}
 }

@@ -454,7 +454,10 @@ func metricNames(t *testing.T) map[string]bool {
 	return names
 }
 
-func TestDashboardUsesExactlyTheMetrics(t *testing.T) {
+// dashboardQueries returns the bundled dashboard's queries: its panels'
+// and its variables'.
+func dashboardQueries(t *testing.T) []string {
+	t.Helper()
 	raw, err := os.ReadFile("../dashboards/caddy-livefyre.json")
 	if err != nil {
 		t.Fatal(err)
@@ -484,6 +487,11 @@ func TestDashboardUsesExactlyTheMetrics(t *testing.T) {
 	if len(exprs) < 10 {
 		t.Fatalf("found only %d queries in the dashboard", len(exprs))
 	}
+	return exprs
+}
+
+func TestDashboardUsesExactlyTheMetrics(t *testing.T) {
+	exprs := dashboardQueries(t)
 	known := metricNames(t)
 	used := make(map[string]bool)
 	ref := regexp.MustCompile(`caddy_livefyre_[a-z_]+`)
@@ -510,6 +518,52 @@ func TestDashboardUsesExactlyTheMetrics(t *testing.T) {
 	sort.Strings(unused)
 	if len(unused) > 0 {
 		t.Errorf("metrics missing from the dashboard: %v", unused)
+	}
+}
+
+// The dashboard counts each queue once, whichever the backend: the queue
+// gauges of embedded (Badger) replicas, a queue each, are summed; those of
+// a fleet's replicas, which all report the one queue in PostgreSQL, are
+// taken once (max), told apart by caddy_livefyre_queue_backend. Per-replica
+// facts (the spool) stay per replica. (A PromQL engine is not at hand in
+// these tests; promtool's rule tests on the same queries give 19 owed pings
+// for a fleet of 3 replicas owing 7 beside 2 sidecars owing 3 + 4 and 5,
+// where summing everything gave 32.)
+func TestDashboardCountsEachQueueOnce(t *testing.T) {
+	jobs := regexp.MustCompile(`(sum|max) by \(network, state, backend\) \((caddy_livefyre_queue_jobs\{[^}]*\}) \* ` +
+		`ignoring \(network, state, backend\) group_left \(backend\) caddy_livefyre_queue_backend\{backend="(badger|postgres)"\}\)`)
+	oldest := regexp.MustCompile(`max(?: by \(network\) )?\(caddy_livefyre_queue_oldest_pending_age_seconds\{`)
+	checked := 0
+	for _, e := range dashboardQueries(t) {
+		if n := strings.Count(e, "caddy_livefyre_queue_jobs{"); n > 0 && !strings.HasPrefix(e, "label_values(") {
+			checked++
+			ms := jobs.FindAllStringSubmatch(e, -1)
+			if len(ms) != 2 || n != 2 {
+				t.Errorf("the queue's jobs are not read once per backend (Badger summed, a fleet's shared queue once): %s", e)
+				continue
+			}
+			if ms[0][1] != "sum" || ms[0][3] != "badger" || ms[1][1] != "max" || ms[1][3] != "postgres" {
+				t.Errorf("want Badger's queues summed and a fleet's taken once (max): %s", e)
+			}
+			if ms[0][2] != ms[1][2] {
+				t.Errorf("the two backends' parts select different series (%s, %s): %s", ms[0][2], ms[1][2], e)
+			}
+			if !strings.Contains(e, ms[0][0]+" or "+ms[1][0]) {
+				t.Errorf("the two backends' parts are not put together with or: %s", e)
+			}
+		}
+		if n := strings.Count(e, "caddy_livefyre_queue_oldest_pending_age_seconds{"); n > 0 {
+			checked++
+			if len(oldest.FindAllString(e, -1)) != n {
+				t.Errorf("the oldest owed ping is not the max over replicas: %s", e)
+			}
+		}
+		if strings.Contains(e, "caddy_livefyre_spool_jobs") && !strings.HasPrefix(e, "sum by (instance) (") {
+			t.Errorf("the spool is not shown per replica: %s", e)
+		}
+	}
+	if checked < 5 {
+		t.Errorf("only %d queries read the queue's gauges", checked)
 	}
 }
 

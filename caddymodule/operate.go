@@ -182,6 +182,15 @@ func (s *store) stats(configured []string, now time.Time) (statsReport, error) {
 		}
 		return statsReport{}, err
 	}
+	report := s.report(configured, counts, now)
+	report.Queue = s.queueInfo(report.Total.Leased)
+	return report, nil
+}
+
+// report puts the queue's counts (nil when they cannot be read) together
+// with what this replica knows of each network itself: its holds and its
+// latest pings.
+func (s *store) report(configured []string, counts map[string]queue.Stats, now time.Time) statsReport {
 	report := statsReport{Time: now.UTC(), Networks: make(map[string]networkStats)}
 	for _, name := range configured {
 		report.Networks[name] = networkStats{Configured: true}
@@ -210,8 +219,7 @@ func (s *store) stats(configured []string, now time.Time) (statsReport, error) {
 		report.Total.Retrying += ns.Retrying
 		report.Total.Dead += ns.Dead
 	}
-	report.Queue = s.queueInfo(report.Total.Leased)
-	return report, nil
+	return report
 }
 
 // queueInfo says which queue the stats are of and what this replica holds

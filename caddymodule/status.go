@@ -172,14 +172,30 @@ type statusSource struct {
 	app *App
 }
 
-func (src statusSource) Networks(context.Context) ([]statuspage.Network, *statuspage.Queue, error) {
+// statusBound is how long the page waits for the queue's counts. In fleet
+// mode a PostgreSQL that takes connections and answers nothing would hold
+// each refresh for the queue's own timeouts (10s a statement); past the
+// bound the page answers with what this replica knows, as in an outage.
+const statusBound = 2 * time.Second
+
+// Networks answers the page's state. In fleet mode it keeps answering while
+// PostgreSQL does not: the configured networks with this replica's holds
+// and latest pings, and the queue line with this replica's spool and
+// leases and why PostgreSQL did not answer (redacted), so that the page
+// shows the outage rather than failing with it.
+func (src statusSource) Networks(ctx context.Context) ([]statuspage.Network, *statuspage.Queue, error) {
 	s, err := src.app.openedStore()
 	if err != nil {
 		return nil, nil, pageError(unavailable(err))
 	}
-	report, err := s.stats(src.app.networkNames(), time.Now())
-	if err != nil {
+	names := src.app.networkNames()
+	report, err := s.statsWithin(ctx, names, statusBound)
+	if err != nil && s.fleet == nil {
 		return nil, nil, pageError(unavailable(err))
+	}
+	var outage *statuspage.Queue
+	if err != nil {
+		report, outage = s.report(names, nil, time.Now()), s.outage(err)
 	}
 	out := make([]statuspage.Network, 0, len(report.Networks))
 	for name, ns := range report.Networks {
@@ -198,7 +214,7 @@ func (src statusSource) Networks(context.Context) ([]statuspage.Network, *status
 		out = append(out, n)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	var q *statuspage.Queue
+	q := outage
 	if qi := report.Queue; qi != nil {
 		q = &statuspage.Queue{
 			Backend: qi.Backend, Schema: qi.Schema, SchemaVersion: qi.SchemaVersion,
@@ -206,6 +222,47 @@ func (src statusSource) Networks(context.Context) ([]statuspage.Network, *status
 		}
 	}
 	return out, q, nil
+}
+
+// statsWithin is stats, waited for until bound or ctx ends; a read that
+// outlasts them finishes on its own, within the queue's own timeouts.
+func (s *store) statsWithin(ctx context.Context, configured []string, bound time.Duration) (statsReport, error) {
+	type answer struct {
+		report statsReport
+		err    error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		r, err := s.stats(configured, time.Now())
+		answered <- answer{r, err}
+	}()
+	t := time.NewTimer(bound)
+	defer t.Stop()
+	select {
+	case a := <-answered:
+		return a.report, a.err
+	case <-t.C:
+		return statsReport{}, fmt.Errorf("PostgreSQL gave no answer within %s", bound)
+	case <-ctx.Done():
+		return statsReport{}, ctx.Err()
+	}
+}
+
+// outage is fleet mode's queue line while the queue's counts cannot be
+// read (err): what this replica holds, from its own memory (leases) and
+// disk (spool), and err, redacted.
+func (s *store) outage(err error) *statuspage.Queue {
+	q := &statuspage.Queue{
+		Backend: s.backend(), Schema: s.fleet.Schema(),
+		InFlight: s.fleet.HeldLeases(), Degraded: s.fleet.Degraded(),
+		Unreachable: true, BackendError: s.redact(err).Error(),
+	}
+	n, err := s.fleet.SpoolJobs()
+	if err != nil {
+		q.Error = "reading the spool: " + s.redact(err).Error()
+	}
+	q.SpoolJobs = n
+	return q
 }
 
 func (src statusSource) Attempts(userID string, limit int) []statuspage.Attempt {

@@ -560,20 +560,20 @@ func (d *Dispatcher) deliver(ctx context.Context, l queue.Lease, turn time.Time)
 		res.Reloaded = d.cfg.Load() != cfg
 		dec = cfg.policy.Decide(job, res, a.At)
 	}
-	d.apply(log, l, cfg, dec, res.Sent, a)
+	d.apply(ctx, log, l, cfg, dec, res.Sent, a)
 }
 
 // apply carries out the policy's decision on l, and tells Config.Observe
 // about the attempt a, if there was one: a ping was sent, or the job died
-// for want of a pull.
-func (d *Dispatcher) apply(log *zap.Logger, l queue.Lease, cfg *runtimeConfig, dec Decision, sent bool, a Attempt) {
+// for want of a pull. A write the queue fails is tried again (record).
+func (d *Dispatcher) apply(ctx context.Context, log *zap.Logger, l queue.Lease, cfg *runtimeConfig, dec Decision, sent bool, a Attempt) {
 	a.Reason = dec.Reason // "" when done
 	status := zap.Int("status", a.Result.Status)
 	switch dec.Action {
 	case Done, AwaitPull:
 		if !sent {
 			log.Debug("ping not confirmed by a pull; finished without one")
-			d.settle(log, d.q.Ack(l))
+			d.record(ctx, log, l, func() error { return d.q.Ack(l) })
 			break
 		}
 		// One line per delivered ping is what shows an operator the
@@ -581,27 +581,30 @@ func (d *Dispatcher) apply(log *zap.Logger, l queue.Lease, cfg *runtimeConfig, d
 		log.Info("ping delivered", status, zap.Duration("latency", a.At.Sub(a.Job.EnqueuedAt)))
 		d.unhold(a.Job.Network)
 		if dec.Action == Done {
-			d.settle(log, d.q.Ack(l))
+			d.record(ctx, log, l, func() error { return d.q.Ack(l) })
 			break
 		}
-		c, err := d.q.AckAwait(l, a.SentAt, dec.At)
-		d.settle(log, err)
+		var c queue.Confirmation
+		err := d.record(ctx, log, l, func() (err error) {
+			c, err = d.q.AckAwait(l, a.SentAt, dec.At)
+			return err
+		})
 		if err == nil && c.Outcome == queue.Confirmed {
 			a.Confirmed, a.PulledAt = true, c.PulledAt
 		}
 	case Retry:
 		log.Warn("ping failed; will retry", status, zap.String("reason", dec.Reason), zap.Duration("retry_in", dec.At.Sub(a.At)))
-		d.settle(log, d.q.Retry(l, dec.At, dec.Reason))
+		d.record(ctx, log, l, func() error { return d.q.Retry(l, dec.At, dec.Reason) })
 	case HoldNetwork:
 		log.Error("Livefyre refused the system token: check the network name and key, then reload; "+
 			"the network's pings are kept and held back",
 			status, zap.Duration("retry_in", dec.At.Sub(a.At)))
 		d.hold(a.Job.Network, Hold{Until: dec.At, Reason: HoldRefusedKey})
-		d.settle(log, d.q.Retry(l, dec.At, dec.Reason))
+		d.record(ctx, log, l, func() error { return d.q.Retry(l, dec.At, dec.Reason) })
 	case DeadLetter:
 		log.Error("ping dead-lettered", status, zap.String("reason", dec.Reason))
 		a.Dead, a.NeverPulled = true, !sent
-		d.settle(log, d.q.Dead(l, dec.Reason))
+		d.record(ctx, log, l, func() error { return d.q.Dead(l, dec.Reason) })
 	}
 	if (sent || a.NeverPulled) && cfg.Observe != nil {
 		cfg.Observe(a)
@@ -729,6 +732,67 @@ func (d *Dispatcher) retryLifted() {
 		}
 		d.log.Info("new configuration: sending the pings held back",
 			zap.String("network", network), zap.String("held_because", h.Reason), zap.Int("pings", n))
+	}
+}
+
+// Backoff between tries to record an outcome the queue failed to take:
+// from the first to the last, doubling.
+const (
+	firstRecordBackoff = 100 * time.Millisecond
+	lastRecordBackoff  = 2 * time.Second
+)
+
+// record writes the outcome of a ping (write: an Ack, AckAwait, Retry or
+// Dead of l) and, if the queue fails it, tries again with backoff until
+// the queue takes it, l's lease expires, or Stop cuts sending off (ctx).
+//
+// A failed write leaves the job leased: nothing is lost, but it waits for
+// its lease to expire and is then pinged again, however briefly the queue
+// was away (in fleet mode, PostgreSQL restarting or failing over). The
+// retry lives here, not in a backend, because only the dispatcher knows
+// when to stop: Backend calls take no context, and a backend retrying on
+// its own would hold up Stop, and so a SIGTERM, until the lease expired.
+// It holds for every backend: each write is fenced by l's lease id, so a
+// second try never applies twice, and past the lease's expiry the job is
+// the queue's again. What is given up on stays leased: the lease's expiry,
+// or the lease hand-back of a fleet queue's Close, takes over.
+func (d *Dispatcher) record(ctx context.Context, log *zap.Logger, l queue.Lease, write func() error) error {
+	err := write()
+	if err == nil || errors.Is(err, queue.ErrLeaseLost) || errors.Is(err, queue.ErrClosed) {
+		d.settle(log, err)
+		return err
+	}
+	log.Warn("the queue did not take the ping's outcome; trying again until it does or the lease expires",
+		zap.Time("lease_until", l.Until), zap.Error(err))
+	backoff := firstRecordBackoff
+	for tries := 2; ; tries++ {
+		if !d.now().Add(backoff).Before(l.Until) {
+			log.Error("the queue did not take the ping's outcome before the lease expired; the job will be sent again", zap.Error(err))
+			return err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			log.Warn("stopping before the queue took the ping's outcome; the job stays queued and will be sent again", zap.Error(err))
+			return err
+		}
+		backoff = min(2*backoff, lastRecordBackoff)
+		switch err = write(); {
+		case err == nil:
+			log.Info("the queue took the ping's outcome", zap.Int("tries", tries))
+			return nil
+		case errors.Is(err, queue.ErrLeaseLost):
+			// A try that failed may have been written all the same (the
+			// answer was lost, not the write), or the lease expired.
+			log.Warn("the queue no longer holds the ping's lease: an earlier try was written after all, or the lease expired and the job will be sent again")
+			return err
+		case errors.Is(err, queue.ErrClosed):
+			d.settle(log, err)
+			return err
+		}
+		log.Debug("the queue still does not take the ping's outcome", zap.Int("tries", tries), zap.Error(err))
 	}
 }
 

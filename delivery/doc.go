@@ -6,8 +6,10 @@
 // A network whose key Livefyre refuses, or that no config has a handler
 // for, is held: its pings are kept, unsent, until the hold ends or a new
 // config arrives. A ping cut off by Stop goes back to the queue without
-// counting as an attempt. It knows nothing of Caddy; the caddymodule
-// package runs it and hands it each reloaded config.
+// counting as an attempt. An outcome the queue fails to take (PostgreSQL
+// restarting, in fleet mode) is tried again until it does, the lease
+// expires, or Stop (Dispatcher.record). It knows nothing of Caddy; the
+// caddymodule package runs it and hands it each reloaded config.
 //
 // The closed loop (Confirm) finishes a job only once Livefyre has pulled
 // the user; Siblings tells it when another replica with a queue of its own

@@ -157,7 +157,7 @@ func TestFleetStatusAndDoctor(t *testing.T) {
 
 // The status page of a replica in fleet mode names PostgreSQL and the
 // schema, and shows what this replica holds: its pings in flight, its
-// spool.
+// spool; with PostgreSQL down it keeps working and shows the outage.
 func TestFleetStatusPage(t *testing.T) {
 	ctx := browser(t)
 	f := newFleet(t, fleetOptions{})
@@ -185,5 +185,42 @@ func TestFleetStatusPage(t *testing.T) {
 	replica := get(t, ctx, "reading what the replica holds", chromedp.Text(chromedp.CSS(`#queue-replica`)))
 	if !strings.HasPrefix(replica, "This replica: ") || !strings.Contains(replica, "0 pings in its spool") {
 		t.Errorf("the page shows the replica's part as %q", replica)
+	}
+
+	// PostgreSQL goes away: the page keeps updating, says so plainly, with
+	// why (no part of the DSN), shows the counts as unknown rather than
+	// zero, and what the replica holds: the update it spooled meanwhile.
+	if err := f.pg.Down(); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	if status, err := put(client, r.base, "page-spooled"); err != nil || status/100 != 2 {
+		t.Fatalf("PUT with PostgreSQL down: %d, %v", status, err)
+	}
+	get(t, ctx, "waiting for the page to show the outage", chromedp.Poll[bool](
+		`document.getElementById("queue-backend").dataset.unreachable === "true" && document.getElementById("queue-replica").dataset.spool === "1"`,
+		chromedp.WithPollingTimeout(browserStep)))
+	backend = get(t, ctx, "reading the queue's backend", chromedp.Text(chromedp.CSS(`#queue-backend`)))
+	if !strings.Contains(backend, "is not answering this replica: ") || !strings.Contains(backend, "counts below are unknown") {
+		t.Errorf("with PostgreSQL down the page names the queue %q", backend)
+	}
+	replica = get(t, ctx, "reading what the replica holds", chromedp.Text(chromedp.CSS(`#queue-replica`)))
+	if !strings.Contains(replica, "1 ping in its spool") || !strings.Contains(replica, "forwarded when PostgreSQL answers") {
+		t.Errorf("with PostgreSQL down the page shows the replica's part as %q", replica)
+	}
+	if pending := get(t, ctx, "reading the pending count", chromedp.Text(chromedp.CSS(`#networks tbody td[data-field="pending"]`))); pending != "unknown" {
+		t.Errorf("with PostgreSQL down the page counts %q pending", pending)
+	}
+	if state := get(t, ctx, "reading the connection", chromedp.Evaluate[string](`document.getElementById("connection").dataset.state`)); state != "ok" {
+		t.Errorf("with PostgreSQL down the page's connection is %q, want ok: it kept updating", state)
+	}
+	text := get(t, ctx, "reading the page", chromedp.Text(chromedp.CSS(`body`)))
+	for _, secret := range []string{fleetDSNSecret, "dbname=postgres", f.pg.DSN("postgres")[len("host="):strings.Index(f.pg.DSN("postgres"), " ")]} {
+		if strings.Contains(text, secret) {
+			t.Errorf("the page shows %q, part of the DSN", secret)
+		}
+	}
+	if err := f.pg.Up(); err != nil {
+		t.Fatal(err)
 	}
 }

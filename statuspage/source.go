@@ -74,6 +74,13 @@ type Queue struct {
 	Degraded bool `json:"degraded,omitempty"`
 	// Error says what of this replica's part could not be read.
 	Error string `json:"error,omitempty"`
+	// Unreachable says the queue's counts could not be read now (in fleet
+	// mode: PostgreSQL did not answer this replica), and BackendError why,
+	// with no part of the connection string. The networks are then listed
+	// with what this replica knows of them, their counts left at zero, and
+	// InFlight is counted from the replica's own memory.
+	Unreachable  bool   `json:"unreachable,omitempty"`
+	BackendError string `json:"backend_error,omitempty"`
 }
 
 // Held says why and until when a network's pings are held back.

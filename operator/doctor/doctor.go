@@ -45,7 +45,8 @@ type App interface {
 	// sign of another replica (see Confirm.Siblings).
 	Probing(network, user string, at time.Time)
 	// QueueCheck says which queue the app runs and, in fleet mode, how its
-	// PostgreSQL and this replica's spool stand now, within ctx.
+	// PostgreSQL and this replica's spool stand now. It returns once ctx
+	// ends, with what it has (QueueBound).
 	QueueCheck(ctx context.Context) QueueState
 }
 
@@ -128,6 +129,50 @@ const (
 	staleAge = 15 * time.Minute
 )
 
+// QueueBound bounds the checks of the queue, all together: reading its
+// counts and, in fleet mode, PostgreSQL, its schema and the spool. A
+// PostgreSQL that takes connections and answers nothing (partitioned,
+// stalled) would otherwise hold the report for the queue's own timeouts,
+// one after the other; a check still unanswered then fails, saying so.
+const QueueBound = 4 * time.Second
+
+// readQueue asks the app how its queue stands (QueueCheck, bounded by
+// QueueBound through its context) and for the queue's counts (Stats, which
+// takes no context: it is waited for until the same deadline, and left to
+// finish on its own after that). What did not answer in time comes back
+// as an error that says so.
+func (d *run) readQueue(ctx context.Context, app App) (QueueState, adminapi.Stats, error) {
+	qctx, cancel := context.WithTimeout(ctx, QueueBound)
+	defer cancel()
+	type counts struct {
+		stats adminapi.Stats
+		err   error
+	}
+	counted := make(chan counts, 1)
+	go func() {
+		s, err := app.Stats(d.now())
+		counted <- counts{s, err}
+	}()
+	qs := app.QueueCheck(qctx)
+	noAnswer := fmt.Errorf("no answer within %s", QueueBound)
+	if qctx.Err() != nil {
+		// Failed at the deadline: the context's error, however the
+		// driver words it, means PostgreSQL did not answer in time.
+		if qs.Err != nil {
+			qs.Err = noAnswer
+		}
+		if qs.VersionErr != nil {
+			qs.VersionErr = noAnswer
+		}
+	}
+	select {
+	case c := <-counted:
+		return qs, c.stats, c.err
+	case <-qctx.Done():
+		return qs, adminapi.Stats{}, noAnswer
+	}
+}
+
 // run is one run of the checks.
 type run struct {
 	ctx    context.Context
@@ -171,10 +216,7 @@ func Run(ctx context.Context, app App, req adminapi.DoctorRequest) adminapi.Doct
 	if len(networks) == 0 {
 		d.add("", "config", checkFail, "no livefyre handler is configured", "add a livefyre directive to a site (see the README)")
 	}
-	qctx, cancel := context.WithTimeout(ctx, timeout)
-	qs := app.QueueCheck(qctx)
-	cancel()
-	stats, err := app.Stats(d.now())
+	qs, stats, err := d.readQueue(ctx, app)
 	if err != nil {
 		fix := "see Caddy's log; the storage directory must be writable and used by this Caddy only"
 		if qs.Backend == backendPostgres {

@@ -37,7 +37,8 @@ func scanLoop(row pgx.Row, r *loopRow) error {
 // job Awaiting its pull until due; with Again the job is Pending at once,
 // and if a pull covering the ping was seen during the lease the job is
 // finished (Confirmed). See queue.Queue.AckAwait.
-func (q *Queue) AckAwait(l queue.Lease, pingedAt, due time.Time) (queue.Confirmation, error) {
+func (q *Queue) AckAwait(l queue.Lease, pingedAt, due time.Time) (_ queue.Confirmation, err error) {
+	defer func() { q.held.settled(l.ID, err) }()
 	ctx, done, err := q.enter()
 	if err != nil {
 		return queue.Confirmation{}, err

@@ -2,8 +2,12 @@ package pgqueue
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
+
+	"github.com/caddy-livefyre/caddy-livefyre/queue"
 )
 
 // What doctor and the status page ask of the queue beyond queue.Backend:
@@ -59,6 +63,62 @@ func (q *Queue) OwnLeases() (int, error) {
 		return 0, fmt.Errorf("pgqueue: counting this replica's leases: %w", err)
 	}
 	return n, nil
+}
+
+// HeldLeases counts the leases this Queue took that have neither ended
+// (settled, handed back, or found gone) nor expired, from its own memory:
+// what this replica is sending, or holds while it waits to record a ping's
+// outcome. It asks PostgreSQL nothing, so it answers while PostgreSQL does
+// not; OwnLeases, which does ask, is the truth when it answers (a lease
+// whose answer was lost is in PostgreSQL, not here).
+func (q *Queue) HeldLeases() int { return q.held.count(q.now()) }
+
+// leaseBook is what a Queue remembers of its leases: each from Lease until
+// a statement ends it, or finds it gone, or it expires.
+type leaseBook struct {
+	mu    sync.Mutex
+	until map[uint64]time.Time
+}
+
+func (b *leaseBook) add(ls []queue.Lease) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.until == nil {
+		b.until = make(map[uint64]time.Time)
+	}
+	for _, l := range ls {
+		b.until[l.ID] = l.Until
+	}
+}
+
+// settled forgets lease id once a statement ending it returned err: nil,
+// or queue.ErrLeaseLost (it is no longer this Queue's). After any other
+// error the lease may still be held.
+func (b *leaseBook) settled(id uint64, err error) {
+	if err != nil && !errors.Is(err, queue.ErrLeaseLost) {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.until, id)
+}
+
+// count counts the leases live at now, and forgets the expired ones.
+func (b *leaseBook) count(now time.Time) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id, until := range b.until {
+		if !until.After(now) {
+			delete(b.until, id)
+		}
+	}
+	return len(b.until)
+}
+
+func (b *leaseBook) clear() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	clear(b.until)
 }
 
 // enterWith is enter for a call that the caller's ctx bounds too.

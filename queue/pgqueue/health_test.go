@@ -11,7 +11,8 @@ import (
 )
 
 // OwnLeases counts the live leases of the replica that took them, not
-// another replica's, nor a lease that expired or ended.
+// another replica's, nor a lease that expired or ended; so does
+// HeldLeases, from the replica's memory.
 func TestOwnLeases(t *testing.T) {
 	dsn := pgtest.Database(t)
 	clk := queuetest.NewClock()
@@ -21,6 +22,9 @@ func TestOwnLeases(t *testing.T) {
 		t.Helper()
 		if n, err := q.OwnLeases(); err != nil || n != want {
 			t.Errorf("%s: OwnLeases %d (%v), want %d", when, n, err, want)
+		}
+		if n := q.HeldLeases(); n != want {
+			t.Errorf("%s: HeldLeases %d, want %d", when, n, want)
 		}
 	}
 	own(a, 0, "an empty queue")
@@ -44,7 +48,7 @@ func TestOwnLeases(t *testing.T) {
 
 // Ping answers while PostgreSQL does and fails while it is down, and
 // StoredSchemaVersion reads the version in the database now, as another
-// build may have written it since New.
+// build may have written it since New. HeldLeases answers while it is down.
 func TestPingAndStoredSchemaVersion(t *testing.T) {
 	srv := pgtest.Private(t)
 	_, dsn, err := srv.CreateDatabase()
@@ -71,8 +75,23 @@ func TestPingAndStoredSchemaVersion(t *testing.T) {
 	if v, err := q.StoredSchemaVersion(ctx); err != nil || v != SchemaVersion+1 {
 		t.Errorf("after a newer build's upgrade: StoredSchemaVersion %d (%v), want %d", v, err, SchemaVersion+1)
 	}
+	if _, err := q.Enqueue("n.fyre.co", "u1"); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := q.Lease(1, time.Hour)
+	if err != nil || len(ls) != 1 {
+		t.Fatalf("Lease: %v, %v", ls, err)
+	}
 	if err := srv.Down(); err != nil {
 		t.Fatal(err)
+	}
+	// The lease outlives a failed attempt to end it, and is counted from
+	// memory while PostgreSQL is away.
+	if err := q.Ack(ls[0]); err == nil {
+		t.Error("Ack succeeded with PostgreSQL down")
+	}
+	if n := q.HeldLeases(); n != 1 {
+		t.Errorf("HeldLeases %d with PostgreSQL down, want the 1 lease taken before", n)
 	}
 	short, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

@@ -48,6 +48,8 @@ type Queue struct {
 	group   group
 	// owner names this Queue on the leases it takes, for Close.
 	owner string
+	// held is this Queue's own account of its leases (HeldLeases).
+	held leaseBook
 
 	limit       rateLimit
 	minInterval atomic.Int64 // time.Duration
@@ -206,6 +208,7 @@ func (q *Queue) Close() error {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	_, err := q.pool.Exec(ctx, q.sql.handBackAll, q.owner, q.now())
+	q.held.clear()
 	q.cancelCalls()
 	q.stop()
 	<-q.done
@@ -313,13 +316,15 @@ func (q *Queue) Lease(max int, d time.Duration) ([]queue.Lease, error) {
 	for i, l := range got {
 		leases[i] = queue.Lease{Job: l.job, ID: l.job.LeaseID, Until: l.job.Due}
 	}
+	q.held.add(leases)
 	return leases, nil
 }
 
 // Ack records a delivered ping: the job is deleted, or with Again starts a
 // new episode; see queue.Queue.Ack. queue.ErrLeaseLost if l is no longer
 // the job's current lease.
-func (q *Queue) Ack(l queue.Lease) error {
+func (q *Queue) Ack(l queue.Lease) (err error) {
+	defer func() { q.held.settled(l.ID, err) }()
 	ctx, done, err := q.enter()
 	if err != nil {
 		return err
@@ -387,7 +392,8 @@ func (q *Queue) Postpone(l queue.Lease, due time.Time) error {
 
 // settle runs one lease-ending statement, whose first four arguments are
 // network, user id, lease id and now, followed by args.
-func (q *Queue) settle(what string, l queue.Lease, sql string, args ...any) error {
+func (q *Queue) settle(what string, l queue.Lease, sql string, args ...any) (err error) {
+	defer func() { q.held.settled(l.ID, err) }()
 	ctx, done, err := q.enter()
 	if err != nil {
 		return err

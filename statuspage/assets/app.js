@@ -56,7 +56,10 @@
 
   async function getJSON(path) {
     const r = await fetch(path, { cache: "no-store", credentials: "same-origin" });
-    if (!r.ok) throw new Error(path.split("?")[0] + " answered HTTP " + r.status);
+    if (!r.ok) {
+      const data = await r.json().catch(() => ({}));
+      throw new Error(path.split("?")[0] + " answered HTTP " + r.status + (data.error ? ": " + data.error : ""));
+    }
     return r.json();
   }
 
@@ -85,24 +88,27 @@
     }
   }
 
-  function renderNetworks(networks) {
+  // renderNetworks fills the networks' table; while the queue cannot be
+  // read (counted false) its counts are shown as unknown, not as zeros.
+  function renderNetworks(networks, counted) {
+    const count = (v) => (counted ? v : "unknown");
     const rows = networks.map((n) => {
       const tr = el("tr");
       tr.dataset.network = n.name;
       const th = el("th", n.name + (n.configured ? "" : " (not configured)"));
       th.scope = "row";
       tr.appendChild(th);
-      cell(tr, n.pending, "pending", "num");
-      cell(tr, n.in_flight, "in_flight", "num");
-      cell(tr, n.retrying, "retrying", "num");
-      cell(tr, n.dead, "dead", n.dead > 0 ? "num bad" : "num");
-      cell(tr, n.awaiting, "awaiting", "num");
+      cell(tr, count(n.pending), "pending", "num");
+      cell(tr, count(n.in_flight), "in_flight", "num");
+      cell(tr, count(n.retrying), "retrying", "num");
+      cell(tr, count(n.dead), "dead", counted && n.dead > 0 ? "num bad" : "num");
+      cell(tr, count(n.awaiting), "awaiting", "num");
       if (n.held) {
         cell(tr, "Held until " + clock(n.held.until) + ": " + n.held.reason, "held", "warn");
       } else {
         cell(tr, "no", "held");
       }
-      cell(tr, n.oldest_pending_seconds > 0 ? duration(n.oldest_pending_seconds) : "none owed", "oldest_pending", "num");
+      cell(tr, !counted ? "unknown" : n.oldest_pending_seconds > 0 ? duration(n.oldest_pending_seconds) : "none owed", "oldest_pending", "num");
       cell(tr, when(n.last_success), "last_success");
       if (n.last_error) {
         const e = n.last_error;
@@ -127,6 +133,8 @@
     const backend = $("queue-backend");
     const replica = $("queue-replica");
     replica.className = "";
+    backend.className = "";
+    backend.dataset.unreachable = String(Boolean(q && q.unreachable));
     if (!q) {
       backend.textContent = "";
       replica.textContent = "";
@@ -138,15 +146,22 @@
       replica.textContent = "";
       return;
     }
-    backend.textContent = "Queue: PostgreSQL, schema " + q.schema + " (version " + q.schema_version + "), shared by the fleet: the table counts every replica's pings.";
     let text = "This replica: " + plural(q.replica_in_flight, "ping", "pings") + " in flight, " +
       plural(q.spool_jobs, "ping", "pings") + " in its spool.";
-    if (q.degraded) text += " PostgreSQL failed its last write: updates go to the spool until it answers again.";
+    if (q.unreachable) {
+      backend.textContent = "Queue: PostgreSQL, schema " + q.schema + ", shared by the fleet, is not answering this replica: " +
+        q.backend_error + ". The counts below are unknown until it answers.";
+      backend.className = "bad";
+      text += " Updates are kept in its spool and forwarded when PostgreSQL answers.";
+    } else {
+      backend.textContent = "Queue: PostgreSQL, schema " + q.schema + " (version " + q.schema_version + "), shared by the fleet: the table counts every replica's pings.";
+    }
+    if (q.degraded && !q.unreachable) text += " PostgreSQL failed its last write: updates go to the spool until it answers again.";
     if (q.error) text += " Not all of it could be read: " + q.error;
     replica.textContent = text;
     replica.dataset.inFlight = String(q.replica_in_flight);
     replica.dataset.spool = String(q.spool_jobs);
-    if (q.degraded || q.spool_jobs > 0 || q.error) replica.className = "warn";
+    if (q.unreachable || q.degraded || q.spool_jobs > 0 || q.error) replica.className = "warn";
   }
 
   function renderAttempts(attempts) {
@@ -220,19 +235,26 @@
     try {
       const q = userFilter ? "?user=" + encodeURIComponent(userFilter) : "";
       const after = deadCursors[deadCursors.length - 1];
+      // The dead letters live in the queue; while it cannot be read the
+      // rest of the page still shows what this replica knows.
       const [state, dead] = await Promise.all([
         getJSON("_lf/state.json" + q),
-        getJSON("_lf/dead.json" + (after ? "?after=" + encodeURIComponent(after) : "")),
+        getJSON("_lf/dead.json" + (after ? "?after=" + encodeURIComponent(after) : "")).catch((err) => ({ error: err.message })),
       ]);
       readOnly = state.read_only;
       document.body.dataset.readOnly = String(readOnly);
       renderQueue(state.queue);
-      renderNetworks(state.networks);
+      renderNetworks(state.networks, !(state.queue && state.queue.unreachable));
       renderAttempts(state.attempts);
-      if (dead.letters.length === 0 && deadCursors.length > 1) {
-        deadCursors = [""]; // the page emptied under us: back to the first
+      const deadError = $("dead-error");
+      deadError.hidden = !dead.error;
+      deadError.textContent = dead.error ? "The dead letters cannot be read now (" + dead.error + "); the list below may be out of date." : "";
+      if (!dead.error) {
+        if (dead.letters.length === 0 && deadCursors.length > 1) {
+          deadCursors = [""]; // the page emptied under us: back to the first
+        }
+        renderDead(dead);
       }
-      renderDead(dead);
       deadTotal = state.networks.reduce((sum, n) => sum + n.dead, 0);
       if (failures > 0 || updates % CHARTS_EVERY === 0) reloadCharts();
       failures = 0;
