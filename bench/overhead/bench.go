@@ -43,6 +43,9 @@ type bench struct {
 	upstream *proc
 	emulator *proc
 	res      *results
+	// pgCPU, while set (scenario 7), is the CPU time PostgreSQL has used
+	// so far, read around each run as Caddy's is.
+	pgCPU func() time.Duration
 }
 
 func run(ctx context.Context, o options) (err error) {
@@ -238,6 +241,9 @@ type pair struct {
 	// variant: what the plugin costs Caddy itself, which the machine's
 	// other load disturbs less than it disturbs throughput.
 	BaseCPU, LiveCPU time.Duration
+	// BasePG and LivePG are the CPU time scenario 7's PostgreSQL server
+	// used per request meanwhile; zero elsewhere.
+	BasePG, LivePG time.Duration
 }
 
 // sideBySide runs base and live for each round, alternating which goes
@@ -295,21 +301,23 @@ func (b *bench) runPair(ctx context.Context, name string, caddy *proc, round int
 		w.Duration /= time.Duration(parts)
 		sampler := sampleRSS(caddy.pid(), 200*time.Millisecond)
 		profiled := b.profileRound(ctx, round, name)
+		pg := b.pgSince()
 		rep, cpu, err := b.runWrkCPU(ctx, caddy, w)
 		if m := sampler.peak(); m.RSS > peak.RSS {
 			peak = m
 		}
 		profiled()
-		liveRun.add(rep, cpu)
+		liveRun.add(rep, cpu, pg())
 		return err
 	}
 	runBase := func() error {
 		w := base
 		w.Duration /= time.Duration(parts)
 		profiled := b.profileRound(ctx, round, name+"-plain")
+		pg := b.pgSince()
 		rep, cpu, err := b.runWrkCPU(ctx, caddy, w)
 		profiled()
-		baseRun.add(rep, cpu)
+		baseRun.add(rep, cpu, pg())
 		return err
 	}
 	for _, baseNext := range sliceOrder(pr.BaseFirst, parts) {
@@ -321,8 +329,8 @@ func (b *bench) runPair(ctx context.Context, name string, caddy *proc, round int
 			return pr, peak, err
 		}
 	}
-	pr.Base, pr.BaseCPU = baseRun.rep, baseRun.perRequest()
-	pr.Live, pr.LiveCPU = liveRun.rep, liveRun.perRequest()
+	pr.Base, pr.BaseCPU, pr.BasePG = baseRun.rep, baseRun.perRequest(), baseRun.per(baseRun.pg)
+	pr.Live, pr.LiveCPU, pr.LivePG = liveRun.rep, liveRun.perRequest(), liveRun.per(liveRun.pg)
 	fmt.Fprintf(os.Stderr, "%s round %d: base %.0f req/s p99 %v, livefyre %.0f req/s p99 %v\n",
 		name, round+1, pr.Base.rps(), pr.Base.p99(), pr.Live.rps(), pr.Live.p99())
 	return pr, peak, nil
@@ -341,25 +349,28 @@ func sliceOrder(baseFirst bool, slices int) []bool {
 }
 
 // measured is one variant's runs in a round: wrk's summaries merged, and
-// the CPU time Caddy used meanwhile.
+// the CPU time Caddy (and PostgreSQL) used meanwhile.
 type measured struct {
-	rep wrkReport
-	cpu time.Duration
+	rep     wrkReport
+	cpu, pg time.Duration
 }
 
-func (m *measured) add(rep wrkReport, cpu time.Duration) {
+func (m *measured) add(rep wrkReport, cpu, pg time.Duration) {
 	m.rep = m.rep.merge(rep)
 	m.cpu += cpu
+	m.pg += pg
 }
 
 // perRequest is the CPU time Caddy used per request: what the plugin costs
 // Caddy itself, which the machine's other load disturbs less than it
 // disturbs throughput.
-func (m measured) perRequest() time.Duration {
+func (m measured) perRequest() time.Duration { return m.per(m.cpu) }
+
+func (m measured) per(d time.Duration) time.Duration {
 	if m.rep.Requests == 0 {
 		return 0
 	}
-	return m.cpu / time.Duration(m.rep.Requests)
+	return d / time.Duration(m.rep.Requests)
 }
 
 // profileRound starts a CPU profile of Caddy, saved as name, when this is
@@ -376,6 +387,16 @@ func (b *bench) profileRound(ctx context.Context, round int, name string) (wait 
 			fmt.Fprintf(os.Stderr, "pprof %s: %v\n", name, err)
 		}
 	}
+}
+
+// pgSince starts counting PostgreSQL's CPU time (scenario 7); the
+// returned func gives the time used since, or zero without PostgreSQL.
+func (b *bench) pgSince() func() time.Duration {
+	if b.pgCPU == nil {
+		return func() time.Duration { return 0 }
+	}
+	before := b.pgCPU()
+	return func() time.Duration { return b.pgCPU() - before }
 }
 
 // runWrkCPU runs w and returns, besides its summary, the CPU time caddy

@@ -85,6 +85,12 @@ func (b *bench) fleetPhase(ctx context.Context) (err error) {
 		return err
 	}
 	b.res.fleet = res
+	postmaster, err := findPostmaster()
+	if err != nil {
+		return err
+	}
+	b.pgCPU = func() time.Duration { return treeCPU(procStats(), postmaster) }
+	defer func() { b.pgCPU = nil }()
 	for _, name := range []string{backendBadger, backendPostgres} {
 		res.Backends = append(res.Backends, &fleetBackend{Name: name})
 	}
@@ -106,6 +112,19 @@ func (b *bench) fleetPhase(ctx context.Context) (err error) {
 		}
 	}
 	return nil
+}
+
+// findPostmaster is the pid of pgtest's server: the process named
+// postgres that this one started (pgtest runs it directly, as another user
+// when root).
+func findPostmaster() (int, error) {
+	self := os.Getpid()
+	for pid, st := range procStats() {
+		if st.ppid == self && st.comm == "postgres" {
+			return pid, nil
+		}
+	}
+	return 0, errors.New("scenario 7: PostgreSQL's postmaster is not among this process's children")
 }
 
 // configurePostgres sets fsync and full_page_writes as asked (pgtest's
@@ -309,6 +328,10 @@ func (r *results) writeFleet(sb *strings.Builder) {
 	row("a. Caddy CPU per request, watched − plain", "", func(fb *fleetBackend) string {
 		s := over(fb, func(p pair) float64 { return float64(p.LiveCPU-p.BaseCPU) / float64(time.Microsecond) })
 		return fmt.Sprintf("%+.1f µs (%+.1f … %+.1f)", s.Median, s.Min, s.Max)
+	})
+	row("a. PostgreSQL CPU per watched request", "", func(fb *fleetBackend) string {
+		s := over(fb, func(p pair) float64 { return float64(p.LivePG) / float64(time.Microsecond) })
+		return fmt.Sprintf("%.1f µs (%.1f … %.1f)", s.Median, s.Min, s.Max)
 	})
 	row("a. failed requests (both variants)", "0", func(fb *fleetBackend) string {
 		var n int64

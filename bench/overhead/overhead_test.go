@@ -433,7 +433,7 @@ func TestWriteFleet(t *testing.T) {
 				Pings: []pingStep{steady(0.2, 0), steady(0.1, 0), steady(0.3, 0)}},
 			{Name: "postgres",
 				Enqueue: []pair{
-					{BaseFirst: true, Base: rep(9000, 9), Live: rep(4000, 20), BaseCPU: 100 * time.Microsecond, LiveCPU: 200 * time.Microsecond},
+					{BaseFirst: true, Base: rep(9000, 9), Live: rep(4000, 20), BaseCPU: 100 * time.Microsecond, LiveCPU: 200 * time.Microsecond, LivePG: 80 * time.Microsecond},
 					{Base: rep(9000, 9), Live: rep(6000, 12), BaseCPU: 100 * time.Microsecond, LiveCPU: 190 * time.Microsecond},
 					{BaseFirst: true, Base: rep(9000, 9), Live: rep(4500, 30), BaseCPU: 100 * time.Microsecond, LiveCPU: 210 * time.Microsecond},
 				},
@@ -451,6 +451,7 @@ func TestWriteFleet(t *testing.T) {
 		"| a. watched req/s = durable enqueues/s | ≥ 5000 | 9000 (8000 … 9500) **met** | 4500 (4000 … 6000) **missed** |",
 		"| a. added p99, watched − plain | ≤ +5 ms | +1.00 ms (+0.00 ms … +2.00 ms) **met** | +11.00 ms (+3.00 ms … +21.00 ms) **missed** |",
 		"| a. Caddy CPU per request, watched − plain |  | +10.0 µs (+8.0 … +12.0) | +100.0 µs (+90.0 … +110.0) |",
+		"| a. PostgreSQL CPU per watched request |  | 0.0 µs (0.0 … 0.0) | 0.0 µs (0.0 … 80.0) |",
 		// postgres: a median p50 of 30 ms meets the target; two pings missing fails it.
 		"| b. update → ping p50 at 100/s | ≤ 100 ms | 0.2 ms (0.1 … 0.3) **met** | 30.0 ms (20.0 … 150.0) **met** |",
 		"| b. pings arrived (of 2xx updates); updates without a 2xx | all; 0 | 3000 of 3000; 0 **met** | 2998 of 3000; 0 **missed** |",
@@ -460,5 +461,29 @@ func TestWriteFleet(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// PostgreSQL's CPU time is its postmaster's, the exited backends it
+// waited for, and its running backends'; nobody else's.
+func TestTreeCPU(t *testing.T) {
+	line := "4242 (postgres: bench t1 [local] idle) S 77 4242 4242 0 -1 4194560 9000 0 3 0 1234 567 80 20 20 0 1 0 100 2400000000 20000\n"
+	st, err := parseProcStat(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := procStat{comm: "postgres: bench t1 [local] idle", ppid: 77, cpu: 1801 * clockTick, waited: 100 * clockTick}
+	if st != want {
+		t.Errorf("parseProcStat = %+v, want %+v", st, want)
+	}
+	stats := map[int]procStat{
+		10: {comm: "postgres", ppid: 1, cpu: 5 * clockTick, waited: 40 * clockTick}, // the postmaster
+		11: {comm: "postgres", ppid: 10, cpu: 7 * clockTick},                        // a backend
+		12: {comm: "postgres", ppid: 10, cpu: 3 * clockTick},
+		13: {comm: "postgres", ppid: 11, cpu: 1000 * clockTick}, // not the postmaster's child
+		20: {comm: "postgres", ppid: 1, cpu: 1000 * clockTick},  // another server
+	}
+	if got := treeCPU(stats, 10); got != 55*clockTick {
+		t.Errorf("treeCPU = %v, want %v", got, 55*clockTick)
 	}
 }
