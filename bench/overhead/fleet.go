@@ -329,9 +329,10 @@ func (r *results) writeFleet(sb *strings.Builder) {
 		s := over(fb, func(p pair) float64 { return float64(p.LiveCPU-p.BaseCPU) / float64(time.Microsecond) })
 		return fmt.Sprintf("%+.1f µs (%+.1f … %+.1f)", s.Median, s.Min, s.Max)
 	})
-	row("a. PostgreSQL CPU per watched request", "", func(fb *fleetBackend) string {
+	row("a. PostgreSQL CPU per request, watched; plain", "", func(fb *fleetBackend) string {
 		s := over(fb, func(p pair) float64 { return float64(p.LivePG) / float64(time.Microsecond) })
-		return fmt.Sprintf("%.1f µs (%.1f … %.1f)", s.Median, s.Min, s.Max)
+		base := over(fb, func(p pair) float64 { return float64(p.BasePG) / float64(time.Microsecond) })
+		return fmt.Sprintf("%.1f µs (%.1f … %.1f); %.1f µs", s.Median, s.Min, s.Max, base.Median)
 	})
 	row("a. failed requests (both variants)", "0", func(fb *fleetBackend) string {
 		var n int64
