@@ -31,7 +31,7 @@ const (
 // adapt runs the Caddyfile adapter on src with LIVEFYRE_NETWORK_KEY and
 // LIVEFYRE_DATABASE_URL set, and fails the test if a secret shows up in the
 // output.
-func adapt(t *testing.T, src string) ([]byte, error) {
+func adapt(t testing.TB, src string) ([]byte, error) {
 	t.Helper()
 	t.Setenv("LIVEFYRE_NETWORK_KEY", networkKeySecret)
 	if _, set := os.LookupEnv("LIVEFYRE_DATABASE_URL"); !set { // a fleet test's real one stays

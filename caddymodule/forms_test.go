@@ -44,7 +44,7 @@ func (a *appRecorder) requests() []string {
 }
 
 // freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -56,7 +56,7 @@ func freePort(t *testing.T) int {
 
 // runCaddy adapts a Caddyfile (or takes JSON) and runs it in this process until stop (or
 // the end of the test).
-func runCaddy(t *testing.T, caddyfile string) (stop func()) {
+func runCaddy(t testing.TB, caddyfile string) (stop func()) {
 	t.Helper()
 	t.Setenv("XDG_DATA_HOME", t.TempDir())
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -485,5 +486,55 @@ func TestTreeCPU(t *testing.T) {
 	}
 	if got := treeCPU(stats, 10); got != 55*clockTick {
 		t.Errorf("treeCPU = %v, want %v", got, 55*clockTick)
+	}
+}
+
+func TestParseSchedstat(t *testing.T) {
+	got, err := parseSchedstat("211527874 27915483 794\n")
+	if err != nil || got != 211527874*time.Nanosecond {
+		t.Errorf("parseSchedstat = %v, %v; want 211.527874ms", got, err)
+	}
+	for _, bad := range []string{"", "1 2", "x 2 3", "-5 2 3", "1 2 3 4"} {
+		if _, err := parseSchedstat(bad); err == nil {
+			t.Errorf("parseSchedstat(%q) succeeded", bad)
+		}
+	}
+}
+
+// spin is where TestCPUTimeOfThisProcess's busy loop writes, so that the
+// compiler keeps the loop.
+var spin int
+
+// The scheduler's count of this process's CPU time moves with work done,
+// and agrees with the kernel's tick count within its granularity.
+func TestCPUTimeOfThisProcess(t *testing.T) {
+	before, err := schedTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Spin until the count has moved by 100 ms; a count that never moves
+	// fails after 10 s of wall time, however loaded the machine.
+	var after time.Duration
+	for deadline := time.Now().Add(10 * time.Second); after-before < 100*time.Millisecond; {
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s of spinning moved the run time by %v", after-before)
+		}
+		for range 1_000_000 {
+			spin++
+		}
+		if after, err = schedTime(os.Getpid()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ticks, err := parseStat(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := ticks - after; diff > 200*time.Millisecond || diff < -200*time.Millisecond {
+		t.Errorf("stat says %v of CPU, schedstat %v", ticks, after)
 	}
 }
