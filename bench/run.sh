@@ -6,6 +6,13 @@
 #   bench/run.sh --quick    2 rounds × 3 s, to check the harness (about 3 minutes)
 #   bench/run.sh -h         every option (rounds, duration, wrk threads and
 #                           connections, scenarios, -slices, -pprof <dir>, -keep)
+#   bench/run.sh -scenarios 7
+#                           fleet mode: the Badger and the PostgreSQL queue in
+#                           the same run (about 6 minutes; opt-in, not in the
+#                           default 1-6). Needs PostgreSQL (apt-get install
+#                           postgresql): a private server in a temporary
+#                           directory, on a unix socket, stopped at the end.
+#                           -pg-fsync=false runs it with fsync off.
 #
 # Installs wrk if missing (apt-get; run as root), builds bin/caddy from
 # ./cmd/caddy and bin/overhead from ./bench/overhead, then runs the scenarios

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,6 +43,9 @@ type bench struct {
 	upstream *proc
 	emulator *proc
 	res      *results
+	// pgCPU, while set (scenario 7), is the CPU time PostgreSQL has used
+	// so far, read around each run as Caddy's is.
+	pgCPU func() time.Duration
 }
 
 func run(ctx context.Context, o options) (err error) {
@@ -107,6 +111,11 @@ func run(ctx context.Context, o options) (err error) {
 			return err
 		}
 	}
+	if o.has(7) {
+		if err := b.fleetPhase(ctx); err != nil {
+			return err
+		}
+	}
 	b.res.finished = time.Now()
 	b.res.loadAfter = loadAverage()
 	report := b.res.markdown()
@@ -127,7 +136,15 @@ type caddyConfig struct {
 	rate    string // global livefyre rate, "" for the default
 	workers int    // global livefyre workers, 0 for the default
 	quill   int    // port Livefyre is reached on
+	// postgres is the DSN of fleet mode's queue, "" for the embedded
+	// Badger queue. It reaches Caddy only through its environment
+	// (LIVEFYRE_DATABASE_URL), never the Caddyfile, as the README asks of
+	// users: the Caddyfile is written to the work directory.
+	postgres string
 }
+
+// databaseEnv is the variable that carries the PostgreSQL DSN to Caddy.
+const databaseEnv = "LIVEFYRE_DATABASE_URL"
 
 func (b *bench) caddyfile(c caddyConfig) string {
 	var sb strings.Builder
@@ -145,6 +162,9 @@ func (b *bench) caddyfile(c caddyConfig) string {
 	}
 	if c.workers > 0 {
 		fmt.Fprintf(&sb, "\t\tworkers %d\n", c.workers)
+	}
+	if c.postgres != "" {
+		fmt.Fprintf(&sb, "\t\tqueue postgres {env.%s}\n", databaseEnv)
 	}
 	sb.WriteString("\t}\n}\n")
 	if c.plain {
@@ -178,6 +198,15 @@ http://127.0.0.1:%[1]d {
 	return sb.String()
 }
 
+// caddyEnv is the environment Caddy runs c with: the run's, plus fleet
+// mode's DSN.
+func (b *bench) caddyEnv(c caddyConfig) []string {
+	if c.postgres == "" {
+		return b.env
+	}
+	return append(slices.Clip(b.env), databaseEnv+"="+c.postgres)
+}
+
 // startCaddy writes c's Caddyfile and runs Caddy on it until it serves.
 func (b *bench) startCaddy(ctx context.Context, c caddyConfig) (*proc, error) {
 	dir := filepath.Join(b.work, c.name)
@@ -188,13 +217,17 @@ func (b *bench) startCaddy(ctx context.Context, c caddyConfig) (*proc, error) {
 	if err := os.WriteFile(file, []byte(b.caddyfile(c)), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := startProc("caddy", filepath.Join(dir, "caddy.log"), b.env, b.o.caddy, "run", "--config", file, "--adapter", "caddyfile")
+	p, err := startProc("caddy", filepath.Join(dir, "caddy.log"), b.caddyEnv(c), b.o.caddy, "run", "--config", file, "--adapter", "caddyfile")
 	if err != nil {
 		return nil, err
 	}
-	if err := waitHTTP(ctx, p, loopURL(b.p.admin, "/config/")); err != nil {
-		p.stop()
-		return nil, err
+	// The admin endpoint can answer before the sites listen; an unwatched
+	// GET through the livefyre site proves they do.
+	for _, url := range []string{loopURL(b.p.admin, "/config/"), loopURL(b.p.livefyre, "/api/users/u1")} {
+		if err := waitHTTP(ctx, p, url); err != nil {
+			p.stop()
+			return nil, err
+		}
 	}
 	return p, nil
 }
@@ -208,6 +241,9 @@ type pair struct {
 	// variant: what the plugin costs Caddy itself, which the machine's
 	// other load disturbs less than it disturbs throughput.
 	BaseCPU, LiveCPU time.Duration
+	// BasePG and LivePG are the CPU time scenario 7's PostgreSQL server
+	// used per request meanwhile; zero elsewhere.
+	BasePG, LivePG time.Duration
 }
 
 // sideBySide runs base and live for each round, alternating which goes
@@ -221,57 +257,83 @@ type pair struct {
 // plugin does.
 func (b *bench) sideBySide(ctx context.Context, name string, caddy *proc, base, live func(round int) wrkRun) ([]pair, memory, error) {
 	var peak memory
-	if b.o.warmup > 0 {
-		for _, w := range []wrkRun{base(-1), live(-1)} {
-			w.Duration = b.o.warmup
-			if _, err := runWrk(ctx, w); err != nil {
-				return nil, peak, err
-			}
-		}
+	if err := b.warmUp(ctx, base(-1), live(-1)); err != nil {
+		return nil, peak, err
 	}
-	parts := max(b.o.slices, 1)
 	pairs := make([]pair, 0, b.o.rounds)
 	for round := range b.o.rounds {
-		pr := pair{BaseFirst: round%2 == 0}
-		var baseRun, liveRun measured
-		runLive := func() error {
-			w := live(round)
-			w.Duration /= time.Duration(parts)
-			sampler := sampleRSS(caddy.pid(), 200*time.Millisecond)
-			profiled := b.profileRound(ctx, round, name)
-			rep, cpu, err := b.runWrkCPU(ctx, caddy, w)
-			if m := sampler.peak(); m.RSS > peak.RSS {
-				peak = m
-			}
-			profiled()
-			liveRun.add(rep, cpu)
-			return err
+		pr, m, err := b.runPair(ctx, name, caddy, round, base(round), live(round))
+		if err != nil {
+			return nil, peak, err
 		}
-		runBase := func() error {
-			w := base(round)
-			w.Duration /= time.Duration(parts)
-			profiled := b.profileRound(ctx, round, name+"-plain")
-			rep, cpu, err := b.runWrkCPU(ctx, caddy, w)
-			profiled()
-			baseRun.add(rep, cpu)
-			return err
+		if m.RSS > peak.RSS {
+			peak = m
 		}
-		for _, baseNext := range sliceOrder(pr.BaseFirst, parts) {
-			step := runLive
-			if baseNext {
-				step = runBase
-			}
-			if err := step(); err != nil {
-				return nil, peak, err
-			}
-		}
-		pr.Base, pr.BaseCPU = baseRun.rep, baseRun.perRequest()
-		pr.Live, pr.LiveCPU = liveRun.rep, liveRun.perRequest()
-		fmt.Fprintf(os.Stderr, "%s round %d: base %.0f req/s p99 %v, livefyre %.0f req/s p99 %v\n",
-			name, round+1, pr.Base.rps(), pr.Base.p99(), pr.Live.rps(), pr.Live.p99())
 		pairs = append(pairs, pr)
 	}
 	return pairs, peak, nil
+}
+
+// warmUp runs each of ws for -warmup, unrecorded.
+func (b *bench) warmUp(ctx context.Context, ws ...wrkRun) error {
+	if b.o.warmup <= 0 {
+		return nil
+	}
+	for _, w := range ws {
+		w.Duration = b.o.warmup
+		if _, err := runWrk(ctx, w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runPair runs round's base and live, in the order the round gives (see
+// sideBySide), and returns them with the largest RSS of caddy seen during
+// the live runs.
+func (b *bench) runPair(ctx context.Context, name string, caddy *proc, round int, base, live wrkRun) (pair, memory, error) {
+	var peak memory
+	parts := max(b.o.slices, 1)
+	pr := pair{BaseFirst: round%2 == 0}
+	var baseRun, liveRun measured
+	runLive := func() error {
+		w := live
+		w.Duration /= time.Duration(parts)
+		sampler := sampleRSS(caddy.pid(), 200*time.Millisecond)
+		profiled := b.profileRound(ctx, round, name)
+		pg := b.pgSince()
+		rep, cpu, err := b.runWrkCPU(ctx, caddy, w)
+		if m := sampler.peak(); m.RSS > peak.RSS {
+			peak = m
+		}
+		profiled()
+		liveRun.add(rep, cpu, pg())
+		return err
+	}
+	runBase := func() error {
+		w := base
+		w.Duration /= time.Duration(parts)
+		profiled := b.profileRound(ctx, round, name+"-plain")
+		pg := b.pgSince()
+		rep, cpu, err := b.runWrkCPU(ctx, caddy, w)
+		profiled()
+		baseRun.add(rep, cpu, pg())
+		return err
+	}
+	for _, baseNext := range sliceOrder(pr.BaseFirst, parts) {
+		step := runLive
+		if baseNext {
+			step = runBase
+		}
+		if err := step(); err != nil {
+			return pr, peak, err
+		}
+	}
+	pr.Base, pr.BaseCPU, pr.BasePG = baseRun.rep, baseRun.perRequest(), baseRun.per(baseRun.pg)
+	pr.Live, pr.LiveCPU, pr.LivePG = liveRun.rep, liveRun.perRequest(), liveRun.per(liveRun.pg)
+	fmt.Fprintf(os.Stderr, "%s round %d: base %.0f req/s p99 %v, livefyre %.0f req/s p99 %v\n",
+		name, round+1, pr.Base.rps(), pr.Base.p99(), pr.Live.rps(), pr.Live.p99())
+	return pr, peak, nil
 }
 
 // sliceOrder is the order of one round's runs, true for base: base first
@@ -287,25 +349,28 @@ func sliceOrder(baseFirst bool, slices int) []bool {
 }
 
 // measured is one variant's runs in a round: wrk's summaries merged, and
-// the CPU time Caddy used meanwhile.
+// the CPU time Caddy (and PostgreSQL) used meanwhile.
 type measured struct {
-	rep wrkReport
-	cpu time.Duration
+	rep     wrkReport
+	cpu, pg time.Duration
 }
 
-func (m *measured) add(rep wrkReport, cpu time.Duration) {
+func (m *measured) add(rep wrkReport, cpu, pg time.Duration) {
 	m.rep = m.rep.merge(rep)
 	m.cpu += cpu
+	m.pg += pg
 }
 
 // perRequest is the CPU time Caddy used per request: what the plugin costs
 // Caddy itself, which the machine's other load disturbs less than it
 // disturbs throughput.
-func (m measured) perRequest() time.Duration {
+func (m measured) perRequest() time.Duration { return m.per(m.cpu) }
+
+func (m measured) per(d time.Duration) time.Duration {
 	if m.rep.Requests == 0 {
 		return 0
 	}
-	return m.cpu / time.Duration(m.rep.Requests)
+	return d / time.Duration(m.rep.Requests)
 }
 
 // profileRound starts a CPU profile of Caddy, saved as name, when this is
@@ -322,6 +387,16 @@ func (b *bench) profileRound(ctx context.Context, round int, name string) (wait 
 			fmt.Fprintf(os.Stderr, "pprof %s: %v\n", name, err)
 		}
 	}
+}
+
+// pgSince starts counting PostgreSQL's CPU time (scenario 7); the
+// returned func gives the time used since, or zero without PostgreSQL.
+func (b *bench) pgSince() func() time.Duration {
+	if b.pgCPU == nil {
+		return func() time.Duration { return 0 }
+	}
+	before := b.pgCPU()
+	return func() time.Duration { return b.pgCPU() - before }
 }
 
 // runWrkCPU runs w and returns, besides its summary, the CPU time caddy
@@ -475,29 +550,7 @@ func (b *bench) pingPhase(ctx context.Context) error {
 	step := 0
 	measure := func(rate float64, d time.Duration) (pingStep, error) {
 		step++
-		n := max(int(rate*d.Seconds()), 1)
-		ids := make([]string, n)
-		for i := range ids {
-			ids[i] = fmt.Sprintf("s3-%d-%d", step, i)
-		}
-		if err := resetEmulator(ctx, b.client, loopURL(b.p.emulator, "")); err != nil {
-			return pingStep{}, err
-		}
-		ups, took := u.paced(ctx, ids, rate)
-		pings, err := b.waitPings(ctx, ids, 5*time.Second)
-		if err != nil {
-			return pingStep{}, err
-		}
-		s := pingStep{Rate: rate, Achieved: float64(n) / took.Seconds(), pingLatency: matchPings(ups, pings)}
-		if s.Missing > 0 {
-			// Let the backlog drain so that it does not slow the next step.
-			if _, err := b.waitPings(ctx, ids, time.Minute); err != nil {
-				return pingStep{}, err
-			}
-		}
-		fmt.Fprintf(os.Stderr, "update→ping at %.0f/s: sent %.0f/s, p50 %v, p99 %v, missing %d, failed %d\n",
-			rate, s.Achieved, s.P50, s.P99, s.Missing, s.Failed)
-		return s, nil
+		return b.measurePings(ctx, u, fmt.Sprintf("s3-%d", step), rate, d, true)
 	}
 	for range b.o.rounds {
 		s, err := measure(b.o.steadyRate, b.o.pingDuration)
@@ -539,6 +592,35 @@ func (b *bench) pingPhase(ctx context.Context) error {
 	}
 	b.res.maxRate, b.res.maxRateCapped = good, bad == 0
 	return nil
+}
+
+// measurePings sends updates of new users (ids tag-0, tag-1, …) at rate
+// for d and measures when their pings reach the emulator. With drain, a
+// step whose pings did not all arrive waits up to a minute more for them,
+// so that a backlog does not slow the next step on the same Caddy.
+func (b *bench) measurePings(ctx context.Context, u *updater, tag string, rate float64, d time.Duration, drain bool) (pingStep, error) {
+	n := max(int(rate*d.Seconds()), 1)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s-%d", tag, i)
+	}
+	if err := resetEmulator(ctx, b.client, loopURL(b.p.emulator, "")); err != nil {
+		return pingStep{}, err
+	}
+	ups, took := u.paced(ctx, ids, rate)
+	pings, err := b.waitPings(ctx, ids, 5*time.Second)
+	if err != nil {
+		return pingStep{}, err
+	}
+	s := pingStep{Rate: rate, Achieved: float64(n) / took.Seconds(), pingLatency: matchPings(ups, pings)}
+	if s.Missing > 0 && drain {
+		if _, err := b.waitPings(ctx, ids, time.Minute); err != nil {
+			return pingStep{}, err
+		}
+	}
+	fmt.Fprintf(os.Stderr, "%s update→ping at %.0f/s: sent %.0f/s, p50 %v, p99 %v, missing %d, failed %d\n",
+		tag, rate, s.Achieved, s.P50, s.P99, s.Missing, s.Failed)
+	return s, nil
 }
 
 // waitPings polls the emulator until a ping has arrived for every id, or

@@ -49,6 +49,9 @@ type options struct {
 	maxRate      float64
 	pingWorkers  int
 	pending      int
+	// pgFsync turns on fsync and full_page_writes in scenario 7's
+	// PostgreSQL: PostgreSQL's defaults, which a production server keeps.
+	pgFsync bool
 
 	portBase int
 	pprofDir string
@@ -60,7 +63,7 @@ func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("overhead", flag.ContinueOnError)
 	fs.StringVar(&o.caddy, "caddy", "bin/caddy", "Caddy binary built with the plugin (go build -o bin/caddy ./cmd/caddy)")
 	fs.StringVar(&o.out, "out", "", "write the Markdown results here too (default: stdout only)")
-	scenarios := fs.String("scenarios", "1,2,3,4,5,6", "scenarios to run, comma-separated (1 unwatched, 2 watched, 3 update→ping, 4 pull, 5 memory, 6 burst)")
+	scenarios := fs.String("scenarios", "1,2,3,4,5,6", "scenarios to run, comma-separated (1 unwatched, 2 watched, 3 update→ping, 4 pull, 5 memory, 6 burst, 7 fleet: the Badger and the PostgreSQL queue side by side; 7 needs PostgreSQL installed and is not in the default)")
 	quick := fs.Bool("quick", false, "short run to check the harness: 2 rounds of 3s, short ping steps, 20000 pending pings")
 	fs.IntVar(&o.rounds, "rounds", 5, "rounds per scenario; each round runs both variants, in alternating order")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "wrk duration of each variant in each round")
@@ -75,6 +78,7 @@ func parseFlags(args []string) (options, error) {
 	fs.Float64Var(&o.maxRate, "max-rate", 25600, "highest rate scenario 3's search tries")
 	fs.IntVar(&o.pingWorkers, "ping-workers", 0, "livefyre workers (pings in flight) of scenario 3's Caddy; 0 is the plugin's default (4)")
 	fs.IntVar(&o.pending, "pending", 100000, "pending pings for scenario 5")
+	fs.BoolVar(&o.pgFsync, "pg-fsync", true, "scenario 7: run PostgreSQL with fsync and full_page_writes on (its defaults: every commit reaches the disk); false matches the Badger queue's durability process")
 	fs.IntVar(&o.portBase, "port-base", 18100, "first of the 100 loopback ports used")
 	fs.StringVar(&o.pprofDir, "pprof", "", "save CPU profiles of Caddy during the last round of each variant here (<scenario>.pprof, <scenario>-plain.pprof)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (Caddyfiles, logs, queues)")
@@ -100,8 +104,8 @@ func parseFlags(args []string) (options, error) {
 	}
 	for _, s := range strings.Split(*scenarios, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 || n > 6 {
-			return o, fmt.Errorf("-scenarios: %q is not a scenario number 1-6", s)
+		if err != nil || n < 1 || n > 7 {
+			return o, fmt.Errorf("-scenarios: %q is not a scenario number 1-7", s)
 		}
 		o.scenarios = append(o.scenarios, n)
 	}

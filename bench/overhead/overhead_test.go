@@ -340,6 +340,155 @@ func TestSlicesFlag(t *testing.T) {
 	}
 }
 
+// Scenario 7's Caddy configs adapt, and the PostgreSQL one names the
+// queue by its environment variable only: the DSN reaches neither the
+// Caddyfile written to the work directory nor the adapted JSON, but is in
+// Caddy's environment.
+func TestFleetCaddyfiles(t *testing.T) {
+	b := &bench{p: portsFrom(18100), work: t.TempDir(), env: []string{"LIVEFYRE_NETWORK_KEY=k"}}
+	const dsn = "host=/tmp/pgtest-secret port=5432 user=postgres password=hunter2 dbname=t7"
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	for _, c := range []caddyConfig{
+		{name: "fleet-1-postgres-enqueue", plain: true, quill: b.p.emulator, postgres: dsn},
+		{name: "fleet-1-postgres-pings", rate: "100000/s", quill: b.p.emulator, postgres: dsn},
+		{name: "fleet-1-badger-enqueue", plain: true, quill: b.p.emulator},
+	} {
+		text := b.caddyfile(c)
+		out, warnings, err := adapter.Adapt([]byte(text), nil)
+		if err != nil || len(warnings) > 0 {
+			t.Errorf("%s: adapt: %v, warnings %v\n%s", c.name, err, warnings, text)
+			continue
+		}
+		for _, secret := range []string{dsn, "hunter2", "pgtest-secret"} {
+			if strings.Contains(text, secret) || strings.Contains(string(out), secret) {
+				t.Errorf("%s: %q is in the Caddyfile or the adapted JSON:\n%s\n%s", c.name, secret, text, out)
+			}
+		}
+		env := b.caddyEnv(c)
+		wantEnv := "LIVEFYRE_DATABASE_URL=" + dsn
+		if c.postgres == "" {
+			if strings.Contains(text, "queue postgres") || strings.Contains(string(out), `"backend":"postgres"`) || slices.Contains(env, wantEnv) {
+				t.Errorf("%s: Badger config has a queue or a DSN in its environment:\n%s\n%v", c.name, text, env)
+			}
+			continue
+		}
+		if !strings.Contains(text, "queue postgres {env.LIVEFYRE_DATABASE_URL}") ||
+			!strings.Contains(string(out), `"dsn":"{env.LIVEFYRE_DATABASE_URL}"`) {
+			t.Errorf("%s: no PostgreSQL queue named by the environment variable:\n%s\n%s", c.name, text, out)
+		}
+		if !slices.Contains(env, wantEnv) || !slices.Contains(env, "LIVEFYRE_NETWORK_KEY=k") {
+			t.Errorf("%s: Caddy's environment %v lacks the DSN or the run's variables", c.name, env)
+		}
+	}
+	if len(b.env) != 1 {
+		t.Errorf("caddyEnv changed the run's environment: %v", b.env)
+	}
+}
+
+func TestFleetOrderAlternates(t *testing.T) {
+	for round, want := range [][2]string{{"badger", "postgres"}, {"postgres", "badger"}, {"badger", "postgres"}} {
+		if got := fleetOrder(round); got != want {
+			t.Errorf("fleetOrder(%d) = %v, want %v", round, got, want)
+		}
+	}
+}
+
+func TestScenariosFlag(t *testing.T) {
+	o, err := parseFlags(nil)
+	if err != nil || !slices.Equal(o.scenarios, []int{1, 2, 3, 4, 5, 6}) || !o.pgFsync {
+		t.Errorf("defaults: scenarios %v, pg-fsync %v, %v; want 1-6 (7 opt-in), fsync on", o.scenarios, o.pgFsync, err)
+	}
+	o, err = parseFlags([]string{"-scenarios", "7", "-pg-fsync=false"})
+	if err != nil || !o.has(7) || o.has(1) || o.pgFsync {
+		t.Errorf("-scenarios 7 -pg-fsync=false: %v, fsync %v, %v", o.scenarios, o.pgFsync, err)
+	}
+	for _, bad := range []string{"8", "0", "7,x"} {
+		if _, err := parseFlags([]string{"-scenarios", bad}); err == nil {
+			t.Errorf("-scenarios %s accepted", bad)
+		}
+	}
+}
+
+// The fleet report judges each backend against issue 15's targets by the
+// median over the rounds, and the pings by every round.
+func TestWriteFleet(t *testing.T) {
+	rep := func(rps, p99ms float64) wrkReport {
+		return wrkReport{Requests: int64(rps * 10), DurationUS: 10e6, P50US: 1000, P99US: int64(p99ms * 1000)}
+	}
+	steady := func(p50ms float64, missing int) pingStep {
+		return pingStep{Rate: 100, Achieved: 100, pingLatency: pingLatency{Updates: 1000, Missing: missing,
+			P50: time.Duration(p50ms * float64(time.Millisecond)), P99: 40 * time.Millisecond, Max: 50 * time.Millisecond}}
+	}
+	r := &results{opts: options{rounds: 3, steadyRate: 100, threads: 2, conns: 32, duration: 10 * time.Second, pingDuration: 10 * time.Second}}
+	r.fleet = &fleetResults{
+		First:     []string{"badger", "postgres", "badger"},
+		PGVersion: "15.18",
+		PGFsync:   true,
+		Backends: []*fleetBackend{
+			{Name: "badger",
+				Enqueue: []pair{
+					{BaseFirst: true, Base: rep(10000, 9), Live: rep(9000, 10), BaseCPU: 100 * time.Microsecond, LiveCPU: 110 * time.Microsecond},
+					{Base: rep(10000, 9), Live: rep(9500, 11), BaseCPU: 100 * time.Microsecond, LiveCPU: 108 * time.Microsecond},
+					{BaseFirst: true, Base: rep(10000, 9), Live: rep(8000, 9), BaseCPU: 100 * time.Microsecond, LiveCPU: 112 * time.Microsecond},
+				},
+				Pings: []pingStep{steady(0.2, 0), steady(0.1, 0), steady(0.3, 0)}},
+			{Name: "postgres",
+				Enqueue: []pair{
+					{BaseFirst: true, Base: rep(9000, 9), Live: rep(4000, 20), BaseCPU: 100 * time.Microsecond, LiveCPU: 200 * time.Microsecond, LivePG: 80 * time.Microsecond},
+					{Base: rep(9000, 9), Live: rep(6000, 12), BaseCPU: 100 * time.Microsecond, LiveCPU: 190 * time.Microsecond},
+					{BaseFirst: true, Base: rep(9000, 9), Live: rep(4500, 30), BaseCPU: 100 * time.Microsecond, LiveCPU: 210 * time.Microsecond},
+				},
+				Pings: []pingStep{steady(150, 0), steady(20, 2), steady(30, 0)}},
+		},
+	}
+	var sb strings.Builder
+	r.writeFleet(&sb)
+	out := sb.String()
+	for _, want := range []string{
+		"PostgreSQL 15.18",
+		"fsync and full_page_writes on",
+		"{env.LIVEFYRE_DATABASE_URL}",
+		"Backend that went first, by round: 1 badger, 2 postgres, 3 badger.",
+		"| a. watched req/s = durable enqueues/s | ≥ 5000 | 9000 (8000 … 9500) **met** | 4500 (4000 … 6000) **missed** |",
+		"| a. added p99, watched − plain | ≤ +5 ms | +1.00 ms (+0.00 ms … +2.00 ms) **met** | +11.00 ms (+3.00 ms … +21.00 ms) **missed** |",
+		"| a. Caddy CPU per request, watched − plain |  | +10.0 µs (+8.0 … +12.0) | +100.0 µs (+90.0 … +110.0) |",
+		"| a. PostgreSQL CPU per request, watched; plain |  | 0.0 µs (0.0 … 0.0); 0.0 µs | 0.0 µs (0.0 … 80.0); 0.0 µs |",
+		// postgres: a median p50 of 30 ms meets the target; two pings missing fails it.
+		"| b. update → ping p50 at 100/s | ≤ 100 ms | 0.2 ms (0.1 … 0.3) **met** | 30.0 ms (20.0 … 150.0) **met** |",
+		"| b. pings arrived (of 2xx updates); updates without a 2xx | all; 0 | 3000 of 3000; 0 **met** | 2998 of 3000; 0 **missed** |",
+		"##### 7a. postgres, by round",
+		"| 2 | postgres | 100 | 100 | 1000 | 20.00 ms | 40.00 ms | 50.00 ms | 2 | 0 |\n| 2 | badger |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// PostgreSQL's CPU time is its postmaster's, the exited backends it
+// waited for, and its running backends'; nobody else's.
+func TestTreeCPU(t *testing.T) {
+	line := "4242 (postgres: bench t1 [local] idle) S 77 4242 4242 0 -1 4194560 9000 0 3 0 1234 567 80 20 20 0 1 0 100 2400000000 20000\n"
+	st, err := parseProcStat(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := procStat{comm: "postgres: bench t1 [local] idle", ppid: 77, cpu: 1801 * clockTick, waited: 100 * clockTick}
+	if st != want {
+		t.Errorf("parseProcStat = %+v, want %+v", st, want)
+	}
+	stats := map[int]procStat{
+		10: {comm: "postgres", ppid: 1, cpu: 5 * clockTick, waited: 40 * clockTick}, // the postmaster
+		11: {comm: "postgres", ppid: 10, cpu: 7 * clockTick},                        // a backend
+		12: {comm: "postgres", ppid: 10, cpu: 3 * clockTick},
+		13: {comm: "postgres", ppid: 11, cpu: 1000 * clockTick}, // not the postmaster's child
+		20: {comm: "postgres", ppid: 1, cpu: 1000 * clockTick},  // another server
+	}
+	if got := treeCPU(stats, 10); got != 55*clockTick {
+		t.Errorf("treeCPU = %v, want %v", got, 55*clockTick)
+	}
+}
+
 func TestParseSchedstat(t *testing.T) {
 	got, err := parseSchedstat("211527874 27915483 794\n")
 	if err != nil || got != 211527874*time.Nanosecond {

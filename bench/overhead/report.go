@@ -28,6 +28,8 @@ type results struct {
 	pendingIdle, pendingFull, pendingLater memory
 	pendingRate                            float64
 	pendingFailed                          int
+
+	fleet *fleetResults // scenario 7
 }
 
 // describeMachine names what the numbers were measured on.
@@ -133,6 +135,9 @@ func (r *results) markdown() string {
 	}
 	if o.has(5) {
 		r.writeMemory(&sb)
+	}
+	if r.fleet != nil {
+		r.writeFleet(&sb)
 	}
 	return sb.String()
 }
