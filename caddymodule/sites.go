@@ -128,7 +128,8 @@ func listOrNone(names []string) string {
 // logSites writes one line per network saying what the plugin does for
 // it: the first thing to look for in the log after a start or a reload. It
 // names the network, the watched routes, the pull URLs, Livefyre's address
-// and the queue, never the key.
+// and the queue (in fleet mode, PostgreSQL and its schema, with storage the
+// spool's directory), never the key or the database URL.
 func (a *App) logSites() {
 	for _, network := range a.networkNames() {
 		c, _ := a.client(network)
@@ -149,12 +150,18 @@ func (a *App) logSites() {
 		if len(watches) == 0 && len(pulls) == 0 {
 			continue // defined in the app, used by no site
 		}
+		// In fleet mode the schema names the queue; the DSN stays out.
+		backend, schema := "badger", zap.Skip()
+		if a.pg != nil {
+			backend, schema = "postgres", zap.String("schema", a.pg.schema)
+		}
 		a.log.Info("site ready",
 			zap.String("network", network),
 			zap.Strings("watch", watches),
 			zap.Strings("pull", pulls),
 			zap.String("quill", quill),
-			zap.String("queue", "badger"),
+			zap.String("queue", backend),
+			schema,
 			zap.String("storage", a.dir))
 	}
 }
