@@ -23,10 +23,12 @@ const (
 // ports are the loopback ports of one run, all within 100 of the base.
 type ports struct {
 	admin, plain, livefyre, upstream, emulator, closed int
+	// twin is scenario 8's second plain site.
+	twin int
 }
 
 func portsFrom(base int) ports {
-	return ports{admin: base + 19, plain: base + 80, livefyre: base + 81, upstream: base + 30, emulator: base + 99, closed: base + 98}
+	return ports{admin: base + 19, plain: base + 80, livefyre: base + 81, upstream: base + 30, emulator: base + 99, closed: base + 98, twin: base + 82}
 }
 
 func loopURL(port int, path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", port, path) }
@@ -50,7 +52,7 @@ type bench struct {
 
 func run(ctx context.Context, o options) (err error) {
 	b := &bench{o: o, p: portsFrom(o.portBase), client: &http.Client{Timeout: 30 * time.Second}}
-	if err := checkPortsFree(b.p.admin, b.p.plain, b.p.livefyre, b.p.upstream, b.p.emulator, b.p.closed); err != nil {
+	if err := checkPortsFree(b.p.admin, b.p.plain, b.p.livefyre, b.p.upstream, b.p.emulator, b.p.closed, b.p.twin); err != nil {
 		return err
 	}
 	if b.work, err = os.MkdirTemp("", "caddy-livefyre-bench-"); err != nil {
@@ -96,7 +98,7 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 
-	if o.has(1) || o.has(2) || o.has(4) || o.has(5) || o.has(6) {
+	if o.has(1) || o.has(2) || o.has(4) || o.has(5) || o.has(6) || o.has(8) {
 		if err := b.mainPhase(ctx); err != nil {
 			return err
 		}
@@ -133,6 +135,7 @@ func run(ctx context.Context, o options) (err error) {
 type caddyConfig struct {
 	name    string
 	plain   bool   // also serve the plain reverse_proxy site
+	twin    bool   // and a second one like it (scenario 8)
 	rate    string // global livefyre rate, "" for the default
 	workers int    // global livefyre workers, 0 for the default
 	quill   int    // port Livefyre is reached on
@@ -174,6 +177,14 @@ http://127.0.0.1:%d {
 	reverse_proxy 127.0.0.1:%d
 }
 `, b.p.plain, b.p.upstream)
+	}
+	if c.twin {
+		fmt.Fprintf(&sb, `
+http://127.0.0.1:%d {
+	bind 127.0.0.1
+	reverse_proxy 127.0.0.1:%d
+}
+`, b.p.twin, b.p.upstream)
 	}
 	fmt.Fprintf(&sb, `
 http://127.0.0.1:%[1]d {
@@ -452,7 +463,7 @@ func (b *bench) cpuProfile(ctx context.Context, name string, d time.Duration) er
 // plain and the livefyre site, with the default ping rate, and records its
 // memory idle and under load (scenario 5).
 func (b *bench) mainPhase(ctx context.Context) error {
-	caddy, err := b.startCaddy(ctx, caddyConfig{name: "main", plain: true, quill: b.p.emulator})
+	caddy, err := b.startCaddy(ctx, caddyConfig{name: "main", plain: true, twin: b.o.has(8), quill: b.p.emulator})
 	if err != nil {
 		return err
 	}
@@ -461,14 +472,21 @@ func (b *bench) mainPhase(ctx context.Context) error {
 		return err
 	}
 	threads, conns, d := b.o.threads, b.o.conns, b.o.duration
-	if b.o.has(1) {
-		get := func(port int) func(int) wrkRun {
-			return func(int) wrkRun {
-				return wrkRun{URL: loopURL(port, "/api/users/u1"), Script: b.scripts.get, Threads: threads, Conns: conns, Duration: d}
-			}
+	get := func(port int) func(int) wrkRun {
+		return func(int) wrkRun {
+			return wrkRun{URL: loopURL(port, "/api/users/u1"), Script: b.scripts.get, Threads: threads, Conns: conns, Duration: d}
 		}
+	}
+	if b.o.has(1) {
 		b.res.unwatched, b.res.unwatchedRSS, err = b.sideBySide(ctx, "unwatched", caddy, get(b.p.plain), get(b.p.livefyre))
 		if err != nil {
+			return err
+		}
+	}
+	if b.o.has(8) {
+		// Scenario 1 with nothing to tell the variants apart: what the
+		// harness itself resolves on this machine.
+		if b.res.control, _, err = b.sideBySide(ctx, "a/a", caddy, get(b.p.plain), get(b.p.twin)); err != nil {
 			return err
 		}
 	}

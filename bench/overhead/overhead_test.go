@@ -234,6 +234,7 @@ func TestCaddyfilesAdapt(t *testing.T) {
 	adapter := caddyconfig.GetAdapter("caddyfile")
 	for _, c := range []caddyConfig{
 		{name: "main", plain: true, quill: b.p.emulator},
+		{name: "main", plain: true, twin: true, quill: b.p.emulator},
 		{name: "pings", rate: "100000/s", workers: 16, quill: b.p.emulator},
 		{name: "pending", quill: b.p.closed},
 	} {
@@ -248,6 +249,9 @@ func TestCaddyfilesAdapt(t *testing.T) {
 		}
 		if c.plain != strings.Contains(string(out), `"listen":["127.0.0.1:18180"]`) {
 			t.Errorf("%s: plain site present = %v, want %v", c.name, !c.plain, c.plain)
+		}
+		if c.twin != strings.Contains(string(out), `"listen":["127.0.0.1:18182"]`) {
+			t.Errorf("%s: the plain site's twin present = %v, want %v", c.name, !c.twin, c.twin)
 		}
 	}
 }
@@ -402,7 +406,10 @@ func TestScenariosFlag(t *testing.T) {
 	if err != nil || !o.has(7) || o.has(1) || o.pgFsync {
 		t.Errorf("-scenarios 7 -pg-fsync=false: %v, fsync %v, %v", o.scenarios, o.pgFsync, err)
 	}
-	for _, bad := range []string{"8", "0", "7,x"} {
+	if o, err := parseFlags([]string{"-scenarios", "1,8"}); err != nil || !o.has(8) {
+		t.Errorf("-scenarios 1,8: %v, %v", o.scenarios, err)
+	}
+	for _, bad := range []string{"9", "0", "7,x"} {
 		if _, err := parseFlags([]string{"-scenarios", bad}); err == nil {
 			t.Errorf("-scenarios %s accepted", bad)
 		}

@@ -18,6 +18,7 @@ type results struct {
 	loadAfter         string
 
 	unwatched, watched, burst, pull    []pair
+	control                            []pair // scenario 8: plain vs its twin
 	unwatchedRSS, watchedRSS, burstRSS memory
 	idle, afterWatched                 memory
 
@@ -111,6 +112,10 @@ func (r *results) markdown() string {
 	if len(r.unwatched) > 0 {
 		sb.WriteString("#### 1. Unwatched route: `GET /api/users/u1`\n\n`reverse_proxy` alone vs `livefyre` (watching `PATCH /api/users/{id}`, with a pull endpoint) + `reverse_proxy`, same Caddy, same app.\n\n")
 		r.writePairs(&sb, r.unwatched, "plain", "livefyre", targets{minRatio: 0.98, maxAddedP99MS: 0.2, cpu: true})
+	}
+	if len(r.control) > 0 {
+		sb.WriteString("#### 8. A/A control: `GET /api/users/u1`, plain vs plain\n\nScenario 1 with two identical `reverse_proxy` sites on the same Caddy, same app, run the same way: whatever separates them is the harness and the machine, not the plugin. Scenario 1's ratios mean something only beyond this spread.\n\n")
+		r.writePairs(&sb, r.control, "plain", "twin", targets{cpu: true})
 	}
 	if len(r.burst) > 0 {
 		fmt.Fprintf(&sb, "#### 6. Burst: `PATCH /api/users/<one of %d ids>`\n\nThe requests cycle over the same %d users in every round of both variants, as a bulk import or a sync job would. With livefyre and the default rate of 20 pings/s, the warm-up leaves every one of them owing a ping, so almost every update finds its ping owed already and writes nothing.\n\n", burstUsers, burstUsers)
