@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -41,6 +42,9 @@ type group struct {
 	waiting  []*enqueueReq
 	inflight int
 	leaders  int
+	// statements and rows count the upserts run and the users they
+	// carried, for BenchmarkPGEnqueue's rows per statement.
+	statements, rows atomic.Int64
 }
 
 // enqueue returns once req's result is filled in.
@@ -153,6 +157,8 @@ func (q *Queue) runGroup(ctx context.Context, batch []*enqueueReq) {
 func (q *Queue) upsert(ctx context.Context, batch []*enqueueReq, first map[string]int, networks, ids [][]byte, ats []pgtype.Timestamptz) error {
 	ctx, cancel := context.WithTimeout(ctx, q.timeout)
 	defer cancel()
+	q.group.statements.Add(1)
+	q.group.rows.Add(int64(len(networks)))
 	rows, err := q.pool.Query(ctx, q.sql.enqueue, networks, ids, q.now(), q.intervalMicros(), ats)
 	if err != nil {
 		return err
