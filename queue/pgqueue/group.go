@@ -159,7 +159,11 @@ func (q *Queue) upsert(ctx context.Context, batch []*enqueueReq, first map[strin
 	defer cancel()
 	q.group.statements.Add(1)
 	q.group.rows.Add(int64(len(networks)))
-	rows, err := q.pool.Query(ctx, q.sql.enqueue, networks, ids, q.now(), q.intervalMicros(), ats)
+	sql, args := q.sql.enqueue, []any{networks, ids, q.now(), ats}
+	if interval := q.intervalMicros(); interval > 0 {
+		sql, args = q.sql.enqueueSpaced, append(args, interval)
+	}
+	rows, err := q.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return err
 	}
