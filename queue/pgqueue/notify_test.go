@@ -45,8 +45,8 @@ func notifications(t *testing.T, dsn string, fn func()) int {
 
 // An enqueue statement notifies once when it inserts a job, however many,
 // and also when it revives a dead one; one that only coalesces into jobs
-// already due does not, for a notifying commit holds a lock that
-// serializes every notifying commit on the server.
+// already due does not: a notifying commit holds a server-wide lock
+// through its flush.
 func TestEnqueueNotifiesWhenAJobBecomesDue(t *testing.T) {
 	dsn := pgtest.Database(t)
 	q := open(t, dsn, nil)
