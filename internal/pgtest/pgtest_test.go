@@ -128,3 +128,34 @@ func TestFreezeStopsAnswers(t *testing.T) {
 	}
 	conn2.Close(ctx)
 }
+
+// CPU counts the work of the backends, not only the postmaster's: a query
+// that keeps a backend busy adds its time.
+func TestCPUCountsBackends(t *testing.T) {
+	s := Shared(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, Database(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	before, err := s.CPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var n int64
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM generate_series(1, 3000000)").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	after, err := s.CPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The query's wall time is at least its CPU time; on a busy machine
+	// much more, so only a fraction of it is asked for.
+	if used := after - before; used < took/20 || used <= 0 {
+		t.Fatalf("CPU went up %v during a query of %v", used, took)
+	}
+}

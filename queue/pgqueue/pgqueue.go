@@ -124,7 +124,7 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 		sql:         newStatements(pgx.Identifier{opts.Schema}.Sanitize()),
 		stop:        stop,
 		done:        make(chan struct{}),
-		group:       group{leaders: max(1, int(opts.MaxConns)/2)},
+		group:       group{leaders: max(1, int(opts.MaxConns)/2), slow: slowStatement},
 		owner:       rand.Text(),
 	}
 	q.SetMinInterval(opts.MinInterval)

@@ -4,7 +4,8 @@ import "strings"
 
 // statements are the queue's SQL with the quoted schema name filled in.
 type statements struct {
-	enqueue, lease, ackDelete, ackAgain, prune    string
+	enqueue, enqueueSpaced                        string
+	lease, ackDelete, ackAgain, prune             string
 	retry, dead, handBack                         string
 	replay, exists, replayAll, purgeDead          string
 	replayMany, dueNow, get, nextDue, stats, list string
@@ -23,41 +24,18 @@ const jobColumns = `j.network, j.user_id, j.state, j.again, j.attempts, j.lease_
 func newStatements(schema string) statements {
 	s := func(sql string) string { return strings.ReplaceAll(sql, "@s", schema) }
 	return statements{
-		// $1 networks, $2 user ids (no pair twice), $3 now, $4
-		// MinInterval in µs, $5 when each update happened (NULL, or a
-		// NULL array: now), for updates that waited elsewhere first. A dead job is replaced by a fresh one; a
-		// leased one owes one more ping.
-		enqueue: s(`
-INSERT INTO @s.jobs AS j (network, user_id, state, enqueued_at, updated_at, due)
-SELECT x.n, x.u, 'pending', LEAST(coalesce(x.at, $3::timestamptz), $3::timestamptz),
-	LEAST(coalesce(x.at, $3::timestamptz), $3::timestamptz),
-	CASE WHEN $4::bigint > 0 THEN GREATEST($3::timestamptz,
-		(SELECT p.at + $4::bigint * interval '1 microsecond' FROM @s.last_ping p
-		 WHERE p.network = x.n AND p.user_id = x.u))
-	ELSE $3::timestamptz END
-FROM unnest($1::bytea[], $2::bytea[], $5::timestamptz[]) WITH ORDINALITY AS x(n, u, at, i)
-ORDER BY x.i
-ON CONFLICT (network, user_id) DO UPDATE SET
-	enqueue_found  = j.state,
-	updated_at     = GREATEST(j.updated_at, EXCLUDED.updated_at),
-	again          = CASE WHEN j.state = 'leased' THEN true WHEN j.state IN ('dead', 'awaiting') THEN false ELSE j.again END,
-	again_at       = CASE WHEN j.state = 'leased' AND NOT j.again THEN EXCLUDED.updated_at
-	                      WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.again_at END,
-	state          = CASE WHEN j.state IN ('dead', 'awaiting') THEN 'pending' ELSE j.state END,
-	attempts       = CASE WHEN j.state IN ('dead', 'awaiting') THEN 0 ELSE j.attempts END,
-	enqueued_at    = CASE WHEN j.state IN ('dead', 'awaiting') THEN EXCLUDED.enqueued_at ELSE j.enqueued_at END,
-	due            = CASE WHEN j.state IN ('dead', 'awaiting') THEN EXCLUDED.due ELSE j.due END,
-	first_error    = CASE WHEN j.state IN ('dead', 'awaiting') THEN '' ELSE j.first_error END,
-	first_error_at = CASE WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.first_error_at END,
-	last_error     = CASE WHEN j.state IN ('dead', 'awaiting') THEN '' ELSE j.last_error END,
-	last_error_at  = CASE WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.last_error_at END,
-	dead_at        = CASE WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.dead_at END,
-	pinged_at      = CASE WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.pinged_at END,
-	pulled_at      = CASE WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.pulled_at END,
-	repings        = CASE WHEN j.state IN ('dead', 'awaiting') THEN 0 ELSE j.repings END,
-	pull_error     = CASE WHEN j.state IN ('dead', 'awaiting') THEN '' ELSE j.pull_error END,
-	pull_error_at  = CASE WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.pull_error_at END
-RETURNING j.network, j.user_id, j.enqueue_found`),
+		// $1 networks, $2 user ids (no pair twice), $3 now, $4 when each
+		// update happened (NULL, or a NULL array: now), for updates that
+		// waited elsewhere first. A dead job, or one awaiting its pull, is
+		// replaced by a fresh one; a leased one owes one more ping.
+		enqueue: s(enqueueSQL(`$3::timestamptz`)),
+		// With MinInterval, $5 in µs: a new job is due no sooner than that
+		// after the user's last ping. A statement of its own, so that the
+		// plain one carries no sub-select: PostgreSQL then reuses its
+		// generic plan instead of planning each statement afresh.
+		enqueueSpaced: s(enqueueSQL(`GREATEST($3::timestamptz,
+		(SELECT p.at + $5::bigint * interval '1 microsecond' FROM @s.last_ping p
+		 WHERE p.network = x.n AND p.user_id = x.u))`)),
 
 		// $1 now, $2 max, $3 lease expiry, $4 owner. The rows are picked
 		// on jobs_due and locked, skipping rows another lease holds locked.
@@ -225,4 +203,36 @@ WHERE ($1::text = '' OR j.state = $1)
 	AND ($3::bytea IS NULL OR (j.network, j.user_id) > ($3::bytea, $4::bytea))
 ORDER BY j.network, j.user_id LIMIT $5`),
 	}
+}
+
+// enqueueSQL is the enqueue upsert with due, a new job's due time.
+func enqueueSQL(due string) string {
+	return `
+INSERT INTO @s.jobs AS j (network, user_id, state, enqueued_at, updated_at, due)
+SELECT x.n, x.u, 'pending', LEAST(coalesce(x.at, $3::timestamptz), $3::timestamptz),
+	LEAST(coalesce(x.at, $3::timestamptz), $3::timestamptz),
+	` + due + `
+FROM unnest($1::bytea[], $2::bytea[], $4::timestamptz[]) WITH ORDINALITY AS x(n, u, at, i)
+ORDER BY x.i
+ON CONFLICT (network, user_id) DO UPDATE SET
+	enqueue_found  = j.state,
+	updated_at     = GREATEST(j.updated_at, EXCLUDED.updated_at),
+	again          = CASE WHEN j.state = 'leased' THEN true WHEN j.state IN ('dead', 'awaiting') THEN false ELSE j.again END,
+	again_at       = CASE WHEN j.state = 'leased' AND NOT j.again THEN EXCLUDED.updated_at
+	                      WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.again_at END,
+	state          = CASE WHEN j.state IN ('dead', 'awaiting') THEN 'pending' ELSE j.state END,
+	attempts       = CASE WHEN j.state IN ('dead', 'awaiting') THEN 0 ELSE j.attempts END,
+	enqueued_at    = CASE WHEN j.state IN ('dead', 'awaiting') THEN EXCLUDED.enqueued_at ELSE j.enqueued_at END,
+	due            = CASE WHEN j.state IN ('dead', 'awaiting') THEN EXCLUDED.due ELSE j.due END,
+	first_error    = CASE WHEN j.state IN ('dead', 'awaiting') THEN '' ELSE j.first_error END,
+	first_error_at = CASE WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.first_error_at END,
+	last_error     = CASE WHEN j.state IN ('dead', 'awaiting') THEN '' ELSE j.last_error END,
+	last_error_at  = CASE WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.last_error_at END,
+	dead_at        = CASE WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.dead_at END,
+	pinged_at      = CASE WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.pinged_at END,
+	pulled_at      = CASE WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.pulled_at END,
+	repings        = CASE WHEN j.state IN ('dead', 'awaiting') THEN 0 ELSE j.repings END,
+	pull_error     = CASE WHEN j.state IN ('dead', 'awaiting') THEN '' ELSE j.pull_error END,
+	pull_error_at  = CASE WHEN j.state IN ('dead', 'awaiting') THEN NULL ELSE j.pull_error_at END
+RETURNING j.network, j.user_id, j.enqueue_found`
 }
