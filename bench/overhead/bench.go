@@ -170,21 +170,18 @@ func (b *bench) caddyfile(c caddyConfig) string {
 		fmt.Fprintf(&sb, "\t\tqueue postgres {env.%s}\n", databaseEnv)
 	}
 	sb.WriteString("\t}\n}\n")
-	if c.plain {
-		fmt.Fprintf(&sb, `
+	for _, site := range []struct {
+		on   bool
+		port int
+	}{{c.plain, b.p.plain}, {c.twin, b.p.twin}} {
+		if site.on {
+			fmt.Fprintf(&sb, `
 http://127.0.0.1:%d {
 	bind 127.0.0.1
 	reverse_proxy 127.0.0.1:%d
 }
-`, b.p.plain, b.p.upstream)
-	}
-	if c.twin {
-		fmt.Fprintf(&sb, `
-http://127.0.0.1:%d {
-	bind 127.0.0.1
-	reverse_proxy 127.0.0.1:%d
-}
-`, b.p.twin, b.p.upstream)
+`, site.port, b.p.upstream)
+		}
 	}
 	fmt.Fprintf(&sb, `
 http://127.0.0.1:%[1]d {
