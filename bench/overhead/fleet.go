@@ -85,11 +85,13 @@ func (b *bench) fleetPhase(ctx context.Context) (err error) {
 		return err
 	}
 	b.res.fleet = res
-	postmaster, err := findPostmaster()
-	if err != nil {
-		return err
+	b.pgCPU = func() time.Duration {
+		d, err := pg.CPU()
+		if err != nil { // a gap in one column, not a reason to stop the run
+			fmt.Fprintln(os.Stderr, "scenario 7: PostgreSQL's CPU:", err)
+		}
+		return d
 	}
-	b.pgCPU = func() time.Duration { return treeCPU(procStats(), postmaster) }
 	defer func() { b.pgCPU = nil }()
 	for _, name := range []string{backendBadger, backendPostgres} {
 		res.Backends = append(res.Backends, &fleetBackend{Name: name})
@@ -112,19 +114,6 @@ func (b *bench) fleetPhase(ctx context.Context) (err error) {
 		}
 	}
 	return nil
-}
-
-// findPostmaster is the pid of pgtest's server: the process named
-// postgres that this one started (pgtest runs it directly, as another user
-// when root).
-func findPostmaster() (int, error) {
-	self := os.Getpid()
-	for pid, st := range procStats() {
-		if st.ppid == self && st.comm == "postgres" {
-			return pid, nil
-		}
-	}
-	return 0, errors.New("scenario 7: PostgreSQL's postmaster is not among this process's children")
 }
 
 // configurePostgres sets fsync and full_page_writes as asked (pgtest's

@@ -472,30 +472,6 @@ func TestWriteFleet(t *testing.T) {
 	}
 }
 
-// PostgreSQL's CPU time is its postmaster's, the exited backends it
-// waited for, and its running backends'; nobody else's.
-func TestTreeCPU(t *testing.T) {
-	line := "4242 (postgres: bench t1 [local] idle) S 77 4242 4242 0 -1 4194560 9000 0 3 0 1234 567 80 20 20 0 1 0 100 2400000000 20000\n"
-	st, err := parseProcStat(line)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := procStat{comm: "postgres: bench t1 [local] idle", ppid: 77, cpu: 1801 * clockTick, waited: 100 * clockTick}
-	if st != want {
-		t.Errorf("parseProcStat = %+v, want %+v", st, want)
-	}
-	stats := map[int]procStat{
-		10: {comm: "postgres", ppid: 1, cpu: 5 * clockTick, waited: 40 * clockTick}, // the postmaster
-		11: {comm: "postgres", ppid: 10, cpu: 7 * clockTick},                        // a backend
-		12: {comm: "postgres", ppid: 10, cpu: 3 * clockTick},
-		13: {comm: "postgres", ppid: 11, cpu: 1000 * clockTick}, // not the postmaster's child
-		20: {comm: "postgres", ppid: 1, cpu: 1000 * clockTick},  // another server
-	}
-	if got := treeCPU(stats, 10); got != 55*clockTick {
-		t.Errorf("treeCPU = %v, want %v", got, 55*clockTick)
-	}
-}
-
 func TestParseSchedstat(t *testing.T) {
 	got, err := parseSchedstat("211527874 27915483 794\n")
 	if err != nil || got != 211527874*time.Nanosecond {

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -252,84 +251,23 @@ func parseSchedstat(line string) (time.Duration, error) {
 }
 
 // parseStat reads utime and stime, fields 14 and 15 of a /proc/<pid>/stat
-// line.
-func parseStat(line string) (time.Duration, error) {
-	st, err := parseProcStat(line)
-	return st.cpu, err
-}
-
-// procStat is what the benchmark reads of a /proc/<pid>/stat line.
-type procStat struct {
-	comm string
-	ppid int
-	cpu  time.Duration // utime + stime
-	// waited is cutime + cstime: the CPU time of the children the process
-	// has waited for (a postmaster's exited backends).
-	waited time.Duration
-}
-
-// parseProcStat reads fields 2 (comm), 4 (ppid) and 14-17 (utime, stime,
-// cutime, cstime). The command name may hold spaces and parentheses, so
+// line. The command name (field 2) may hold spaces and parentheses, so
 // fields are counted from the last closing parenthesis.
-func parseProcStat(line string) (procStat, error) {
-	open, i := strings.IndexByte(line, '('), strings.LastIndexByte(line, ')')
-	if open < 0 || i < open {
-		return procStat{}, fmt.Errorf("stat %q: no command name", line)
+func parseStat(line string) (time.Duration, error) {
+	i := strings.LastIndexByte(line, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("stat %q: no command name", line)
 	}
 	f := strings.Fields(line[i+1:]) // f[0] is field 3, the state
-	if len(f) < 15 {
-		return procStat{}, fmt.Errorf("stat %q: too few fields", line)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("stat %q: too few fields", line)
 	}
-	var n [5]int64 // ppid, utime, stime, cutime, cstime
-	for j, k := range []int{1, 11, 12, 13, 14} {
-		v, err := strconv.ParseInt(f[k], 10, 64)
-		if err != nil {
-			return procStat{}, fmt.Errorf("stat %q: field %d %q", line, k+3, f[k])
-		}
-		n[j] = v
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("stat %q: utime %q, stime %q", line, f[11], f[12])
 	}
-	return procStat{
-		comm:   line[open+1 : i],
-		ppid:   int(n[0]),
-		cpu:    time.Duration(n[1]+n[2]) * clockTick,
-		waited: time.Duration(n[3]+n[4]) * clockTick,
-	}, nil
-}
-
-// procStats reads the stat line of every process.
-func procStats() map[int]procStat {
-	files, _ := filepath.Glob("/proc/[0-9]*/stat")
-	out := make(map[int]procStat, len(files))
-	for _, file := range files {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			continue // gone meanwhile
-		}
-		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(file)))
-		if err != nil {
-			continue
-		}
-		if st, err := parseProcStat(string(b)); err == nil {
-			out[pid] = st
-		}
-	}
-	return out
-}
-
-// treeCPU is the CPU time used so far by root, the children it has waited
-// for, and its children still running: for a PostgreSQL postmaster, the
-// whole server, whose backends are its children. It counts in stat's
-// 10 ms ticks, unlike cpuTime: only stat has the time of the exited
-// children, and backends come and go.
-func treeCPU(stats map[int]procStat, root int) time.Duration {
-	r := stats[root]
-	total := r.cpu + r.waited
-	for pid, st := range stats {
-		if st.ppid == root && pid != root {
-			total += st.cpu
-		}
-	}
-	return total
+	return time.Duration(utime+stime) * clockTick, nil
 }
 
 func mb(bytes int64) string { return fmt.Sprintf("%.0f MB", float64(bytes)/(1<<20)) }
