@@ -96,7 +96,7 @@ func openBadger(bo badger.Options) (db *badger.DB, err error) {
 	if err := checkFiles(bo); err != nil {
 		return nil, err
 	}
-	if err := dropEmptyMemtables(bo.Dir); err != nil {
+	if err := dropEmptyLogs(bo.Dir); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -107,25 +107,28 @@ func openBadger(bo badger.Options) (db *badger.DB, err error) {
 	return badger.Open(bo)
 }
 
-// dropEmptyMemtables removes the empty .mem files in dir. Badger creates a
-// memtable's write-ahead log and then sizes it; a kill -9 in between
-// leaves an empty file, which holds no write, and on which Badger's Open
-// fails ("Create a new file": dgraph-io/badger#2207) rather than starting
-// a new one, so the sidecar would not start again after that crash. In a
-// directory another process has open (which Badger's lock then refuses),
-// a .mem file is empty only for the instant between those two steps.
-func dropEmptyMemtables(dir string) error {
-	mems, err := filepath.Glob(filepath.Join(dir, "*.mem"))
-	if err != nil {
-		return err
-	}
-	for _, m := range mems {
-		fi, err := os.Stat(m)
-		if err != nil || fi.Size() != 0 {
-			continue // gone, or holding writes for Badger to replay
+// dropEmptyLogs removes the empty .mem and .vlog files in dir. Badger
+// creates a memtable's write-ahead log, or a new value log, and then sizes
+// it; a kill -9 in between leaves an empty file, which holds no write, and
+// on which Badger's Open fails ("Create a new file": dgraph-io/badger#2207)
+// rather than starting a new one, so the sidecar would not start again
+// after that crash. In a directory another process has open (which
+// Badger's lock then refuses), such a file is empty only for the instant
+// between those two steps.
+func dropEmptyLogs(dir string) error {
+	for _, pattern := range []string{"*.mem", "*.vlog"} {
+		files, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			return err
 		}
-		if err := os.Remove(m); err != nil {
-			return fmt.Errorf("removing %s, an empty memtable left by a crash: %w", m, err)
+		for _, f := range files {
+			fi, err := os.Stat(f)
+			if err != nil || fi.Size() != 0 {
+				continue // gone, or holding writes for Badger to replay
+			}
+			if err := os.Remove(f); err != nil {
+				return fmt.Errorf("removing %s, an empty log left by a crash: %w", f, err)
+			}
 		}
 	}
 	return nil

@@ -417,42 +417,45 @@ func TestReopenRebuildsIndexesOfManyJobs(t *testing.T) {
 	}
 }
 
-// A kill -9 between Badger creating a memtable's write-ahead log and
-// sizing it leaves an empty .mem file, on which Badger's Open fails ("Create
-// a new file", dgraph-io/badger#2207; seen once in the crash suite). The
-// queue opens anyway, with every job it had.
-func TestReopenAfterCrashLeftAnEmptyMemtable(t *testing.T) {
-	dir, clk := t.TempDir(), newClock()
-	q, err := Open(Options{Dir: dir, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	enqueue(t, q, net, "kept")
-	if err := q.Close(); err != nil {
-		t.Fatal(err)
-	}
-	mems, err := filepath.Glob(filepath.Join(dir, "*.mem")) // none after a clean Close
-	if err != nil {
-		t.Fatal(err)
-	}
-	next := 1
-	for _, m := range mems {
-		var fid int
-		if _, err := fmt.Sscanf(filepath.Base(m), "%05d.mem", &fid); err == nil && fid >= next {
-			next = fid + 1
-		}
-	}
-	empty := filepath.Join(dir, fmt.Sprintf("%05d.mem", next))
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+// A kill -9 between Badger creating a memtable's write-ahead log (or a new
+// value log) and sizing it leaves an empty file, on which Badger's Open
+// fails ("Create a new file", dgraph-io/badger#2207; seen once in the crash
+// suite). The queue opens anyway, with every job it had.
+func TestReopenAfterCrashLeftAnEmptyLog(t *testing.T) {
+	for _, log := range []struct{ glob, name string }{{"*.mem", "%05d.mem"}, {"*.vlog", "%06d.vlog"}} {
+		t.Run(log.glob, func(t *testing.T) {
+			dir, clk := t.TempDir(), newClock()
+			q, err := Open(Options{Dir: dir, Now: clk.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			enqueue(t, q, net, "kept")
+			if err := q.Close(); err != nil {
+				t.Fatal(err)
+			}
+			files, err := filepath.Glob(filepath.Join(dir, log.glob)) // no .mem after a clean Close
+			if err != nil {
+				t.Fatal(err)
+			}
+			next := 1
+			for _, f := range files {
+				var fid int
+				if _, err := fmt.Sscanf(filepath.Base(f), log.name, &fid); err == nil && fid >= next {
+					next = fid + 1
+				}
+			}
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf(log.name, next)), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
 
-	q = open(t, dir, clk)
-	if j := get(t, q, net, "kept"); j.State != Pending {
-		t.Fatalf("after reopening: %+v; want the job pending", j)
-	}
-	enqueue(t, q, net, "after")
-	if j := get(t, q, net, "after"); j.State != Pending {
-		t.Fatalf("a write after reopening: %+v", j)
+			q = open(t, dir, clk)
+			if j := get(t, q, net, "kept"); j.State != Pending {
+				t.Fatalf("after reopening: %+v; want the job pending", j)
+			}
+			enqueue(t, q, net, "after")
+			if j := get(t, q, net, "after"); j.State != Pending {
+				t.Fatalf("a write after reopening: %+v", j)
+			}
+		})
 	}
 }
