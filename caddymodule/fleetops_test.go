@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/caddy-livefyre/caddy-livefyre/adminapi"
+	"github.com/caddy-livefyre/caddy-livefyre/internal/pgtest"
 	"github.com/caddy-livefyre/caddy-livefyre/operator/doctor"
 	"github.com/caddy-livefyre/caddy-livefyre/queue"
 	"github.com/caddy-livefyre/caddy-livefyre/queue/pgqueue"
@@ -78,21 +79,7 @@ func wantDoctor(t *testing.T, rep adminapi.DoctorReport, name string, status adm
 // doctor fails the connection and warns about the spool, and the stats'
 // error says what the spool holds. Nothing shown names the DSN.
 func TestFleetDoctorAndStatus(t *testing.T) {
-	srv, dsn := privateFleetDB(t)
-	app := newGatedApp()
-	app.release()
-	appSrv := httptest.NewServer(app)
-	defer appSrv.Close()
-	quill := newHeldQuill(t)
-	port, dir, logs := freePort(t), t.TempDir(), t.TempDir()
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	runCaddy(t, fleetCaddyfile(port, dir, logs, quill.URL, appSrv.URL, ""))
-	t.Cleanup(quill.release) // before Caddy stops: it waits for the ping in flight
-	av, err := caddy.ActiveContext().App("livefyre")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := av.(*App)
+	srv, dsn, a, base, quill := heldFleetReplica(t)
 	pg := peer(t, dsn)
 	page := statuspage.New(statusSource{app: a}, statuspage.Options{})
 	state := func() (int, string) {
@@ -197,6 +184,28 @@ func TestFleetDoctorAndStatus(t *testing.T) {
 	})
 }
 
+// heldFleetReplica runs one replica in fleet mode on a private PostgreSQL
+// (srv, dsn), in front of an app that answers at once, with a Livefyre
+// that holds its pings until quill.release; a is its livefyre app and base
+// its address.
+func heldFleetReplica(t *testing.T) (srv *pgtest.Server, dsn string, a *App, base string, quill *heldQuill) {
+	t.Helper()
+	srv, dsn = privateFleetDB(t)
+	app := newGatedApp()
+	app.release()
+	appSrv := httptest.NewServer(app)
+	t.Cleanup(appSrv.Close)
+	quill = newHeldQuill(t)
+	port, dir, logs := freePort(t), t.TempDir(), t.TempDir()
+	runCaddy(t, fleetCaddyfile(port, dir, logs, quill.URL, appSrv.URL, ""))
+	t.Cleanup(quill.release) // before Caddy stops: it waits for the ping in flight
+	av, err := caddy.ActiveContext().App("livefyre")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, dsn, av.(*App), fmt.Sprintf("http://127.0.0.1:%d", port), quill
+}
+
 // execFleetSQL runs sql on the database of dsn.
 func execFleetSQL(t *testing.T, dsn, sql string) {
 	t.Helper()
@@ -239,25 +248,12 @@ func TestDoctorNamesTheEmbeddedQueue(t *testing.T) {
 // status page answers within its own, with what this replica knows,
 // including the ping it holds leased.
 func TestFleetDoctorBoundedWhenPostgresHangs(t *testing.T) {
-	srv, dsn := privateFleetDB(t)
-	app := newGatedApp()
-	app.release()
-	appSrv := httptest.NewServer(app)
-	defer appSrv.Close()
-	quill := newHeldQuill(t)
-	port, dir, logs := freePort(t), t.TempDir(), t.TempDir()
-	runCaddy(t, fleetCaddyfile(port, dir, logs, quill.URL, appSrv.URL, ""))
-	t.Cleanup(quill.release)
-	av, err := caddy.ActiveContext().App("livefyre")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := av.(*App)
+	srv, dsn, a, base, _ := heldFleetReplica(t)
 	if rep := doctor.Run(context.Background(), a, adminapi.DoctorRequest{}); !rep.OK {
 		t.Fatalf("doctor before the freeze: %+v", rep.Checks)
 	}
 	pg := peer(t, dsn)
-	put(t, fmt.Sprintf("http://127.0.0.1:%d", port), "u1")
+	put(t, base, "u1")
 	waitFor(t, "u1's ping to be in flight", 10*time.Second, func() bool {
 		j, err := pg.Get("example.fyre.co", "u1")
 		return err == nil && j.State == queue.Leased
